@@ -1,0 +1,151 @@
+// flam: the command-line entry point. Dispatches to a subcommand (cli/commands.h), and maps
+// failures onto exit codes (core/exit_codes.h) so the orchestrator knows whether to retry.
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/exit_codes.h"
+#include "core/world.h"
+#include "flam/build_config.h"
+
+namespace {
+
+using flam::cli::Argv;
+
+struct Command {
+  const char* name;
+  const char* summary;
+  const char* usage;
+  int (*run)(const Argv&);
+};
+
+int cmd_inspect(const Argv& args);
+
+const Command kCommands[] = {
+    {"shard", "download URL tables (LAION) or MMC4 documents into tar shards",
+     "flam shard --config F [--set key=value ...]\n"
+     "  Runs as N ranks under mpirun or srun; resumes: shards with a stats file are skipped.",
+     &flam::cli::cmd_shard},
+    {"inspect", "look inside shards, batches, the model, or checkpoints",
+     "flam inspect shard PATH_OR_URL [--json]\n"
+     "flam inspect batch --config F [--steps N] [--json] [--png OUT.png]\n"
+     "flam inspect model --config F\n"
+     "flam inspect checkpoint DIR",
+     &cmd_inspect},
+    {"train", "train a Flamingo model (ZeRO-3 over MPI or NCCL), resuming from checkpoints",
+     "flam train --config F [--set key=value ...]\n"
+     "  Runs as N ranks under mpirun or srun; resumes from the newest valid checkpoint.",
+     &flam::cli::cmd_train},
+    {"submit", "render an sbatch script for a run and submit it to Slurm",
+     "flam submit --config F [--set key=value ...] [--job train|shard] [--dry-run]",
+     &flam::cli::cmd_submit},
+    {"status", "show a run: job chain, step, losses, throughput, ETA, checkpoints",
+     "flam status RUN [--json] [--plot OUT.svg]", &flam::cli::cmd_status},
+    {"watch", "supervise a run on Slurm: resubmit after failures until it finishes",
+     "flam watch RUN", &flam::cli::cmd_watch},
+    {"cancel", "cancel a run's current Slurm job and stop its watch", "flam cancel RUN",
+     &flam::cli::cmd_cancel},
+    {"export", "write a checkpoint's trained weights as safetensors or OpenFlamingo .pt",
+     "flam export --checkpoint DIR --out FILE.safetensors|FILE.pt", &flam::cli::cmd_export},
+    {"parity", "run one model module on given tensors, for numeric checks against references",
+     "flam parity --module perceiver|xattn|vision|decoder_layer --weights W.safetensors\n"
+     "            --inputs I.safetensors --out O.safetensors [--heads N --dim-head N\n"
+     "            --only-attend-immediate-media 0|1]",
+     &flam::cli::cmd_parity},
+    {"config", "print the resolved configuration (defaults, file, --set overrides)",
+     "flam config show --config F [--set key=value ...]", &flam::cli::cmd_config},
+};
+
+void print_help() {
+  std::printf(
+      "flam %s: train OpenFlamingo-style vision-language models at web scale.\n\n"
+      "usage: flam SUBCOMMAND [options]   (flam SUBCOMMAND --help for details)\n\n"
+      "subcommands:\n",
+      FLAM_VERSION);
+  for (const auto& c : kCommands) std::printf("  %-9s %s\n", c.name, c.summary);
+  std::printf(
+      "\nexit codes: 0 ok, 1 failure, 2 usage/config error (never retried), 3 stopped after a\n"
+      "checkpoint (requeue), 4 peer rank or collective failure, 5 data error, 6 I/O error.\n");
+}
+
+const Command* find_command(const std::string& name) {
+  for (const auto& c : kCommands) {
+    if (name == c.name) return &c;
+  }
+  return nullptr;
+}
+
+int cmd_inspect(const Argv& args) {
+  if (args.empty()) {
+    throw flam::Error(flam::ErrorKind::kUsage,
+                      "inspect needs a target: shard, batch, model or checkpoint");
+  }
+  Argv rest(args.begin() + 1, args.end());
+  const std::string& what = args[0];
+  if (what == "shard") return flam::cli::cmd_inspect_shard(rest);
+  if (what == "batch") return flam::cli::cmd_inspect_batch(rest);
+  if (what == "model") return flam::cli::cmd_inspect_model(rest);
+  if (what == "checkpoint") return flam::cli::cmd_inspect_checkpoint(rest);
+  throw flam::Error(flam::ErrorKind::kUsage, "unknown inspect target '" + what +
+                                                 "' (shard, batch, model, checkpoint)");
+}
+
+int exit_code_for(flam::ErrorKind kind) {
+  switch (kind) {
+    case flam::ErrorKind::kUsage:
+    case flam::ErrorKind::kConfig: return flam::kExitUsage;
+    case flam::ErrorKind::kData: return flam::kExitDataError;
+    case flam::ErrorKind::kIo: return flam::kExitIoError;
+    case flam::ErrorKind::kComm: return flam::kExitPeerFailure;
+    case flam::ErrorKind::kNetwork:
+    case flam::ErrorKind::kInternal: return flam::kExitFailure;
+  }
+  return flam::kExitFailure;
+}
+
+}  // namespace
+
+int flam::cli::not_built(const std::string& name) {
+  std::fprintf(stderr, "flam %s: not built yet in this version of Flamboyance\n", name.c_str());
+  return kExitUsage;
+}
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
+      !std::strcmp(argv[1], "help")) {
+    print_help();
+    return argc < 2 ? flam::kExitUsage : flam::kExitOk;
+  }
+  if (!std::strcmp(argv[1], "--version")) {
+    std::printf("flam %s\n", FLAM_VERSION);
+    return flam::kExitOk;
+  }
+  const Command* cmd = find_command(argv[1]);
+  if (!cmd) {
+    std::fprintf(stderr, "flam: unknown subcommand '%s'\n\n", argv[1]);
+    print_help();
+    return flam::kExitUsage;
+  }
+  Argv args(argv + 2, argv + argc);
+  for (const auto& a : args) {
+    if (a == "--help" || a == "-h") {
+      std::printf("flam %s: %s\n\nusage:\n%s\n", cmd->name, cmd->summary, cmd->usage);
+      return flam::kExitOk;
+    }
+  }
+  int code = flam::kExitFailure;
+  try {
+    code = cmd->run(args);
+  } catch (const flam::Error& e) {
+    std::fprintf(stderr, "flam %s: error: %s\n", cmd->name, e.what());
+    code = exit_code_for(e.kind());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "flam %s: error: %s\n", cmd->name, e.what());
+    code = flam::kExitFailure;
+  }
+  flam::World::finalize();
+  return code;
+}

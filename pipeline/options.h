@@ -1,0 +1,93 @@
+// DataOptions: the `data:` section: which shards feed training and how they become batches
+// (pipeline/loader.h). Defaults follow OpenFlamingo's train.py for the 9B run.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/config_map.h"
+
+namespace flam::pipeline {
+
+struct ImageOptions {
+  int size = 224;                       // CLIP input: shorter side resized, then center crop
+  std::string flip = "image";           // none | image (own coin per image) | batch
+  int64_t max_pixels = 89478485;        // PIL's decompression-bomb guard
+};
+
+struct LaionOptions {
+  std::vector<std::string> shards;      // paths, URLs, brace ranges, or a file listing them
+  int batch_size = 32;
+  int seq_len = 32;
+  double loss_multiplier = 1.0;
+};
+
+struct Mmc4Options {
+  std::vector<std::string> shards;
+  int batch_size = 16;
+  int seq_len = 256;
+  int max_images = 6;
+  int min_images = 1;
+  double sim_threshold = 0.24;
+  std::string matching = "hungarian";   // hungarian | argmax (the first release's)
+  int64_t min_image_bytes = 10240;      // images of this size or less are dropped
+  double single_image_keep_prob = 0.5;
+  double loss_multiplier = 1.0;
+};
+
+struct LoaderOptions {
+  int threads = 4;                      // decode threads per rank
+  int prefetch_batches = 4;             // bounded queue of ready batches
+  int shuffle_buffer = 1000;            // samples
+};
+
+struct DataOptions {
+  std::string tokenizer;                // SentencePiece model (LLaMA's tokenizer.model)
+  ImageOptions image;
+  LaionOptions laion;
+  Mmc4Options mmc4;
+  LoaderOptions loader;
+};
+
+inline void describe(ConfigMap& m, ImageOptions& o) {
+  m.field("size", o.size, Bounds::at_least(1));
+  m.choice("flip", o.flip, {"none", "image", "batch"});
+  m.field("max_pixels", o.max_pixels, Bounds::at_least(1));
+}
+
+inline void describe(ConfigMap& m, LaionOptions& o) {
+  m.field("shards", o.shards);
+  m.field("batch_size", o.batch_size, Bounds::at_least(1));
+  m.field("seq_len", o.seq_len, Bounds::at_least(2));
+  m.field("loss_multiplier", o.loss_multiplier, Bounds::non_negative());
+}
+
+inline void describe(ConfigMap& m, Mmc4Options& o) {
+  m.field("shards", o.shards);
+  m.field("batch_size", o.batch_size, Bounds::at_least(1));
+  m.field("seq_len", o.seq_len, Bounds::at_least(2));
+  m.field("max_images", o.max_images, Bounds::at_least(1));
+  m.field("min_images", o.min_images, Bounds::non_negative());
+  m.field("sim_threshold", o.sim_threshold, Bounds::between(-1.0, 1.0));
+  m.choice("matching", o.matching, {"hungarian", "argmax"});
+  m.field("min_image_bytes", o.min_image_bytes, Bounds::non_negative());
+  m.field("single_image_keep_prob", o.single_image_keep_prob, Bounds::between(0.0, 1.0));
+  m.field("loss_multiplier", o.loss_multiplier, Bounds::non_negative());
+}
+
+inline void describe(ConfigMap& m, LoaderOptions& o) {
+  m.field("threads", o.threads, Bounds::at_least(1));
+  m.field("prefetch_batches", o.prefetch_batches, Bounds::at_least(1));
+  m.field("shuffle_buffer", o.shuffle_buffer, Bounds::at_least(1));
+}
+
+inline void describe(ConfigMap& m, DataOptions& o) {
+  m.field("tokenizer", o.tokenizer);
+  m.section("image", o.image);
+  m.section("laion", o.laion);
+  m.section("mmc4", o.mmc4);
+  m.section("loader", o.loader);
+}
+
+}  // namespace flam::pipeline

@@ -1,0 +1,114 @@
+// Typed config: defaults, overrides, and errors that name file, line and key path.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "cli/config.h"
+#include "core/config_file.h"
+#include "core/error.h"
+
+namespace flam {
+namespace {
+
+std::string write_temp(const std::string& name, const std::string& text) {
+  std::string path = ::testing::TempDir() + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+std::string error_of(const std::string& path, const std::vector<std::string>& sets = {}) {
+  try {
+    load_config(path, sets);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, DefaultsAreOpenFlamingo9B) {
+  Config c = load_config("");
+  EXPECT_EQ(c.model.lang.layers, 32);
+  EXPECT_EQ(c.model.vision.width, 1024);
+  EXPECT_EQ(c.model.xattn.every_n_layers, 4);
+  EXPECT_DOUBLE_EQ(c.train.optimizer.lr, 1e-4);
+  EXPECT_DOUBLE_EQ(c.data.mmc4.sim_threshold, 0.24);
+}
+
+TEST(Config, FileAndOverrides) {
+  std::string path = write_temp("ok.yaml",
+                                "train:\n"
+                                "  steps: 7\n"
+                                "  optimizer:\n"
+                                "    lr: 0.001\n");
+  Config c = load_config(path, {"train.optimizer.lr=3e-4", "run.seed=9"});
+  EXPECT_EQ(c.train.steps, 7);
+  EXPECT_DOUBLE_EQ(c.train.optimizer.lr, 3e-4);
+  EXPECT_EQ(c.run.seed, 9);
+}
+
+TEST(Config, MisspelledKeyNamesFileLineAndPath) {
+  std::string path = write_temp("typo.yaml",
+                                "train:\n"
+                                "  optimizer:\n"
+                                "    lr: 0.001\n"
+                                "    wieght_decay: 0.1\n");
+  EXPECT_EQ(error_of(path).rfind(path + ":4: train.optimizer.wieght_decay: unknown key", 0), 0u)
+      << error_of(path);
+}
+
+TEST(Config, StringWhereNumberBelongs) {
+  std::string path = write_temp("type.yaml",
+                                "train:\n"
+                                "  steps: many\n");
+  EXPECT_EQ(error_of(path), path + ":2: train.steps: expected an integer, got 'many'");
+}
+
+TEST(Config, NegativeLearningRate) {
+  std::string path = write_temp("neg.yaml",
+                                "train:\n"
+                                "  optimizer:\n"
+                                "    lr: -0.1\n");
+  EXPECT_EQ(error_of(path), path + ":3: train.optimizer.lr: must be > 0 (got -0.1)");
+}
+
+TEST(Config, BadChoiceAndBadOverride) {
+  std::string path = write_temp("choice.yaml", "train:\n  schedule:\n    kind: sawtooth\n");
+  EXPECT_NE(error_of(path).find("train.schedule.kind: must be one of constant, linear, cosine"),
+            std::string::npos);
+  EXPECT_NE(error_of("", {"train.nope=1"}).find("train.nope: unknown key"), std::string::npos);
+  EXPECT_NE(error_of("", {"noequals"}).find("expected --set key.path=value"), std::string::npos);
+}
+
+TEST(Config, YamlSyntaxErrorNamesLine) {
+  std::string path = write_temp("syntax.yaml", "train:\n  steps: [1, 2\n  lr: 3\n");
+  std::string err = error_of(path);
+  EXPECT_EQ(err.rfind(path + ":", 0), 0u) << err;
+  EXPECT_NE(err.find("YAML syntax error"), std::string::npos) << err;
+}
+
+TEST(Config, DumpRoundTrips) {
+  Config c = load_config("", {"train.optimizer.lr=0.0003", "data.laion.shards=[a.tar, b.tar]"});
+  std::string yaml = dump_config(c);
+  EXPECT_NE(yaml.find("lr: 0.0003"), std::string::npos) << yaml;
+  ConfigDocument doc = ConfigDocument::parse(yaml, "dump");
+  Config again = read_config<Config>(doc);
+  EXPECT_EQ(dump_config(again), yaml);
+  EXPECT_EQ(config_hash(again), config_hash(c));
+  EXPECT_EQ(again.data.laion.shards.size(), 2u);
+}
+
+TEST(Config, ShippedConfigsLoad) {
+  std::string root = std::getenv("FLAM_SOURCE_DIR") ? std::getenv("FLAM_SOURCE_DIR") : ".";
+  Config of9b = load_config(root + "/configs/of-9b.yaml");
+  EXPECT_EQ(of9b.model.lang.ffn_dim, 11008);
+  EXPECT_EQ(of9b.model.perceiver.num_latents, 64);
+  EXPECT_EQ(of9b.data.mmc4.max_images, 6);
+  EXPECT_EQ(of9b.train.schedule.warmup_steps, 5000);
+  Config tiny = load_config(root + "/configs/tiny.yaml");
+  EXPECT_LT(tiny.model.lang.dim, 256);
+}
+
+}  // namespace
+}  // namespace flam

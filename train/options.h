@@ -1,0 +1,81 @@
+// TrainOptions: the `train:` section: steps, optimizer, schedule, precision, checkpoints.
+// Defaults follow OpenFlamingo's train.py (lr 1e-4, 5000 warmup steps, constant schedule,
+// weight decay 0.1 on cross-attention parameters, gradient clip 1.0).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/config_map.h"
+
+namespace flam::train {
+
+struct OptimizerOptions {  // AdamW
+  double lr = 1e-4;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.1;  // applied to gated cross-attention parameters only
+};
+
+struct ScheduleOptions {
+  std::string kind = "constant";  // constant | linear | cosine, after warmup
+  int64_t warmup_steps = 5000;
+};
+
+struct CheckpointOptions {
+  int64_t every_steps = 1000;     // 0: off
+  double every_minutes = 0.0;     // 0: off
+  int keep = 3;
+  bool async = true;
+  int max_failed_attempts = 3;    // consecutive failed writes before training stops
+};
+
+struct TrainOptions {
+  int64_t steps = 1000;           // optimizer steps
+  int grad_accum = 1;             // micro-steps per optimizer step
+  std::string device = "cpu";     // cpu | cuda
+  std::string precision = "fp32"; // fp32 | bf16 (compute; master weights stay fp32)
+  double grad_clip = 1.0;         // global norm; 0: off
+  int log_every = 10;
+  double comm_timeout_seconds = 600.0;  // a collective slower than this aborts the job
+  OptimizerOptions optimizer;
+  ScheduleOptions schedule;
+  CheckpointOptions checkpoint;
+};
+
+inline void describe(ConfigMap& m, OptimizerOptions& o) {
+  m.field("lr", o.lr, Bounds::positive());
+  m.field("beta1", o.beta1, Bounds::between(0.0, 1.0));
+  m.field("beta2", o.beta2, Bounds::between(0.0, 1.0));
+  m.field("eps", o.eps, Bounds::positive());
+  m.field("weight_decay", o.weight_decay, Bounds::non_negative());
+}
+
+inline void describe(ConfigMap& m, ScheduleOptions& o) {
+  m.choice("kind", o.kind, {"constant", "linear", "cosine"});
+  m.field("warmup_steps", o.warmup_steps, Bounds::non_negative());
+}
+
+inline void describe(ConfigMap& m, CheckpointOptions& o) {
+  m.field("every_steps", o.every_steps, Bounds::non_negative());
+  m.field("every_minutes", o.every_minutes, Bounds::non_negative());
+  m.field("keep", o.keep, Bounds::at_least(1));
+  m.field("async", o.async);
+  m.field("max_failed_attempts", o.max_failed_attempts, Bounds::at_least(1));
+}
+
+inline void describe(ConfigMap& m, TrainOptions& o) {
+  m.field("steps", o.steps, Bounds::at_least(1));
+  m.field("grad_accum", o.grad_accum, Bounds::at_least(1));
+  m.choice("device", o.device, {"cpu", "cuda"});
+  m.choice("precision", o.precision, {"fp32", "bf16"});
+  m.field("grad_clip", o.grad_clip, Bounds::non_negative());
+  m.field("log_every", o.log_every, Bounds::at_least(1));
+  m.field("comm_timeout_seconds", o.comm_timeout_seconds, Bounds::positive());
+  m.section("optimizer", o.optimizer);
+  m.section("schedule", o.schedule);
+  m.section("checkpoint", o.checkpoint);
+}
+
+}  // namespace flam::train
