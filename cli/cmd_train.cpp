@@ -1,7 +1,58 @@
+// flam train --config F [--set key=value ...]: one rank of a training job (launched N times by
+// mpirun or srun). Loads and validates the config, writes the resolved config into the run
+// directory (rank 0), and hands over to train::run_training.
+#include <filesystem>
+#include <memory>
+
+#include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/config.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/exit_codes.h"
+#include "core/log.h"
+#include "core/mpi_comm.h"
+#include "core/signals.h"
+#include "core/world.h"
+#include "train/trainer.h"
+#include "train/zero3/single_rank_comm.h"
 
 namespace flam::cli {
 
-int cmd_train(const Argv&) { return not_built("train"); }
+int cmd_train(const Argv& argv) {
+  Args args(argv, {"config", "set"}, {});
+  if (!args.positionals().empty()) {
+    throw Error(ErrorKind::kUsage, "usage: flam train --config F [--set key=value ...]");
+  }
+  const Config config = load_config(args.require("config"), args.all("set"));
+  log::set_level(log::parse_level(config.run.log_level.c_str()));
+  const WorldInfo& world = World::init(nullptr, nullptr);
+  install_stop_signal_handlers();
+  MpiComm comm(MPI_COMM_WORLD, MpiCommOptions{config.train.comm_timeout_seconds});
+  // ZeRO-3 traffic: MpiComm on CPU; on CUDA one rank needs no communicator, several need
+  // NcclComm (core/nccl/, not in this build yet).
+  std::unique_ptr<Comm> device_comm;
+  if (config.train.device == "cuda") {
+    if (world.size > 1) {
+      ErrorContext context;
+      context.key = "train.device";
+      throw Error(ErrorKind::kConfig,
+                  "train.device: cuda on several ranks needs NcclComm, not built yet; run one "
+                  "rank per job or train on cpu",
+                  context);
+    }
+    device_comm = std::make_unique<train::SingleRankComm>(c10::Device(c10::kCUDA, 0));
+  }
+
+  train::TrainerConfig trainer{config.run,   config.model,        config.data,
+                               config.train, config_hash(config), world.local_rank};
+  if (world.rank == 0) {
+    std::filesystem::create_directories(config.run.dir);
+    write_file_atomic(config.run.dir + "/config.yaml", dump_config(config));
+    FLAM_LOG(INFO) << "run " << config.run.name << " in " << config.run.dir << " on " << world.size
+                   << " ranks (" << world.launcher << ")";
+  }
+  return train::run_training(trainer, comm, device_comm ? *device_comm : comm);
+}
 
 }  // namespace flam::cli

@@ -1,5 +1,6 @@
 // SlurmOptions: the `slurm:` section: how `flam submit` asks Slurm for resources
-// (orchestrator/job_spec.h renders these into an sbatch script from slurm/).
+// (orchestrator/job_spec.h renders these into an sbatch script from slurm/) and how `flam watch`
+// supervises the job chain (orchestrator/supervisor.h).
 #pragma once
 
 #include <string>
@@ -18,10 +19,22 @@ struct SlurmOptions {
   std::string partition;
   std::string account;
   std::string qos;
-  std::vector<std::string> env;      // KEY=VALUE exported in the job
+  std::vector<std::string> env;  // KEY=VALUE exported in the job
   int max_restarts = 10;
   double poll_seconds = 10.0;
   double backoff_seconds = 30.0;
+  // "srun": `srun --mpi=<mpi> --kill-on-bad-exit=1`; "mpirun": OpenMPI's mpirun inside the
+  // allocation (for clusters whose Slurm lacks the PMIx plugin).
+  std::string launcher = "srun";
+  std::string mpi = "pmix";
+  // Seconds before the time limit at which Slurm sends SIGUSR1 (checkpoint and exit 3).
+  int signal_seconds = 120;
+  // The flam executable the job runs; empty: the one that runs `flam submit`.
+  std::string flam_bin;
+  // A folder with train.sbatch / shard.sbatch to use instead of the built-in slurm/ templates.
+  std::string template_dir;
+  // `flam watch` stops when this many consecutive jobs fail without the step advancing.
+  int max_failures_without_progress = 2;
 };
 
 inline void describe(ConfigMap& m, SlurmOptions& o) {
@@ -37,6 +50,12 @@ inline void describe(ConfigMap& m, SlurmOptions& o) {
   m.field("max_restarts", o.max_restarts, Bounds::non_negative());
   m.field("poll_seconds", o.poll_seconds, Bounds::positive());
   m.field("backoff_seconds", o.backoff_seconds, Bounds::non_negative());
+  m.choice("launcher", o.launcher, {"srun", "mpirun"});
+  m.field("mpi", o.mpi);
+  m.field("signal_seconds", o.signal_seconds, Bounds::non_negative());
+  m.field("flam_bin", o.flam_bin);
+  m.field("template_dir", o.template_dir);
+  m.field("max_failures_without_progress", o.max_failures_without_progress, Bounds::at_least(1));
 }
 
 }  // namespace flam::orchestrator

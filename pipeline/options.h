@@ -11,13 +11,13 @@
 namespace flam::pipeline {
 
 struct ImageOptions {
-  int size = 224;                       // CLIP input: shorter side resized, then center crop
-  std::string flip = "image";           // none | image (own coin per image) | batch
-  int64_t max_pixels = 89478485;        // PIL's decompression-bomb guard
+  int size = 224;                 // CLIP input: shorter side resized, then center crop
+  std::string flip = "image";     // none | image (own coin per image) | batch
+  int64_t max_pixels = 89478485;  // PIL's decompression-bomb guard
 };
 
 struct LaionOptions {
-  std::vector<std::string> shards;      // paths, URLs, brace ranges, or a file listing them
+  std::vector<std::string> shards;  // paths, URLs, brace ranges, or a file listing them
   int batch_size = 32;
   int seq_len = 32;
   double loss_multiplier = 1.0;
@@ -30,20 +30,21 @@ struct Mmc4Options {
   int max_images = 6;
   int min_images = 1;
   double sim_threshold = 0.24;
-  std::string matching = "hungarian";   // hungarian | argmax (the first release's)
-  int64_t min_image_bytes = 10240;      // images of this size or less are dropped
+  std::string matching = "hungarian";  // hungarian | argmax (the first release's)
+  // Images of this many bytes or less are dropped: OpenFlamingo's `len(bytes) // 1000 <= 10`.
+  int64_t min_image_bytes = 10999;
   double single_image_keep_prob = 0.5;
   double loss_multiplier = 1.0;
 };
 
 struct LoaderOptions {
-  int threads = 4;                      // decode threads per rank
-  int prefetch_batches = 4;             // bounded queue of ready batches
-  int shuffle_buffer = 1000;            // samples
+  int threads = 4;            // decode threads per rank
+  int prefetch_batches = 4;   // bounded queue of ready batches
+  int shuffle_buffer = 1000;  // samples
 };
 
 struct DataOptions {
-  std::string tokenizer;                // SentencePiece model (LLaMA's tokenizer.model)
+  std::string tokenizer;  // SentencePiece model (LLaMA's tokenizer.model)
   ImageOptions image;
   LaionOptions laion;
   Mmc4Options mmc4;

@@ -29,6 +29,8 @@ struct CheckpointOptions {
   int keep = 3;
   bool async = true;
   int max_failed_attempts = 3;    // consecutive failed writes before training stops
+  double mtbf_hours = 0.0;        // > 0: also save at the Young/Daly interval for this MTBF
+  double watchdog_seconds = 300.0;  // a rank silent this long aborts the job; 0: off
 };
 
 struct TrainOptions {
@@ -37,6 +39,7 @@ struct TrainOptions {
   std::string device = "cpu";     // cpu | cuda
   std::string precision = "fp32"; // fp32 | bf16 (compute; master weights stay fp32)
   double grad_clip = 1.0;         // global norm; 0: off
+  bool skip_nonfinite = true;     // a NaN/Inf loss or gradient norm skips the step (counted)
   int log_every = 10;
   double comm_timeout_seconds = 600.0;  // a collective slower than this aborts the job
   OptimizerOptions optimizer;
@@ -63,6 +66,8 @@ inline void describe(ConfigMap& m, CheckpointOptions& o) {
   m.field("keep", o.keep, Bounds::at_least(1));
   m.field("async", o.async);
   m.field("max_failed_attempts", o.max_failed_attempts, Bounds::at_least(1));
+  m.field("mtbf_hours", o.mtbf_hours, Bounds::non_negative());
+  m.field("watchdog_seconds", o.watchdog_seconds, Bounds::non_negative());
 }
 
 inline void describe(ConfigMap& m, TrainOptions& o) {
@@ -71,6 +76,7 @@ inline void describe(ConfigMap& m, TrainOptions& o) {
   m.choice("device", o.device, {"cpu", "cuda"});
   m.choice("precision", o.precision, {"fp32", "bf16"});
   m.field("grad_clip", o.grad_clip, Bounds::non_negative());
+  m.field("skip_nonfinite", o.skip_nonfinite);
   m.field("log_every", o.log_every, Bounds::at_least(1));
   m.field("comm_timeout_seconds", o.comm_timeout_seconds, Bounds::positive());
   m.section("optimizer", o.optimizer);

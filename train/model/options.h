@@ -20,7 +20,7 @@ struct VisionOptions {  // CLIP ViT (OpenAI layout, QuickGELU)
   bool tokens_after_ln_post = false;
 };
 
-struct LanguageOptions {  // LLaMA decoder
+struct LanguageOptions {   // LLaMA decoder
   int vocab_size = 32000;  // before the three new tokens (<|endofchunk|>, <image>, <PAD>)
   int dim = 4096;
   int layers = 32;
@@ -50,8 +50,8 @@ struct CrossAttentionOptions {
 };
 
 struct WeightsOptions {
-  std::string vision;      // HF openai/clip-vit-large-patch14 safetensors (or index.json)
-  std::string lang;        // HF LLaMA safetensors (or index.json)
+  std::string vision;  // HF openai/clip-vit-large-patch14 safetensors (or index.json)
+  std::string lang;    // HF LLaMA safetensors (or index.json)
   std::string openflamingo_checkpoint;  // OpenFlamingo checkpoint.pt (trainable weights)
 };
 
@@ -61,6 +61,9 @@ struct ModelOptions {
   PerceiverOptions perceiver;
   CrossAttentionOptions xattn;
   WeightsOptions weights;
+  // OpenFlamingo's --freeze_lm_embeddings: when true the <image> and <|endofchunk|> input rows
+  // stay frozen too, and no backward runs below the first cross-attention block.
+  bool freeze_lm_embeddings = false;
 };
 
 inline void describe(ConfigMap& m, VisionOptions& o) {
@@ -118,6 +121,7 @@ inline void describe(ConfigMap& m, ModelOptions& o) {
   m.section("perceiver", o.perceiver);
   m.section("xattn", o.xattn);
   m.section("weights", o.weights);
+  m.field("freeze_lm_embeddings", o.freeze_lm_embeddings);
 }
 
 }  // namespace flam::model

@@ -1,0 +1,128 @@
+// bench_checkpoint: the checkpoint write path on real files.
+//   write --run DIR --mb M          one synchronous save of M MiB of state per rank; prints the
+//                                   wall time of save() (CRC, write, fsync, manifest, renames)
+//   stall --run DIR --mb M --steps N --step-ms T
+//                                   N steps of a T ms compute loop, an asynchronous save whenever
+//                                   the previous one has committed; prints the training-thread
+//                                   stall per save (save() itself, and the host snapshot copy)
+// Run under mpirun for several ranks; rank 0 prints "key value" lines for run.sh.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <utility>
+
+#include "core/mpi_comm.h"
+#include "core/world.h"
+#include "train/checkpoint/checkpointer.h"
+#include "train/zero3/flat_layout.h"
+
+namespace {
+
+using namespace flam;
+using namespace flam::train;
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// One block per 64 MiB of master weights; mb MiB of state (master + 2 moments) per rank.
+FlatLayout layout_for(int64_t mb, int world_size) {
+  const int64_t floats = mb * (1 << 20) / 4 / 3 * world_size;
+  std::vector<BlockSpec> blocks;
+  const int64_t per_block = 16 << 20;
+  for (int64_t done = 0, b = 0; done < floats; done += per_block, ++b) {
+    blocks.push_back({"block" + std::to_string(b),
+                      {{"w" + std::to_string(b), {std::min(per_block, floats - done)}}}});
+  }
+  return make_flat_layout(blocks, world_size);
+}
+
+RankState state_for(const FlatLayout& layout, int rank) {
+  RankState s;
+  for (auto* v : {&s.master, &s.exp_avg, &s.exp_avg_sq}) {
+    for (size_t b = 0; b < layout.blocks.size(); ++b) {
+      std::vector<float> slice(layout.slice_numel(b));
+      for (size_t i = 0; i < slice.size(); ++i) slice[i] = static_cast<float>(i % 977 + rank);
+      v->push_back(std::move(slice));
+    }
+  }
+  s.loader_laion = s.loader_mmc4 = s.rng = std::string(256, 'x');
+  return s;
+}
+
+// A compute-bound "training step" of about `ms` milliseconds.
+double compute(double ms) {
+  const auto t0 = Clock::now();
+  double acc = 0;
+  while (since(t0) * 1e3 < ms) {
+    for (int i = 1; i < 20000; ++i) acc += std::sqrt(static_cast<double>(i));
+  }
+  return acc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  World::init(&argc, &argv);
+  std::map<std::string, std::string> a;
+  for (int i = 2; i + 1 < argc; i += 2) a[std::string(argv[i]).substr(2)] = argv[i + 1];
+  const std::string mode = argc > 1 ? argv[1] : "";
+  MpiComm comm;
+  const FlatLayout layout = layout_for(std::stoll(a["mb"]), comm.size());
+  CheckpointOptions options;
+  options.keep = 1;
+  Checkpointer ckpt(options, a["run"], comm, "bench");
+  if (mode == "write") {
+    RankState state = state_for(layout, comm.rank());
+    comm.barrier();
+    const auto t0 = Clock::now();
+    ckpt.save(1, layout, std::move(state), /*sync=*/true);
+    const double seconds = since(t0);
+    if (comm.rank() == 0) {
+      std::printf("bytes %lld\nseconds %.6f\n", static_cast<long long>(ckpt.last_outcome()->bytes),
+                  seconds);
+    }
+  } else if (mode == "stall") {
+    const RankState live = state_for(layout, comm.rank());  // stands for the training state
+    const int steps = std::stoi(a["steps"]);
+    const double step_ms = std::stod(a["step-ms"]);
+    double stall = 0, copy = 0, step_total = 0, sink = 0;
+    int saves = 0;
+    for (int step = 1; step <= steps; ++step) {
+      const auto t0 = Clock::now();
+      sink += compute(step_ms);
+      ckpt.poll();
+      // A new checkpoint once the previous one has committed: with an interval longer than a
+      // write (the normal case), save() never waits for its predecessor.
+      if (!ckpt.in_flight()) {
+        const auto c0 = Clock::now();
+        // The copy to host memory the trainer makes, into the previous save's buffers.
+        RankState snapshot = ckpt.take_spare();
+        for (auto [to, from] : {std::pair{&snapshot.master, &live.master},
+                                {&snapshot.exp_avg, &live.exp_avg},
+                                {&snapshot.exp_avg_sq, &live.exp_avg_sq}}) {
+          to->resize(from->size());
+          for (size_t b = 0; b < from->size(); ++b)
+            (*to)[b].assign((*from)[b].begin(), (*from)[b].end());
+        }
+        copy += since(c0);
+        const auto s0 = Clock::now();
+        ckpt.save(step, layout, std::move(snapshot), /*sync=*/false);
+        stall += since(s0);
+        ++saves;
+      }
+      step_total += since(t0);
+    }
+    ckpt.wait();
+    if (comm.rank() == 0) {
+      std::printf("saves %d\nstall_per_save %.6f\ncopy_per_save %.6f\nstep_seconds %.6f\n", saves,
+                  stall / saves, copy / saves, step_total / steps);
+      std::printf("sink %g\n", sink > 0 ? 0.0 : 1.0);
+    }
+  }
+  World::finalize();
+  return 0;
+}

@@ -1,0 +1,96 @@
+// bench_decode DIR: images per second on one thread over the *.jpg files in DIR for
+//   ours         read_file + decode_clip_preprocess(224)  (the loader's per-image work)
+//   decode_only  TurboJPEG tjDecompress2 to RGB of the same bytes, already in memory
+// Rates are per second of this thread's CPU time (the machines are shared: wall time would measure
+// the neighbours). Rounds of the two alternate so that noise hits both alike; the median counts.
+// Prints "ours_images_per_s X" and "decode_only_images_per_s Y" for bench/pipeline/run.sh.
+#include <time.h>
+#include <turbojpeg.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/atomic_file.h"
+#include "pipeline/image.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Seconds of CPU time this thread has used.
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + ts.tv_nsec * 1e-9;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: bench_decode DIR_OF_JPEGS\n");
+    return 2;
+  }
+  std::vector<std::string> paths;
+  for (const auto& entry : std::filesystem::directory_iterator(argv[1])) {
+    if (entry.path().extension() == ".jpg") paths.push_back(entry.path().string());
+  }
+  std::sort(paths.begin(), paths.end());
+  if (paths.empty()) {
+    std::fprintf(stderr, "no .jpg files in %s\n", argv[1]);
+    return 1;
+  }
+  std::vector<std::string> bytes;
+  for (const auto& p : paths) bytes.push_back(flam::read_file(p));
+
+  tjhandle tj = tjInitDecompress();
+  std::vector<uint8_t> buffer;
+  uint64_t checksum = 0;
+  auto decode_only = [&] {
+    const double start = thread_cpu_seconds();
+    for (const std::string& b : bytes) {
+      const auto* data = reinterpret_cast<const unsigned char*>(b.data());
+      int w = 0, h = 0, sub = 0, cs = 0;
+      if (tjDecompressHeader3(tj, data, b.size(), &w, &h, &sub, &cs) != 0) return 0.0;
+      buffer.resize(static_cast<size_t>(w) * h * 3);
+      if (tjDecompress2(tj, data, b.size(), buffer.data(), w, 0, h, TJPF_RGB, 0) != 0) return 0.0;
+      checksum += buffer[buffer.size() / 2];
+    }
+    return bytes.size() / (thread_cpu_seconds() - start);
+  };
+  flam::pipeline::Image out;  // reused, as a loader decode thread does
+  auto ours = [&] {
+    const double start = thread_cpu_seconds();
+    for (const std::string& p : paths) {
+      if (!flam::pipeline::decode_clip_preprocess(flam::read_file(p), 224, {}, &out).ok()) {
+        return 0.0;
+      }
+      checksum += out.pixels[out.pixels.size() / 2];
+    }
+    return paths.size() / (thread_cpu_seconds() - start);
+  };
+
+  ours();  // warm caches and the thread's decompressor
+  decode_only();
+  std::vector<double> ours_rates, decode_rates;
+  const auto deadline = Clock::now() + std::chrono::seconds(6);
+  while (ours_rates.size() < 3 || (Clock::now() < deadline && ours_rates.size() < 15)) {
+    ours_rates.push_back(ours());
+    decode_rates.push_back(decode_only());
+  }
+  tjDestroy(tj);
+  std::printf("images %zu rounds %zu checksum %llu\n", paths.size(), ours_rates.size(),
+              static_cast<unsigned long long>(checksum));
+  std::printf("ours_images_per_s %.1f\n", median(ours_rates));
+  std::printf("decode_only_images_per_s %.1f\n", median(decode_rates));
+  return 0;
+}

@@ -1,0 +1,27 @@
+// Run plot: a hand-written SVG of a run's metrics for `flam status RUN --plot OUT.svg`. Top
+// panel: every `loss_*` series over steps; bottom panel: tokens_per_s over steps; dashed
+// vertical markers where the run restarted. Axes have ticks and labels; each panel a legend.
+//
+// When a restart makes steps go back, the rows written after it replace the earlier rows of the
+// same steps (the curve shows the trajectory the final model followed).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "orchestrator/run_dir.h"
+
+namespace flam::orchestrator {
+
+// Steps at which the run restarted: where the step in `rows` goes back or stays (a resumed job
+// starts again after its checkpoint), and the step each resubmitted job of `state` started
+// from. Sorted, unique.
+std::vector<int64_t> restart_steps(const std::vector<MetricsRow>& rows, const RunState& state);
+
+// A complete SVG document (UTF-8, well-formed XML). `title` is escaped. Empty `rows` give a
+// document that says there are no metrics yet.
+std::string render_run_svg(const std::vector<MetricsRow>& rows,
+                           const std::vector<int64_t>& restarts, const std::string& title);
+
+}  // namespace flam::orchestrator

@@ -1,0 +1,82 @@
+// RunDir: the on-disk state of one run, shared by `flam submit`, `status`, `watch`, `cancel`
+// and the jobs themselves:
+//   RUN/config.yaml        the resolved config the jobs run with (written by submit)
+//   RUN/state.json         RunState below, replaced atomically (version 1, docs/formats.md)
+//   RUN/orchestrator.log   one timestamped line per decision, appended
+//   RUN/metrics.jsonl      JSON lines from the trainer: {"step":..,"loss_laion":..,...}
+//   RUN/jobs/ID.exit       the step's exit status, written by the sbatch script at its end
+//   RUN/jobs/slurm-ID.out  the job's output
+//   RUN/checkpoints/step_N/manifest.json   committed checkpoints (train/checkpoint/)
+//
+// Thread safety: none; one process (the watcher) writes state.json at a time, the others read.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace flam::orchestrator {
+
+struct JobRecord {
+  std::string id;
+  std::string kind;       // train | shard
+  std::string state;      // Slurm's last known state ("" until first seen)
+  std::string reason;     // Slurm's reason, or the watcher's
+  std::string submitted;  // our UTC time of submission
+  std::string start;      // Slurm's times
+  std::string end;
+  int exit_code = -1;           // the step's exit status when known
+  int64_t step_at_submit = -1;  // newest metrics step when submitted; -1: none
+  int64_t step_at_end = -1;     // newest metrics step when the job ended
+  std::string decision;         // what the watcher did after this job ended
+};
+
+struct RunState {
+  static constexpr int kVersion = 1;
+  std::string status = "submitted";  // submitted | running | completed | failed | cancelled
+  std::string kind = "train";
+  std::string explanation;  // why the run stopped, for status
+  int restarts = 0;         // resubmissions so far
+  std::vector<JobRecord> jobs;
+};
+
+struct MetricsRow {
+  int64_t step = -1;
+  std::map<std::string, double> values;  // every numeric field but step
+};
+
+class RunDir {
+ public:
+  explicit RunDir(std::string path);
+
+  const std::string& path() const { return path_; }
+  std::string config_path() const { return path_ + "/config.yaml"; }
+  std::string state_path() const { return path_ + "/state.json"; }
+  std::string log_path() const { return path_ + "/orchestrator.log"; }
+  std::string metrics_path() const { return path_ + "/metrics.jsonl"; }
+  std::string jobs_dir() const { return path_ + "/jobs"; }
+  std::string checkpoints_dir() const { return path_ + "/checkpoints"; }
+
+  bool has_state() const;
+  // Throws flam::Error(kIo) when missing, kData naming the file when malformed.
+  RunState load_state() const;
+  void save_state(const RunState& state) const;
+  // Appends "2026-01-02T03:04:05Z message" to orchestrator.log (and nothing else).
+  void log(const std::string& message) const;
+  // The exit status the sbatch script recorded for `job_id`, if it got that far.
+  std::optional<int> exit_file(const std::string& job_id) const;
+  // Every parsable line of metrics.jsonl in file order; a torn or malformed line is skipped.
+  std::vector<MetricsRow> read_metrics() const;
+  // Step of the newest committed checkpoint (step_N/ with manifest.json); -1 when none.
+  int64_t newest_checkpoint_step() const;
+
+ private:
+  std::string path_;
+};
+
+// Current UTC time as 2026-01-02T03:04:05Z.
+std::string utc_now();
+
+}  // namespace flam::orchestrator

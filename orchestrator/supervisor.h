@@ -1,0 +1,61 @@
+// Supervisor: what `flam watch RUN` runs. Polls the run's current Slurm job until it ends, then
+// decides (decide() below) whether to resubmit the run's sbatch script (RUN/job.sbatch; the new
+// job resumes from the newest checkpoint because `flam train` and `flam shard` resume by
+// default), or to stop and say why. Every decision goes to RUN/orchestrator.log and state.json.
+//
+// Progress is the high-water mark of the step: the newest `step` in RUN/metrics.jsonl or the
+// newest committed checkpoint, whichever is larger. A job "made progress" when it raised it.
+//
+// Thread safety: one Supervisor per run directory and process; `flam cancel` in another process
+// is seen through the RUN/cancel marker at the next poll.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "orchestrator/options.h"
+#include "orchestrator/run_dir.h"
+#include "orchestrator/slurm_client.h"
+
+namespace flam::orchestrator {
+
+enum class Verdict { kDone, kResubmit, kStop };
+
+struct Decision {
+  Verdict verdict = Verdict::kStop;
+  std::string reason;                  // one line for the log and for `flam status`
+  bool counts_as_no_progress = false;  // a failure without progress (see max_failures_...)
+};
+
+// The decision after `job` ended (its state, exit_code, step_at_submit/step_at_end filled in).
+// `restarts`: resubmissions so far; `failures_without_progress`: consecutive earlier ones.
+Decision decide(const JobRecord& job, int restarts, int failures_without_progress,
+                const SlurmOptions& options);
+
+class Supervisor {
+ public:
+  // `run` and `client` must outlive the Supervisor.
+  Supervisor(const RunDir& run, const SlurmClient& client, SlurmOptions options);
+
+  // Runs until the run completes, fails for good, or is cancelled. Returns the final status
+  // ("completed", "failed", "cancelled"). Throws flam::Error when the run dir is unusable.
+  std::string watch();
+
+  // Submits RUN/job.sbatch as the next job of the chain and records it; returns the job id.
+  std::string submit_next(RunState& state);
+
+ private:
+  int64_t progress_step() const;
+  bool cancel_requested() const;
+
+  const RunDir& run_;
+  const SlurmClient& client_;
+  SlurmOptions options_;
+};
+
+// Path of the cancel marker `flam cancel` writes and `flam watch` obeys.
+std::string cancel_marker(const RunDir& run);
+// Path of the sbatch script `flam submit` writes and the supervisor resubmits.
+std::string job_script(const RunDir& run);
+
+}  // namespace flam::orchestrator

@@ -1,0 +1,44 @@
+// ByteSource: the sequential bytes of one shard, from a local file, an http(s) URL streamed with
+// libcurl, or either of those with zstd decompression on top (name ends in ".zst"). Memory is
+// bounded by SourceOptions::buffer_bytes (plus the zstd window); nothing is buffered whole.
+//
+// Thread safety: a ByteSource is used by one thread at a time (not thread-safe); distinct
+// sources are independent.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace flam::pipeline {
+
+struct SourceOptions {
+  double connect_timeout_seconds = 10;
+  double low_speed_seconds = 30;  // abort an http transfer if < 1 byte/s for this long
+  size_t buffer_bytes = 1 << 20;  // read buffer for files, bound of the http ring buffer
+};
+
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  // Copies up to n bytes into buf; returns the count, 0 only at the end of the stream.
+  // Throws flam::Error (kIo for files, kNetwork for http, kData for a corrupt zstd frame or a
+  // stream that ends early) naming the file or URL, the byte offset and, for http, the status.
+  virtual size_t read(void* buf, size_t n) = 0;
+  // The path or URL, for messages and a sample's __url__.
+  virtual const std::string& name() const = 0;
+  // Bytes delivered so far by read() (decompressed bytes for .zst).
+  virtual int64_t offset() const = 0;
+};
+
+// Opens a local path (or "file://" URL), or an http:// / https:// URL; a name ending in ".zst"
+// (before any '?' of a URL) is decompressed on the fly. Throws flam::Error(kIo) when a file
+// cannot be opened; http errors (status >= 400, refused connection) surface at the first read.
+std::unique_ptr<ByteSource> open_source(const std::string& path_or_url,
+                                        const SourceOptions& options = {});
+
+// True for "http://" and "https://" names.
+bool is_url(const std::string& name);
+
+}  // namespace flam::pipeline

@@ -1,0 +1,325 @@
+// decode_image: JPEG through TurboJPEG, PNG through libpng, WebP through libwebp, each into 8-bit
+// RGB. Every decoder reads the header first and rejects images over max_pixels before it allocates
+// the pixel buffer. Conversions follow PIL's Image.open(...).convert("RGB"): gray is replicated,
+// CMYK JPEGs are taken as Adobe-inverted and mapped with PIL's cmyk2rgb, alpha is dropped.
+#include <png.h>
+#include <turbojpeg.h>
+#include <webp/decode.h>
+
+#include <algorithm>
+#include <csetjmp>
+#include <cstring>
+#include <memory>
+
+#include "core/check.h"
+#include "pipeline/image.h"
+#include "pipeline/image_internal.h"
+
+namespace flam::pipeline {
+namespace {
+
+DecodeResult failure(ImageFormat format, const char* reason, std::string message) {
+  DecodeResult r;
+  r.format = format;
+  r.reason = reason;
+  r.message = std::move(message);
+  return r;
+}
+
+// Checks the header's size against the options; "" when acceptable, else the reason.
+const char* size_reason(int64_t width, int64_t height, const DecodeOptions& options) {
+  if (width <= 0 || height <= 0) return "decode_error";
+  if (width * height > options.max_pixels) return "too_large";
+  return "";
+}
+
+std::string size_message(int64_t width, int64_t height, const DecodeOptions& options) {
+  return std::to_string(width) + "x" + std::to_string(height) + " image (limit " +
+         std::to_string(options.max_pixels) + " pixels)";
+}
+
+// ---- JPEG -----------------------------------------------------------------------------------
+
+// One TurboJPEG decompressor per thread, created on first use: handles are not thread-safe and
+// cost an allocation each. After a failed call libjpeg-turbo 2.1 can leave the handle stuck on
+// its last error ("Bogus DQT index" for every later image), so a failure replaces it.
+class JpegDecompressor {
+ public:
+  static JpegDecompressor& for_this_thread() {
+    thread_local JpegDecompressor d;
+    return d;
+  }
+  ~JpegDecompressor() { reset(); }
+  tjhandle get() {
+    if (h_ == nullptr) h_ = tjInitDecompress();
+    return h_;
+  }
+  void reset() {
+    if (h_ != nullptr) tjDestroy(h_);
+    h_ = nullptr;
+  }
+
+ private:
+  tjhandle h_ = nullptr;
+};
+
+// The largest TurboJPEG scale-down that keeps the shorter side >= target (1/1 if none applies).
+tjscalingfactor pick_scale(int width, int height, int target) {
+  tjscalingfactor best{1, 1};
+  const int shorter = std::min(width, height);
+  if (target <= 0 || shorter < 2 * target) return best;
+  int count = 0;
+  const tjscalingfactor* factors = tjGetScalingFactors(&count);
+  for (int i = 0; i < count; ++i) {
+    const tjscalingfactor f = factors[i];
+    if (f.num >= f.denom) continue;
+    if (TJSCALED(shorter, f) < target) continue;
+    if (static_cast<int64_t>(f.num) * best.denom < static_cast<int64_t>(best.num) * f.denom) {
+      best = f;
+    }
+  }
+  return best;
+}
+
+// PIL's cmyk2rgb on Adobe-inverted CMYK (PIL reads CMYK JPEGs with rawmode "CMYK;I").
+void cmyk_to_rgb(const uint8_t* cmyk, size_t pixels, uint8_t* rgb) {
+  for (size_t i = 0; i < pixels; ++i, cmyk += 4, rgb += 3) {
+    const int nk = cmyk[3];  // 255 - (255 - stored k)
+    for (int c = 0; c < 3; ++c) {
+      const int v = 255 - cmyk[c];
+      const int tmp = v * nk + 128;
+      rgb[c] = static_cast<uint8_t>(std::clamp(nk - (((tmp >> 8) + tmp) >> 8), 0, 255));
+    }
+  }
+}
+
+DecodeResult decode_jpeg(std::string_view bytes, const DecodeOptions& options,
+                         std::vector<uint8_t> buffer) {
+  JpegDecompressor& decompressor = JpegDecompressor::for_this_thread();
+  tjhandle h = decompressor.get();
+  if (h == nullptr) return failure(ImageFormat::kJpeg, "decode_error", "tjInitDecompress failed");
+  const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
+  const unsigned long size = bytes.size();
+  int width = 0;
+  int height = 0;
+  int subsampling = 0;
+  int colorspace = 0;
+  if (tjDecompressHeader3(h, data, size, &width, &height, &subsampling, &colorspace) != 0) {
+    DecodeResult r = failure(ImageFormat::kJpeg, "decode_error", tjGetErrorStr2(h));
+    decompressor.reset();
+    return r;
+  }
+  if (const char* why = size_reason(width, height, options); *why != '\0') {
+    DecodeResult r = failure(ImageFormat::kJpeg, why, size_message(width, height, options));
+    r.original_width = width;
+    r.original_height = height;
+    return r;
+  }
+  const tjscalingfactor scale = pick_scale(width, height, options.target_short_side);
+  const int out_w = TJSCALED(width, scale);
+  const int out_h = TJSCALED(height, scale);
+  const bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
+  const int channels = cmyk ? 4 : 3;
+  DecodeResult r;
+  r.format = ImageFormat::kJpeg;
+  r.original_width = width;
+  r.original_height = height;
+  buffer.resize(static_cast<size_t>(out_w) * out_h * channels);
+  const int flags = TJFLAG_LIMITSCANS;  // bounds the work a hostile progressive file can cause
+  if (tjDecompress2(h, data, size, buffer.data(), out_w, 0, out_h, cmyk ? TJPF_CMYK : TJPF_RGB,
+                    flags) != 0) {
+    const std::string message = tjGetErrorStr2(h);
+    // Warnings leave a complete image (PIL accepts those too), except a truncated stream, whose
+    // missing rows libjpeg fills with gray: PIL refuses it ("image file is truncated").
+    const bool fatal = tjGetErrorCode(h) != TJERR_WARNING;
+    if (fatal) decompressor.reset();
+    if (fatal || message.find("Premature end") != std::string::npos) {
+      return failure(ImageFormat::kJpeg, "decode_error", message);
+    }
+  }
+  r.image.width = out_w;
+  r.image.height = out_h;
+  if (cmyk) {
+    r.image.pixels.resize(static_cast<size_t>(out_w) * out_h * 3);
+    cmyk_to_rgb(buffer.data(), static_cast<size_t>(out_w) * out_h, r.image.pixels.data());
+  } else {
+    r.image.pixels = std::move(buffer);
+  }
+  return r;
+}
+
+// ---- PNG ------------------------------------------------------------------------------------
+
+// State shared with libpng's callbacks. libpng reports errors by longjmp to the setjmp in
+// decode_png; everything that must survive that jump lives here, in memory libpng can reach.
+struct PngState {
+  std::string_view bytes;
+  size_t offset = 0;
+  std::string error;
+  std::vector<uint8_t> pixels;
+  std::vector<png_bytep> rows;
+};
+
+void png_read_bytes(png_structp png, png_bytep out, png_size_t length) {
+  auto* state = static_cast<PngState*>(png_get_io_ptr(png));
+  if (state->bytes.size() - state->offset < length) {
+    png_error(png, "truncated PNG data");
+  }
+  std::memcpy(out, state->bytes.data() + state->offset, length);
+  state->offset += length;
+}
+
+void png_on_error(png_structp png, png_const_charp message) {
+  auto* state = static_cast<PngState*>(png_get_error_ptr(png));
+  state->error = message;
+  png_longjmp(png, 1);
+}
+
+void png_on_warning(png_structp, png_const_charp) {}
+
+struct PngStructs {
+  png_structp png = nullptr;
+  png_infop info = nullptr;
+  ~PngStructs() { png_destroy_read_struct(&png, info != nullptr ? &info : nullptr, nullptr); }
+};
+
+DecodeResult decode_png(std::string_view bytes, const DecodeOptions& options,
+                        std::vector<uint8_t> buffer) {
+  PngState state;
+  state.bytes = bytes;
+  state.pixels = std::move(buffer);
+  PngStructs s;
+  s.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &state, png_on_error, png_on_warning);
+  if (s.png == nullptr) return failure(ImageFormat::kPng, "decode_error", "png_create failed");
+  s.info = png_create_info_struct(s.png);
+  if (s.info == nullptr) return failure(ImageFormat::kPng, "decode_error", "png_create failed");
+  DecodeResult r;
+  r.format = ImageFormat::kPng;
+  if (setjmp(png_jmpbuf(s.png)) != 0) {
+    return failure(ImageFormat::kPng, "decode_error", state.error);
+  }
+  png_set_read_fn(s.png, &state, png_read_bytes);
+  // Our max_pixels decides what is too large (libpng's own 1M x 1M default would answer such
+  // headers with an error instead of "too_large"); PNG's format limit is 2^31 - 1 per side.
+  png_set_user_limits(s.png, 0x7fffffff, 0x7fffffff);
+  png_read_info(s.png, s.info);
+  const int64_t width = png_get_image_width(s.png, s.info);
+  const int64_t height = png_get_image_height(s.png, s.info);
+  r.original_width = static_cast<int>(width);
+  r.original_height = static_cast<int>(height);
+  if (const char* why = size_reason(width, height, options); *why != '\0') {
+    r.reason = why;
+    r.message = size_message(width, height, options);
+    return r;
+  }
+  const int color = png_get_color_type(s.png, s.info);
+  png_set_expand(s.png);  // palette -> RGB, gray < 8 bits -> 8 bits, tRNS -> alpha
+  png_set_strip_16(s.png);
+  png_set_strip_alpha(s.png);
+  if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) {
+    png_set_gray_to_rgb(s.png);
+  }
+  png_set_interlace_handling(s.png);
+  png_read_update_info(s.png, s.info);
+  if (png_get_channels(s.png, s.info) != 3 || png_get_bit_depth(s.png, s.info) != 8) {
+    return failure(ImageFormat::kPng, "decode_error", "unsupported PNG layout");
+  }
+  const size_t stride = static_cast<size_t>(width) * 3;
+  state.pixels.resize(stride * height);
+  state.rows.resize(height);
+  for (int64_t y = 0; y < height; ++y) state.rows[y] = state.pixels.data() + y * stride;
+  png_read_image(s.png, state.rows.data());
+  r.image.width = static_cast<int>(width);
+  r.image.height = static_cast<int>(height);
+  r.image.pixels = std::move(state.pixels);
+  return r;
+}
+
+// ---- WebP -----------------------------------------------------------------------------------
+
+DecodeResult decode_webp(std::string_view bytes, const DecodeOptions& options,
+                         std::vector<uint8_t> pixels) {
+  const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+  WebPBitstreamFeatures features;
+  const VP8StatusCode status = WebPGetFeatures(data, bytes.size(), &features);
+  if (status != VP8_STATUS_OK) {
+    return failure(ImageFormat::kWebp, "decode_error",
+                   "WebPGetFeatures failed with status " + std::to_string(status));
+  }
+  DecodeResult r;
+  r.format = ImageFormat::kWebp;
+  r.original_width = features.width;
+  r.original_height = features.height;
+  if (const char* why = size_reason(features.width, features.height, options); *why != '\0') {
+    r.reason = why;
+    r.message = size_message(features.width, features.height, options);
+    return r;
+  }
+  if (features.has_animation) {
+    return failure(ImageFormat::kWebp, "decode_error", "animated WebP is not supported");
+  }
+  const size_t stride = static_cast<size_t>(features.width) * 3;
+  pixels.resize(stride * features.height);
+  if (WebPDecodeRGBInto(data, bytes.size(), pixels.data(), pixels.size(),
+                        static_cast<int>(stride)) == nullptr) {
+    return failure(ImageFormat::kWebp, "decode_error", "WebPDecodeRGBInto failed");
+  }
+  r.image.width = features.width;
+  r.image.height = features.height;
+  r.image.pixels = std::move(pixels);
+  return r;
+}
+
+}  // namespace
+
+DecodeResult decode_image(std::string_view bytes, const DecodeOptions& options) {
+  return detail::decode_image_reusing(bytes, options, {});
+}
+
+namespace detail {
+
+DecodeResult decode_image_reusing(std::string_view bytes, const DecodeOptions& options,
+                                  std::vector<uint8_t> buffer) {
+  switch (sniff_format(bytes)) {
+    case ImageFormat::kJpeg:
+      return decode_jpeg(bytes, options, std::move(buffer));
+    case ImageFormat::kPng:
+      return decode_png(bytes, options, std::move(buffer));
+    case ImageFormat::kWebp:
+      return decode_webp(bytes, options, std::move(buffer));
+    case ImageFormat::kUnknown:
+      break;
+  }
+  return failure(ImageFormat::kUnknown, "not_an_image",
+                 bytes.empty() ? "empty input" : "not a JPEG, PNG or WebP file");
+}
+
+}  // namespace detail
+
+// Per-thread buffers above this size are freed after use rather than kept: 32 MB holds a
+// 10-megapixel decode, far above the 256-pixel images of a shard.
+constexpr size_t kMaxKeptBytes = size_t{32} << 20;
+
+DecodeResult decode_clip_preprocess(std::string_view bytes, int size, const DecodeOptions& options,
+                                    Image* out) {
+  FLAM_CHECK(size >= 1) << "CLIP size " << size;
+  // The full-size decode lives in this thread's buffer between calls.
+  thread_local std::vector<uint8_t> buffer;
+  DecodeResult r = detail::decode_image_reusing(bytes, options, std::move(buffer));
+  if (r.ok()) {
+    int width = 0;
+    int height = 0;
+    int left = 0;
+    int top = 0;
+    detail::clip_geometry(r.image.width, r.image.height, size, &width, &height, &left, &top);
+    detail::resize_bicubic_crop_into(detail::ResizeKernels::kAuto, r.image, width, height, left,
+                                     top, size, size, out);
+  }
+  buffer = std::move(r.image.pixels);
+  // One huge image must not pin its buffer in every decode thread for the rest of the run.
+  if (buffer.capacity() > kMaxKeptBytes) buffer = {};
+  r.image = Image{};
+  return r;
+}
+
+}  // namespace flam::pipeline

@@ -1,0 +1,405 @@
+#include "pipeline/loader.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "core/check.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "pipeline/loader_rng.h"
+#include "pipeline/loader_stream.h"
+#include "pipeline/packer.h"
+#include "pipeline/shard_list.h"
+
+namespace flam::pipeline {
+
+const char* to_string(DatasetKind kind) { return kind == DatasetKind::kLaion ? "laion" : "mmc4"; }
+
+namespace {
+
+constexpr uint64_t kSaltBatchFlip = 0x62666c70;  // "bflp"
+constexpr int kLogPerReason = 20;
+
+// Fixed-size pool of decode threads running tasks in FIFO order.
+class ThreadPool {
+ public:
+  explicit ThreadPool(int threads) {
+    for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });
+  }
+  ~ThreadPool() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (std::thread& t : workers_) t.join();
+  }
+  void submit(std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      tasks_.push_back(std::move(task));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void work() {
+    while (true) {
+      std::function<void()> task;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || !tasks_.empty(); });
+        if (tasks_.empty()) return;
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+      task();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;
+  bool stop_ = false;
+  std::vector<std::thread> workers_;
+};
+
+// One sample after packing, with its images already in CHW planes.
+struct Packed {
+  SampleId id;
+  std::string name;  // "SHARD#KEY"
+  PackResult result;
+  std::vector<std::vector<uint8_t>> chw;  // [n_images][3 * S * S]
+  std::map<std::string, int64_t> stream_failures;
+  std::shared_ptr<const StreamState> after;
+};
+
+struct Ready {
+  Batch batch;
+  std::shared_ptr<const StreamState> after;
+  int64_t bytes = 0;
+};
+
+std::vector<uint8_t> to_chw(const Image& image) {
+  const size_t plane = static_cast<size_t>(image.width) * image.height;
+  std::vector<uint8_t> out(plane * 3);
+  for (size_t p = 0; p < plane; ++p) {
+    out[p] = image.pixels[p * 3];
+    out[plane + p] = image.pixels[p * 3 + 1];
+    out[2 * plane + p] = image.pixels[p * 3 + 2];
+  }
+  return out;
+}
+
+void flip_chw(uint8_t* planes, int size) {
+  for (int row = 0; row < 3 * size; ++row) {
+    uint8_t* line = planes + static_cast<size_t>(row) * size;
+    std::reverse(line, line + size);
+  }
+}
+
+bool is_corruption(const std::string& reason) {
+  return reason != "single_image" && reason != "too_few_images" && reason != "no_images" &&
+         reason != "image_at_end";
+}
+
+uint64_t fnv1a(const std::vector<std::string>& names) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (const std::string& n : names) {
+    for (const char c : n) h = (h ^ static_cast<uint8_t>(c)) * 0x100000001b3ULL;
+    h = (h ^ 0xff) * 0x100000001b3ULL;
+  }
+  return h;
+}
+
+struct Stopped {};
+
+}  // namespace
+
+struct Loader::Impl {
+  DataOptions options;
+  DatasetKind kind;
+  const Tokenizer& tokenizer;
+  int rank;
+  int world_size;
+  uint64_t seed;
+  StreamIdentity identity;
+  int batch_size;
+  int max_images;
+  int seq_len;
+  size_t window;  // samples in flight on the pool
+
+  std::unique_ptr<SampleStream> stream;
+  std::unique_ptr<ThreadPool> pool;
+  std::deque<std::future<Packed>> inflight;        // producer thread only
+  std::map<std::string, int64_t> pending_dropped;  // from a restore; reported with the next batch
+  std::map<std::string, int> logged;               // producer thread only
+  // Producer thread only: the epoch of the newest usable sample (or of the first sample seen).
+  // A whole epoch of this rank's shards without one usable sample cannot fill a batch ever.
+  int64_t usable_epoch = -1;
+
+  std::thread producer;
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Ready> queue;
+  bool stop = false;
+  bool started = false;
+  std::exception_ptr error;
+  std::atomic<int64_t> queue_bytes{0};
+  std::atomic<int64_t> buffer_bytes{0};
+  std::shared_ptr<const StreamState> current;  // after the last batch returned
+
+  Impl(const DataOptions& o, DatasetKind k, const Tokenizer& t, int r, int w, uint64_t s)
+      : options(o), kind(k), tokenizer(t), rank(r), world_size(w), seed(s) {
+    FLAM_CHECK(rank >= 0 && rank < world_size) << "rank " << rank << " of " << world_size;
+    const bool laion = kind == DatasetKind::kLaion;
+    const std::vector<std::string> shards =
+        expand_shard_list(laion ? options.laion.shards : options.mmc4.shards);
+    if (shards.empty()) {
+      ErrorContext context;
+      context.key = laion ? "data.laion.shards" : "data.mmc4.shards";
+      throw Error(ErrorKind::kConfig, "no shards for this dataset: set the shard list", context);
+    }
+    if (static_cast<int>(shards.size()) < world_size) {
+      FLAM_LOG(WARN) << "loader " << to_string(kind) << ": " << shards.size() << " shards for "
+                     << world_size << " ranks: some ranks read the same shard in an epoch";
+    }
+    batch_size = laion ? options.laion.batch_size : options.mmc4.batch_size;
+    max_images = laion ? 1 : options.mmc4.max_images;
+    seq_len = laion ? options.laion.seq_len : options.mmc4.seq_len;
+    window = static_cast<size_t>(batch_size + 2 * options.loader.threads);
+    identity = StreamIdentity{kind, seed, static_cast<int64_t>(shards.size()), fnv1a(shards)};
+    stream = std::make_unique<SampleStream>(shards, identity, rank, world_size,
+                                            options.loader.shuffle_buffer);
+    current = std::make_shared<const StreamState>(stream->fresh_state());
+    pool = std::make_unique<ThreadPool>(options.loader.threads);
+  }
+
+  ~Impl() { stop_producer(); }
+
+  void start_producer() {
+    stop = false;
+    error = nullptr;
+    started = true;
+    producer = std::thread([this] { run(); });
+  }
+
+  void stop_producer() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stop = true;
+    }
+    cv.notify_all();
+    if (producer.joinable()) producer.join();
+    for (auto& f : inflight) f.wait();
+    inflight.clear();
+    queue.clear();
+    queue_bytes = 0;
+    started = false;
+  }
+
+  bool stopping() {
+    std::lock_guard<std::mutex> lock(mu);
+    return stop;
+  }
+
+  void run() {
+    try {
+      while (true) {
+        Ready ready = make_batch();
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] {
+          return stop || static_cast<int>(queue.size()) < options.loader.prefetch_batches;
+        });
+        if (stop) return;
+        queue_bytes += ready.bytes;
+        queue.push_back(std::move(ready));
+        cv.notify_all();
+      }
+    } catch (const Stopped&) {
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu);
+      error = std::current_exception();
+      cv.notify_all();
+    }
+  }
+
+  void submit_next() {
+    Packed base;
+    StreamItem item = stream->next(base.stream_failures);
+    buffer_bytes = stream->buffered_bytes();
+    base.id = item.id;
+    base.name = stream->shard_name(item.id.shard) + "#" + item.sample.key;
+    base.after = std::move(item.after);
+    auto task = std::make_shared<std::packaged_task<Packed()>>(
+        [this, base = std::move(base), sample = std::move(item.sample)]() mutable {
+          Rng rng(mix_seed({seed, static_cast<uint64_t>(kind), static_cast<uint64_t>(base.id.epoch),
+                            static_cast<uint64_t>(base.id.shard),
+                            static_cast<uint64_t>(base.id.ordinal)}));
+          base.result = kind == DatasetKind::kLaion ? pack_laion(sample, tokenizer, options, rng)
+                                                    : pack_mmc4(sample, tokenizer, options, rng);
+          for (const Image& image : base.result.sequence.images) base.chw.push_back(to_chw(image));
+          base.result.sequence.images.clear();
+          return std::move(base);
+        });
+    inflight.push_back(task->get_future());
+    pool->submit([task] { (*task)(); });
+  }
+
+  Ready make_batch() {
+    Ready ready;
+    std::vector<Packed> rows;
+    std::map<std::string, int64_t> dropped;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      dropped.swap(pending_dropped);
+    }
+    while (static_cast<int>(rows.size()) < batch_size) {
+      while (inflight.size() < window) {
+        if (stopping()) throw Stopped{};
+        submit_next();
+      }
+      Packed p = inflight.front().get();
+      inflight.pop_front();
+      for (const auto& [reason, n] : p.stream_failures) dropped[reason] += n;
+      ready.after = p.after;
+      if (usable_epoch < 0) usable_epoch = p.id.epoch;
+      if (p.result.ok()) {
+        usable_epoch = p.id.epoch;
+        rows.push_back(std::move(p));
+        continue;
+      }
+      const std::string& reason = p.result.reason;
+      ++dropped[reason];
+      if (p.id.epoch >= usable_epoch + 2) throw_no_usable_sample(dropped);
+      if (is_corruption(reason) && logged[reason]++ < kLogPerReason) {
+        FLAM_LOG(WARN) << "loader: dropped " << p.name << ": " << reason << ": " << p.result.message
+                       << (logged[reason] == kLogPerReason ? " (further ones only counted)" : "");
+      }
+    }
+    ready.batch = assemble(rows);
+    ready.batch.dropped = std::move(dropped);
+    const Batch& b = ready.batch;
+    ready.bytes = static_cast<int64_t>(b.images.size() + b.image_present.size() +
+                                       8 * (b.input_ids.size() * 3));
+    return ready;
+  }
+
+  [[noreturn]] void throw_no_usable_sample(const std::map<std::string, int64_t>& dropped) {
+    std::string reasons;
+    for (const auto& [reason, n] : dropped) {
+      reasons += (reasons.empty() ? "" : ", ") + reason + " " + std::to_string(n);
+    }
+    throw Error(ErrorKind::kData, std::string("loader (") + to_string(kind) +
+                                      "): a whole epoch of this rank's shards gave no usable "
+                                      "sample (dropped: " + reasons + ")");
+  }
+
+  Batch assemble(std::vector<Packed>& rows) {
+    Batch b;
+    b.kind = kind;
+    b.batch_size = batch_size;
+    b.max_images = max_images;
+    b.image_size = options.image.size;
+    b.seq_len = seq_len;
+    const size_t B = batch_size, T = seq_len, I = max_images;
+    b.images.assign(B * I * b.image_bytes(), 0);
+    b.image_present.assign(B * I, 0);
+    b.input_ids.reserve(B * T);
+    b.attention_mask.reserve(B * T);
+    b.labels.reserve(B * T);
+    for (size_t r = 0; r < B; ++r) {
+      Packed& p = rows[r];
+      const Sequence& s = p.result.sequence;
+      b.input_ids.insert(b.input_ids.end(), s.input_ids.begin(), s.input_ids.end());
+      b.attention_mask.insert(b.attention_mask.end(), s.attention_mask.begin(),
+                              s.attention_mask.end());
+      b.labels.insert(b.labels.end(), s.labels.begin(), s.labels.end());
+      for (size_t j = 0; j < p.chw.size() && j < I; ++j) {
+        std::copy(p.chw[j].begin(), p.chw[j].end(),
+                  b.images.begin() + b.image_offset(static_cast<int>(r), static_cast<int>(j)));
+        b.image_present[r * I + j] = 1;
+      }
+      b.keys.push_back(std::move(p.name));
+      b.epochs.push_back(p.id.epoch);
+    }
+    if (options.image.flip == "batch") {
+      const SampleId& first = rows[0].id;
+      Rng coin(mix_seed({seed, static_cast<uint64_t>(kind), kSaltBatchFlip,
+                         static_cast<uint64_t>(first.epoch), static_cast<uint64_t>(first.shard),
+                         static_cast<uint64_t>(first.ordinal)}));
+      if (coin.uniform() < 0.5) {
+        for (size_t slot = 0; slot < B * I; ++slot)
+          if (b.image_present[slot])
+            flip_chw(b.images.data() + slot * b.image_bytes(), b.image_size);
+      }
+    }
+    return b;
+  }
+
+  Batch next() {
+    if (!started) start_producer();
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return !queue.empty() || error; });
+    if (queue.empty()) std::rethrow_exception(error);
+    Ready ready = std::move(queue.front());
+    queue.pop_front();
+    queue_bytes -= ready.bytes;
+    current = ready.after;
+    cv.notify_all();
+    return std::move(ready.batch);
+  }
+
+  void restore(const std::vector<std::string>& states) {
+    if (states.empty()) throw Error(ErrorKind::kData, "loader restore: no states given");
+    stop_producer();
+    std::vector<StreamState> parsed;
+    for (const std::string& s : states) parsed.push_back(parse_state(s, identity));
+    StreamState mine;
+    if (static_cast<int>(parsed.size()) == world_size) {
+      mine = parsed[rank];
+      if (mine.rank != rank || mine.world_size != world_size) {
+        throw Error(ErrorKind::kData, "loader restore: state " + std::to_string(rank) +
+                                          " is for rank " + std::to_string(mine.rank) + " of " +
+                                          std::to_string(mine.world_size));
+      }
+    } else {
+      mine = repartition(parsed, identity, world_size)[rank];
+      FLAM_LOG(INFO) << "loader " << to_string(kind) << ": repartitioned the work of "
+                     << parsed.size() << " ranks onto " << world_size;
+    }
+    std::map<std::string, int64_t> dropped;
+    stream->load(mine, dropped);
+    buffer_bytes = stream->buffered_bytes();
+    pending_dropped = std::move(dropped);
+    current = std::make_shared<const StreamState>(std::move(mine));
+  }
+
+  std::string state() const {
+    std::lock_guard<std::mutex> lock(mu);
+    return serialize_state(*current, identity);
+  }
+};
+
+Loader::Loader(const DataOptions& options, DatasetKind kind, const Tokenizer& tokenizer, int rank,
+               int world_size, uint64_t seed)
+    : impl_(std::make_unique<Impl>(options, kind, tokenizer, rank, world_size, seed)) {}
+
+Loader::~Loader() = default;
+
+Batch Loader::next() { return impl_->next(); }
+
+std::string Loader::state() const { return impl_->state(); }
+
+void Loader::restore(const std::vector<std::string>& states) { impl_->restore(states); }
+
+int64_t Loader::queued_bytes() const { return impl_->queue_bytes + impl_->buffer_bytes; }
+
+DatasetKind Loader::kind() const { return impl_->kind; }
+
+}  // namespace flam::pipeline

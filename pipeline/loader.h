@@ -1,0 +1,89 @@
+// Loader: one dataset stream (LAION or MMC4) for this rank: shards -> samples -> packed
+// sequences -> batches. The trainer holds one Loader per dataset and calls next() once per
+// micro-step on each; every call yields a full batch (streams roll over epochs on their own).
+//
+// Order. Epoch e's shards are permuted with a generator seeded by (seed, kind, e); rank r of W
+// takes permuted positions r, r + W, r + 2W, ... (disjoint, and together complete; with fewer
+// shards than ranks rank r reads position r mod N, a warned-about repeat). A rank reads its
+// shards in that order, each sample numbered by its ordinal in the shard, into a shuffle buffer
+// of data.loader.shuffle_buffer samples drawn from a generator seeded by (seed, kind, rank, W).
+// Samples leave the buffer in that order; each is decoded and packed on a thread pool, and its
+// random choices (flip coins, the single-image keep coin) come from a generator seeded by
+// (seed, epoch, shard, ordinal). A batch is the next batch_size samples that pack successfully,
+// in buffer order. So the batches depend only on the config, the seed, the epoch, the rank and
+// the world size: never on the number of threads or on timing.
+//
+// Bad data never stops the loader: a sample that fails (corrupt image, bad JSON, invalid UTF-8,
+// too few images, ...) is skipped and counted in Batch::dropped by reason; a shard that is
+// truncated, corrupt or unreachable ends there ("corrupt_shard" / "unreachable_shard"), the
+// samples read before the fault stay in. Each is logged once with the shard and key. Only an
+// epoch in which no shard of this rank yields a single usable sample throws flam::Error(kData)
+// from next().
+//
+// State and resume. state() names where the NEXT batch starts: per rank, the epoch after the
+// queued work, the queue of work units still to read (a unit is (epoch, shard, first ordinal),
+// optionally with the exact ordinals to read), the (epoch, shard, ordinal) ids held in the
+// shuffle buffer and the shuffle generator's state. A rank's own share of an epoch is named, not
+// listed, so the size is O(buffer + units left over from a repartition).
+// restore(states) takes the states of ALL ranks of the earlier run, in rank order:
+//  - same world size: rank r continues from states[r] exactly: the next batches are
+//    byte-identical to those the uninterrupted run would have produced (buffered samples are
+//    re-read from their shards; nothing is decoded twice except those).
+//  - another world size W': the work left by all old ranks (their buffered samples, their
+//    unread units, and, for an old rank behind the others, its shares of the epochs up to the
+//    most advanced old rank's) is listed in old-rank order and dealt round-robin to the W' new
+//    ranks; afterwards each new rank continues with its own share of the following epochs.
+//    Within every epoch each sample is thus read exactly once over the whole run, across any
+//    number of restores (2 -> 3 -> 1 is tested on real MPI ranks).
+//
+// Thread safety: one thread calls next(), state(), restore() (the trainer's); the loader's own
+// threads (one reader/packer, data.loader.threads decoders) live inside it and are joined by the
+// destructor. The tokenizer must outlive the loader.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pipeline/batch.h"
+#include "pipeline/options.h"
+#include "pipeline/tokenizer.h"
+
+namespace flam::pipeline {
+
+class Loader {
+ public:
+  // Expands the dataset's shard list (options.laion.shards or options.mmc4.shards) and starts
+  // the background threads. Throws flam::Error(kConfig) when the list is empty or a spec is
+  // malformed. REQUIRES: 0 <= rank < world_size.
+  Loader(const DataOptions& options, DatasetKind kind, const Tokenizer& tokenizer, int rank,
+         int world_size, uint64_t seed);
+  ~Loader();
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  // The next batch (blocks until it is ready). Throws flam::Error(kData) only when a whole
+  // epoch of this rank's shards yields no usable sample.
+  Batch next();
+
+  // Where the next batch starts; a short text value (JSON) to keep in a checkpoint manifest.
+  std::string state() const;
+
+  // Continues from the states of all ranks of an earlier run (see above). Drops any prefetched
+  // batches. Throws flam::Error(kData) on a malformed state or one from another dataset kind,
+  // shard list or seed.
+  void restore(const std::vector<std::string>& states);
+
+  // Bytes held by prefetched batches not yet returned (at most data.loader.prefetch_batches)
+  // plus the raw samples in the shuffle buffer (at most data.loader.shuffle_buffer).
+  int64_t queued_bytes() const;
+
+  DatasetKind kind() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace flam::pipeline

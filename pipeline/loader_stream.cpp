@@ -1,0 +1,373 @@
+#include "pipeline/loader_stream.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <set>
+
+#include "core/check.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "pipeline/byte_source.h"
+#include "pipeline/loader_rng.h"
+
+namespace flam::pipeline {
+namespace {
+
+constexpr int kStateVersion = 1;
+constexpr uint64_t kSaltPermutation = 0x7065726d;  // "perm"
+constexpr uint64_t kSaltShuffle = 0x73687566;      // "shuf"
+
+uint64_t shuffle_seed(const StreamIdentity& id, int rank, int world, int64_t epoch) {
+  return mix_seed({id.seed, static_cast<uint64_t>(id.kind), kSaltShuffle,
+                   static_cast<uint64_t>(rank), static_cast<uint64_t>(world),
+                   static_cast<uint64_t>(epoch)});
+}
+
+[[noreturn]] void bad_state(const std::string& what) {
+  throw Error(ErrorKind::kData,
+              "loader state: " + what + " (was it written by this version, for this data config?)");
+}
+
+int64_t sample_bytes(const Sample& s) {
+  int64_t n = static_cast<int64_t>(s.key.size());
+  for (const auto& [ext, bytes] : s.members) n += static_cast<int64_t>(ext.size() + bytes.size());
+  return n;
+}
+
+}  // namespace
+
+std::vector<WorkUnit> standard_share(const StreamIdentity& identity, int64_t epoch, int rank,
+                                     int world_size) {
+  const int64_t n = identity.num_shards;
+  FLAM_CHECK(n > 0 && rank >= 0 && rank < world_size) << "bad share request";
+  std::vector<int64_t> perm(n);
+  std::iota(perm.begin(), perm.end(), 0);
+  Rng rng(mix_seed({identity.seed, static_cast<uint64_t>(identity.kind), kSaltPermutation,
+                    static_cast<uint64_t>(epoch)}));
+  for (int64_t i = n - 1; i > 0; --i) {
+    std::swap(perm[i], perm[rng.below(static_cast<uint64_t>(i + 1))]);
+  }
+  std::vector<WorkUnit> units;
+  if (n < world_size) {
+    units.push_back(WorkUnit{epoch, perm[rank % n], 0, {}});
+  } else {
+    for (int64_t p = rank; p < n; p += world_size) units.push_back(WorkUnit{epoch, perm[p], 0, {}});
+  }
+  return units;
+}
+
+std::string serialize_state(const StreamState& s, const StreamIdentity& id) {
+  nlohmann::json j;
+  j["version"] = kStateVersion;
+  j["kind"] = to_string(id.kind);
+  j["seed"] = id.seed;
+  j["num_shards"] = id.num_shards;
+  j["shards_hash"] = id.shards_hash;
+  j["rank"] = s.rank;
+  j["world_size"] = s.world_size;
+  j["next_epoch"] = s.next_epoch;
+  j["rng"] = s.rng;
+  nlohmann::json units = nlohmann::json::array();
+  if (s.units && s.share_epoch >= 0) {
+    j["share"] = {s.share_epoch, s.unit_pos, s.front_start};
+  } else if (s.units) {
+    for (size_t i = s.unit_pos; i < s.units->size(); ++i) {
+      const WorkUnit& u = (*s.units)[i];
+      nlohmann::json ju = {u.epoch, u.shard, i == s.unit_pos ? s.front_start : u.start};
+      if (!u.only.empty()) ju.push_back(u.only);
+      units.push_back(std::move(ju));
+    }
+  }
+  j["units"] = std::move(units);
+  nlohmann::json buffer = nlohmann::json::array();
+  for (const SampleId& b : s.buffer) buffer.push_back({b.epoch, b.shard, b.ordinal});
+  j["buffer"] = std::move(buffer);
+  return j.dump();
+}
+
+StreamState parse_state(const std::string& text, const StreamIdentity& id) {
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) bad_state("not a JSON object");
+  StreamState s;
+  try {
+    if (j.at("version").get<int>() != kStateVersion) bad_state("unknown version");
+    if (j.at("kind").get<std::string>() != to_string(id.kind))
+      bad_state("it is for dataset " + j.at("kind").get<std::string>() + ", not " +
+                to_string(id.kind));
+    if (j.at("seed").get<uint64_t>() != id.seed) bad_state("it was made with another seed");
+    if (j.at("num_shards").get<int64_t>() != id.num_shards ||
+        j.at("shards_hash").get<uint64_t>() != id.shards_hash)
+      bad_state("the shard list differs from the one it was made with");
+    s.rank = j.at("rank").get<int>();
+    s.world_size = j.at("world_size").get<int>();
+    s.next_epoch = j.at("next_epoch").get<int64_t>();
+    s.rng = j.at("rng").get<uint64_t>();
+    auto units = std::make_shared<std::vector<WorkUnit>>();
+    for (const auto& ju : j.at("units")) {
+      WorkUnit u{ju.at(0).get<int64_t>(), ju.at(1).get<int64_t>(), ju.at(2).get<int64_t>(), {}};
+      if (ju.size() > 3) u.only = ju.at(3).get<std::vector<int64_t>>();
+      if (u.shard < 0 || u.shard >= id.num_shards || u.start < 0) bad_state("unit out of range");
+      if (!std::is_sorted(u.only.begin(), u.only.end())) bad_state("unsorted unit");
+      units->push_back(std::move(u));
+    }
+    s.front_start = units->empty() ? 0 : units->front().start;
+    if (j.contains("share")) {
+      if (s.world_size < 1 || s.rank < 0 || s.rank >= s.world_size) bad_state("bad rank");
+      s.share_epoch = j["share"].at(0).get<int64_t>();
+      *units = standard_share(id, s.share_epoch, s.rank, s.world_size);
+      s.unit_pos = j["share"].at(1).get<size_t>();
+      s.front_start = j["share"].at(2).get<int64_t>();
+      if (s.share_epoch < 0 || s.unit_pos > units->size() || s.front_start < 0)
+        bad_state("share out of range");
+    }
+    s.units = std::move(units);
+    for (const auto& jb : j.at("buffer")) {
+      SampleId b{jb.at(0).get<int64_t>(), jb.at(1).get<int64_t>(), jb.at(2).get<int64_t>()};
+      if (b.shard < 0 || b.shard >= id.num_shards) bad_state("buffered sample out of range");
+      s.buffer.push_back(b);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    bad_state(std::string("malformed: ") + e.what());
+  }
+  if (s.world_size < 1 || s.rank < 0 || s.rank >= s.world_size) bad_state("bad rank/world_size");
+  return s;
+}
+
+std::vector<StreamState> repartition(const std::vector<StreamState>& old_states,
+                                     const StreamIdentity& identity, int new_world) {
+  FLAM_CHECK(new_world >= 1) << "new world size " << new_world;
+  const int old_world = static_cast<int>(old_states.size());
+  int64_t last_epoch = 0;
+  for (int r = 0; r < old_world; ++r) {
+    if (old_states[r].world_size != old_world || old_states[r].rank != r) {
+      bad_state("restore needs the states of all " + std::to_string(old_world) +
+                " ranks in rank order; state " + std::to_string(r) + " says rank " +
+                std::to_string(old_states[r].rank) + " of " +
+                std::to_string(old_states[r].world_size));
+    }
+    last_epoch = std::max(last_epoch, old_states[r].next_epoch);
+  }
+  std::vector<WorkUnit> left;
+  for (int r = 0; r < old_world; ++r) {
+    const StreamState& s = old_states[r];
+    // Buffered samples: one unit per (epoch, shard), in order of first appearance.
+    std::vector<std::pair<int64_t, int64_t>> order;
+    std::map<std::pair<int64_t, int64_t>, std::vector<int64_t>> groups;
+    for (const SampleId& b : s.buffer) {
+      auto key = std::make_pair(b.epoch, b.shard);
+      if (!groups.count(key)) order.push_back(key);
+      groups[key].push_back(b.ordinal);
+    }
+    for (const auto& key : order) {
+      std::vector<int64_t> only = groups[key];
+      std::sort(only.begin(), only.end());
+      left.push_back(WorkUnit{key.first, key.second, 0, std::move(only)});
+    }
+    if (s.units) {
+      for (size_t i = s.unit_pos; i < s.units->size(); ++i) {
+        WorkUnit u = (*s.units)[i];
+        if (i == s.unit_pos) u.start = s.front_start;
+        if (!u.only.empty() && u.only.back() < u.start) continue;
+        left.push_back(std::move(u));
+      }
+    }
+    for (int64_t e = s.next_epoch; e < last_epoch; ++e) {
+      for (WorkUnit& u : standard_share(identity, e, r, old_world)) left.push_back(std::move(u));
+    }
+  }
+  std::vector<StreamState> out(new_world);
+  for (int r = 0; r < new_world; ++r) {
+    auto units = std::make_shared<std::vector<WorkUnit>>();
+    for (size_t j = r; j < left.size(); j += new_world) units->push_back(left[j]);
+    StreamState& s = out[r];
+    s.front_start = units->empty() ? 0 : units->front().start;
+    s.units = std::move(units);
+    s.next_epoch = last_epoch;
+    s.rng = shuffle_seed(identity, r, new_world, last_epoch);
+    s.rank = r;
+    s.world_size = new_world;
+  }
+  return out;
+}
+
+SampleStream::SampleStream(std::vector<std::string> shards, const StreamIdentity& identity,
+                           int rank, int world_size, int buffer_capacity)
+    : shards_(std::move(shards)),
+      identity_(identity),
+      rank_(rank),
+      world_size_(world_size),
+      capacity_(static_cast<size_t>(std::max(1, buffer_capacity))) {
+  std::map<std::string, int64_t> none;
+  load(fresh_state(), none);
+}
+
+SampleStream::~SampleStream() = default;
+
+StreamState SampleStream::fresh_state() const {
+  StreamState s;
+  s.units = std::make_shared<std::vector<WorkUnit>>();
+  s.rng = shuffle_seed(identity_, rank_, world_size_, 0);
+  s.rank = rank_;
+  s.world_size = world_size_;
+  return s;
+}
+
+StreamState SampleStream::current_state() const {
+  StreamState s;
+  s.units = units_;
+  s.unit_pos = unit_pos_;
+  s.front_start = front_start_;
+  s.next_epoch = next_epoch_;
+  s.share_epoch = share_epoch_;
+  s.buffer.reserve(buffer_.size());
+  for (const Buffered& b : buffer_) s.buffer.push_back(b.id);
+  s.rng = rng_state_;
+  s.rank = rank_;
+  s.world_size = world_size_;
+  return s;
+}
+
+void SampleStream::close_reader() {
+  grouper_.reset();
+  reader_.reset();
+  reader_ordinal_ = 0;
+}
+
+void SampleStream::shard_failed(const std::string& what, bool network,
+                                std::map<std::string, int64_t>& dropped) {
+  const std::string reason = network ? "unreachable_shard" : "corrupt_shard";
+  ++dropped[reason];
+  FLAM_LOG(WARN) << "loader: " << reason << ": skipping the rest of the shard: " << what;
+}
+
+void SampleStream::load(const StreamState& state, std::map<std::string, int64_t>& dropped) {
+  close_reader();
+  units_ = state.units ? state.units : std::make_shared<std::vector<WorkUnit>>();
+  unit_pos_ = state.unit_pos;
+  front_start_ = state.front_start;
+  next_epoch_ = state.next_epoch;
+  share_epoch_ = state.share_epoch;
+  rng_state_ = state.rng;
+  plan_is_standard_ = false;
+  read_since_plan_ = 0;
+  buffer_.clear();
+  buffered_bytes_ = 0;
+
+  // Re-read the buffered samples, one pass per (epoch, shard).
+  std::map<std::pair<int64_t, int64_t>, std::set<int64_t>> wanted;
+  for (const SampleId& b : state.buffer) wanted[{b.epoch, b.shard}].insert(b.ordinal);
+  std::map<std::tuple<int64_t, int64_t, int64_t>, Sample> found;
+  for (auto& [key, ordinals] : wanted) {
+    const std::string& name = shards_[key.second];
+    try {
+      TarReader reader(open_source(name));
+      SampleGrouper grouper(reader);
+      Sample sample;
+      int64_t ordinal = 0;
+      const int64_t last = *ordinals.rbegin();
+      while (ordinal <= last && grouper.next(sample)) {
+        if (ordinals.count(ordinal)) found[{key.first, key.second, ordinal}] = std::move(sample);
+        ++ordinal;
+      }
+    } catch (const Error& e) {
+      shard_failed(e.what(), e.kind() == ErrorKind::kIo || e.kind() == ErrorKind::kNetwork,
+                   dropped);
+    }
+  }
+  for (const SampleId& b : state.buffer) {
+    auto it = found.find({b.epoch, b.shard, b.ordinal});
+    if (it == found.end()) {
+      ++dropped["lost_on_restore"];
+      continue;
+    }
+    buffered_bytes_ += sample_bytes(it->second);
+    buffer_.push_back(Buffered{b, std::move(it->second)});
+  }
+}
+
+bool SampleStream::read_one(Buffered* out, std::map<std::string, int64_t>& dropped) {
+  auto advance_unit = [&] {
+    close_reader();
+    ++unit_pos_;
+    front_start_ = unit_pos_ < units_->size() ? (*units_)[unit_pos_].start : 0;
+  };
+  while (true) {
+    if (unit_pos_ >= units_->size()) {
+      if (plan_is_standard_ && read_since_plan_ == 0) {
+        plan_is_standard_ = false;
+        return false;  // a whole epoch's share yielded nothing
+      }
+      units_ = std::make_shared<std::vector<WorkUnit>>(
+          standard_share(identity_, next_epoch_, rank_, world_size_));
+      unit_pos_ = 0;
+      front_start_ = 0;
+      share_epoch_ = next_epoch_;
+      ++next_epoch_;
+      plan_is_standard_ = true;
+      read_since_plan_ = 0;
+      continue;
+    }
+    const WorkUnit& unit = (*units_)[unit_pos_];
+    if (!unit.only.empty() && front_start_ > unit.only.back()) {
+      advance_unit();
+      continue;
+    }
+    const std::string& name = shards_[unit.shard];
+    bool got = false;
+    try {
+      if (!reader_) {
+        reader_ = std::make_unique<TarReader>(open_source(name));
+        grouper_ = std::make_unique<SampleGrouper>(*reader_);
+        reader_ordinal_ = 0;
+      }
+      got = grouper_->next(out->sample);
+    } catch (const Error& e) {
+      shard_failed(e.what(), e.kind() == ErrorKind::kIo || e.kind() == ErrorKind::kNetwork,
+                   dropped);
+      advance_unit();
+      continue;
+    }
+    if (!got) {
+      advance_unit();
+      continue;
+    }
+    const int64_t ordinal = reader_ordinal_++;
+    if (ordinal < front_start_) continue;
+    front_start_ = ordinal + 1;
+    if (!unit.only.empty() && !std::binary_search(unit.only.begin(), unit.only.end(), ordinal))
+      continue;
+    out->id = SampleId{unit.epoch, unit.shard, ordinal};
+    ++read_since_plan_;
+    return true;
+  }
+}
+
+StreamItem SampleStream::next(std::map<std::string, int64_t>& dropped) {
+  while (buffer_.size() < capacity_) {
+    Buffered b;
+    if (!read_one(&b, dropped)) break;
+    buffered_bytes_ += sample_bytes(b.sample);
+    buffer_.push_back(std::move(b));
+  }
+  if (buffer_.empty()) {
+    throw Error(ErrorKind::kData, std::string("loader: a whole epoch of this rank's ") +
+                                      to_string(identity_.kind) +
+                                      " shards yielded no sample (rank " + std::to_string(rank_) +
+                                      " of " + std::to_string(world_size_) +
+                                      "); check the shard list and the logged shard errors");
+  }
+  Rng rng(rng_state_);
+  const size_t j = rng.below(buffer_.size());
+  rng_state_ = rng.state();
+  StreamItem item;
+  item.id = buffer_[j].id;
+  item.sample = std::move(buffer_[j].sample);
+  buffered_bytes_ -= sample_bytes(item.sample);
+  if (j + 1 != buffer_.size()) buffer_[j] = std::move(buffer_.back());
+  buffer_.pop_back();
+  item.after = std::make_shared<const StreamState>(current_state());
+  return item;
+}
+
+}  // namespace flam::pipeline

@@ -1,0 +1,132 @@
+// SampleStream: the ordered, shuffled, resumable sequence of raw samples one rank reads (see
+// loader.h for the order it defines). It owns the open shard reader and the shuffle buffer, and
+// can describe its position as a StreamState made of ids only (no sample bytes), cheap enough
+// to take after every sample. Internal to the loader; tests use it through Loader.
+//
+// Thread safety: one thread at a time (the loader's producer thread).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pipeline/batch.h"
+#include "pipeline/sample_grouper.h"
+#include "pipeline/tar_reader.h"
+
+namespace flam::pipeline {
+
+struct SampleId {
+  int64_t epoch = 0;
+  int64_t shard = 0;    // index into the expanded shard list
+  int64_t ordinal = 0;  // position of the sample in its shard (0-based, in tar order)
+};
+
+// A piece of work: the samples of one shard in one epoch with ordinal >= start, and, when `only`
+// is not empty, only those ordinals (sorted).
+struct WorkUnit {
+  int64_t epoch = 0;
+  int64_t shard = 0;
+  int64_t start = 0;
+  std::vector<int64_t> only;
+};
+
+// Where a stream stands. `units` is shared and immutable; units[unit_pos] is the unit being read,
+// with its start replaced by front_start.
+struct StreamState {
+  std::shared_ptr<const std::vector<WorkUnit>> units;
+  size_t unit_pos = 0;
+  int64_t front_start = 0;
+  int64_t next_epoch = 0;  // the epoch whose standard share is appended when units run out
+  // >= 0 when units is exactly standard_share(share_epoch, rank, world_size): then the serialised
+  // form names the share instead of listing its units, which keeps states small.
+  int64_t share_epoch = -1;
+  std::vector<SampleId> buffer;
+  uint64_t rng = 0;
+  int rank = 0;
+  int world_size = 1;
+};
+
+// Identity of a stream's configuration, written into every serialised state and checked on
+// restore.
+struct StreamIdentity {
+  DatasetKind kind = DatasetKind::kLaion;
+  uint64_t seed = 0;
+  int64_t num_shards = 0;
+  uint64_t shards_hash = 0;
+};
+
+std::string serialize_state(const StreamState& state, const StreamIdentity& identity);
+// Throws flam::Error(kData) when the text is malformed or its identity differs.
+StreamState parse_state(const std::string& text, const StreamIdentity& identity);
+
+// Rank r's share of epoch e under world size W (see loader.h).
+std::vector<WorkUnit> standard_share(const StreamIdentity& identity, int64_t epoch, int rank,
+                                     int world_size);
+
+// The states of new ranks 0..new_world-1 that continue the work left by `old_states` (all ranks
+// of the earlier run, in rank order) with nothing lost or doubled within any epoch.
+std::vector<StreamState> repartition(const std::vector<StreamState>& old_states,
+                                     const StreamIdentity& identity, int new_world);
+
+struct StreamItem {
+  SampleId id;
+  Sample sample;
+  std::shared_ptr<const StreamState> after;  // the stream's state right after this item
+};
+
+class SampleStream {
+ public:
+  SampleStream(std::vector<std::string> shards, const StreamIdentity& identity, int rank,
+               int world_size, int buffer_capacity);
+  ~SampleStream();
+
+  // The state of a fresh stream (epoch 0, nothing read).
+  StreamState fresh_state() const;
+  // Continues from `state`; the samples it holds in its buffer are read again from their shards
+  // (failures there are counted in `dropped`).
+  void load(const StreamState& state, std::map<std::string, int64_t>& dropped);
+
+  // The next sample in shuffled order. Shard failures met on the way are counted in `dropped`
+  // and logged. Throws flam::Error(kData) when a whole epoch of this rank yields nothing.
+  StreamItem next(std::map<std::string, int64_t>& dropped);
+
+  // Raw bytes held by the shuffle buffer.
+  int64_t buffered_bytes() const { return buffered_bytes_; }
+  const std::string& shard_name(int64_t shard) const { return shards_[shard]; }
+
+ private:
+  struct Buffered {
+    SampleId id;
+    Sample sample;
+  };
+  bool read_one(Buffered* out, std::map<std::string, int64_t>& dropped);
+  void close_reader();
+  void shard_failed(const std::string& what, bool network, std::map<std::string, int64_t>& dropped);
+  StreamState current_state() const;
+
+  std::vector<std::string> shards_;
+  StreamIdentity identity_;
+  int rank_;
+  int world_size_;
+  size_t capacity_;
+
+  std::shared_ptr<const std::vector<WorkUnit>> units_;
+  size_t unit_pos_ = 0;
+  int64_t front_start_ = 0;
+  int64_t next_epoch_ = 0;
+  int64_t share_epoch_ = -1;
+  bool plan_is_standard_ = false;
+  int64_t read_since_plan_ = 0;
+  uint64_t rng_state_ = 0;
+  std::vector<Buffered> buffer_;
+  int64_t buffered_bytes_ = 0;
+
+  std::unique_ptr<TarReader> reader_;
+  std::unique_ptr<SampleGrouper> grouper_;
+  int64_t reader_ordinal_ = 0;
+};
+
+}  // namespace flam::pipeline

@@ -1,0 +1,61 @@
+// Tokenizer: a SentencePiece model (LLaMA's tokenizer.model in real runs) with OpenFlamingo's
+// three added tokens appended after the model's vocabulary, in the order OpenFlamingo's factory
+// adds them: "<|endofchunk|>" = base, "<image>" = base + 1, "<PAD>" = base + 2, where base is the
+// model's own vocabulary size. As Hugging Face's tokenizer does with added tokens, the special
+// strings ("<|endofchunk|>", "<image>", "<PAD>", and the model's "<s>" / "</s>") are matched
+// literally in the text and never split; the text between them is encoded by SentencePiece
+// segment by segment.
+//
+// Thread safety: after construction every method is const and may be called from any number of
+// threads at once (SentencePieceProcessor's encode/decode are const).
+//
+// libsentencepiece is loaded with dlopen(RTLD_LOCAL | RTLD_DEEPBIND), never linked: Debian's
+// build embeds protobuf 3.14 and exports its symbols, which clash with the protobuf 3.21 that
+// LibTorch loads (a process linking both crashes at start-up). Isolated, each keeps its own.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace flam::pipeline {
+
+class Tokenizer {
+ public:
+  // Loads the model. Throws flam::Error(kConfig) naming the file when it is missing or invalid.
+  explicit Tokenizer(const std::string& model_path);
+  ~Tokenizer();
+  Tokenizer(const Tokenizer&) = delete;
+  Tokenizer& operator=(const Tokenizer&) = delete;
+
+  // Token ids of text; a BOS is prepended only when add_bos. No EOS is appended.
+  std::vector<int64_t> encode(std::string_view text, bool add_bos = false) const;
+  // The text of ids; the added tokens come back as their literal strings, BOS/EOS as "<s>" and
+  // "</s>". Ids outside [0, vocab_size()) come back as "<unk:ID>".
+  std::string decode(const std::vector<int64_t>& ids) const;
+  // The text of one id ("<image>", a SentencePiece piece such as "▁the", ...).
+  std::string piece(int64_t id) const;
+
+  int64_t base_vocab_size() const { return base_; }
+  int64_t vocab_size() const { return base_ + 3; }
+  int64_t eos_id() const { return eos_; }
+  int64_t bos_id() const { return bos_; }
+  int64_t endofchunk_id() const { return base_; }
+  int64_t image_id() const { return base_ + 1; }
+  int64_t pad_id() const { return base_ + 2; }
+
+  static constexpr std::string_view kEndOfChunk = "<|endofchunk|>";
+  static constexpr std::string_view kImage = "<image>";
+  static constexpr std::string_view kPad = "<PAD>";
+
+ private:
+  struct Processor;  // a SentencePieceProcessor inside the isolated library
+  std::unique_ptr<Processor> sp_;
+  int64_t base_ = 0;
+  int64_t bos_ = -1;
+  int64_t eos_ = -1;
+};
+
+}  // namespace flam::pipeline

@@ -1,0 +1,352 @@
+#include "shard/url_reader.h"
+
+#include <glob.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+
+#include "core/error.h"
+#include "shard/options.h"
+
+namespace flam::shard {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The decompressed bytes of one file, in chunks: plain, gzip (zlib) or zstd by extension.
+class TextSource {
+ public:
+  explicit TextSource(const std::string& path) : path_(path) {
+    if (ends_with(path, ".gz")) {
+      gz_ = gzopen(path.c_str(), "rb");
+      if (!gz_)
+        throw Error(ErrorKind::kIo, "cannot open input", ErrorContext{path, -1, "", "", -1});
+      gzbuffer(gz_, 1 << 17);
+    } else {
+      file_ = std::fopen(path.c_str(), "rb");
+      if (!file_)
+        throw Error(ErrorKind::kIo, "cannot open input", ErrorContext{path, -1, "", "", -1});
+      if (ends_with(path, ".zst")) {
+        zstd_ = ZSTD_createDStream();
+        ZSTD_initDStream(zstd_);
+        in_buf_.resize(ZSTD_DStreamInSize());
+      }
+    }
+  }
+  ~TextSource() {
+    if (gz_) gzclose(gz_);
+    if (file_) std::fclose(file_);
+    if (zstd_) ZSTD_freeDStream(zstd_);
+  }
+  TextSource(const TextSource&) = delete;
+  TextSource& operator=(const TextSource&) = delete;
+
+  // Replaces `out` with the next chunk; false at the end of the file.
+  bool next(std::string* out) {
+    out->resize(1 << 17);
+    size_t n = 0;
+    if (gz_) {
+      int got = gzread(gz_, out->data(), static_cast<unsigned>(out->size()));
+      if (got < 0) {
+        int errnum = 0;
+        throw Error(ErrorKind::kIo, std::string("corrupt gzip stream: ") + gzerror(gz_, &errnum),
+                    ErrorContext{path_, -1, "", "", offset_});
+      }
+      n = static_cast<size_t>(got);
+    } else if (zstd_) {
+      n = next_zstd(out);
+    } else {
+      n = std::fread(out->data(), 1, out->size(), file_);
+      if (n == 0 && std::ferror(file_)) {
+        throw Error(ErrorKind::kIo, "read failed", ErrorContext{path_, -1, "", "", offset_});
+      }
+    }
+    out->resize(n);
+    offset_ += static_cast<int64_t>(n);
+    return n > 0;
+  }
+
+ private:
+  size_t next_zstd(std::string* out) {
+    ZSTD_outBuffer ob{out->data(), out->size(), 0};
+    while (ob.pos == 0) {
+      if (in_.pos == in_.size) {
+        size_t got = std::fread(in_buf_.data(), 1, in_buf_.size(), file_);
+        if (got == 0) {
+          if (std::ferror(file_)) {
+            throw Error(ErrorKind::kIo, "read failed", ErrorContext{path_, -1, "", "", offset_});
+          }
+          if (!frame_done_) {
+            throw Error(ErrorKind::kIo, "zstd stream ends early",
+                        ErrorContext{path_, -1, "", "", offset_});
+          }
+          return 0;
+        }
+        in_ = ZSTD_inBuffer{in_buf_.data(), got, 0};
+      }
+      size_t rc = ZSTD_decompressStream(zstd_, &ob, &in_);
+      if (ZSTD_isError(rc)) {
+        throw Error(ErrorKind::kIo, std::string("corrupt zstd stream: ") + ZSTD_getErrorName(rc),
+                    ErrorContext{path_, -1, "", "", offset_});
+      }
+      frame_done_ = rc == 0;
+    }
+    return ob.pos;
+  }
+
+  std::string path_;
+  gzFile gz_ = nullptr;
+  std::FILE* file_ = nullptr;
+  ZSTD_DStream* zstd_ = nullptr;
+  std::vector<char> in_buf_;
+  ZSTD_inBuffer in_{nullptr, 0, 0};
+  bool frame_done_ = true;
+  int64_t offset_ = 0;
+};
+
+// Records of a text file: lines, or (quote_aware) CSV records that may span lines inside quotes.
+// A trailing '\r' is dropped; empty records are skipped.
+class RecordReader {
+ public:
+  RecordReader(const std::string& path, bool quote_aware)
+      : source_(path), quote_aware_(quote_aware) {}
+
+  bool next(std::string* record) {
+    record->clear();
+    bool in_quotes = false;
+    while (true) {
+      if (pos_ == chunk_.size()) {
+        pos_ = 0;
+        if (!source_.next(&chunk_)) {
+          chunk_.clear();
+          if (strip(record)) return true;
+          return false;
+        }
+      }
+      size_t start = pos_;
+      while (pos_ < chunk_.size()) {
+        char c = chunk_[pos_];
+        if (c == '"' && quote_aware_) in_quotes = !in_quotes;
+        if (c == '\n' && !in_quotes) break;
+        ++pos_;
+      }
+      record->append(chunk_, start, pos_ - start);
+      if (pos_ < chunk_.size()) {
+        ++pos_;  // the newline
+        if (strip(record)) return true;
+        in_quotes = false;
+      }
+    }
+  }
+
+ private:
+  static bool strip(std::string* record) {
+    if (!record->empty() && record->back() == '\r') record->pop_back();
+    return !record->empty();
+  }
+
+  TextSource source_;
+  bool quote_aware_;
+  std::string chunk_;
+  size_t pos_ = 0;
+};
+
+std::string strip_compression(const std::string& path) {
+  for (const char* ext : {".gz", ".zst"}) {
+    if (ends_with(path, ext))
+      return path.substr(0, path.size() - std::char_traits<char>::length(ext));
+  }
+  return path;
+}
+
+std::string table_format(const std::string& path, const std::string& configured) {
+  if (configured != "auto") return configured;
+  std::string base = strip_compression(path);
+  if (ends_with(base, ".tsv") || ends_with(base, ".txt")) return "tsv";
+  if (ends_with(base, ".csv")) return "csv";
+  if (ends_with(base, ".jsonl") || ends_with(base, ".json")) return "jsonl";
+  throw Error(ErrorKind::kConfig,
+              "cannot tell the table format from the file name; set shard.input_format to tsv, "
+              "csv or jsonl",
+              ErrorContext{path, -1, "shard.input_format", "", -1});
+}
+
+std::string json_text(const nlohmann::json& value) {
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_null()) return "";
+  return value.dump();
+}
+
+void read_jsonl_table(const std::string& path, const TableColumns& columns,
+                      std::vector<InputRow>* rows) {
+  RecordReader reader(path, false);
+  std::string line;
+  while (reader.next(&line)) {
+    InputRow row;
+    nlohmann::json record = nlohmann::json::parse(line, nullptr, false);
+    if (record.is_discarded() || !record.is_object()) {
+      row.error = "not a JSON object";
+    } else {
+      auto url = record.find(columns.url_col);
+      if (url == record.end() || !url->is_string()) {
+        row.error = "no string column '" + columns.url_col + "'";
+      } else {
+        row.url = url->get<std::string>();
+      }
+      if (!columns.caption_col.empty()) {
+        auto caption = record.find(columns.caption_col);
+        if (caption != record.end()) row.caption = json_text(*caption);
+      }
+      for (const auto& col : columns.save_cols) {
+        auto it = record.find(col);
+        row.extra.push_back(it == record.end() ? nlohmann::json() : *it);
+      }
+    }
+    if (!row.error.empty()) row.extra.assign(columns.save_cols.size(), nlohmann::json());
+    rows->push_back(std::move(row));
+  }
+}
+
+int column_index(const std::vector<std::string>& header, const std::string& name,
+                 const std::string& path, const std::string& key) {
+  auto it = std::find(header.begin(), header.end(), name);
+  if (it == header.end()) {
+    std::string have;
+    for (const auto& h : header) have += (have.empty() ? "" : ", ") + h;
+    throw Error(ErrorKind::kData, "the header has no column '" + name + "' (it has: " + have + ")",
+                ErrorContext{path, 1, key, "", -1});
+  }
+  return static_cast<int>(it - header.begin());
+}
+
+void read_delimited_table(const std::string& path, char delimiter, const TableColumns& columns,
+                          std::vector<InputRow>* rows) {
+  RecordReader reader(path, true);
+  std::string record;
+  std::vector<std::string> header;
+  if (!reader.next(&record)) return;
+  if (!split_record(record, delimiter, &header)) {
+    throw Error(ErrorKind::kData, "unterminated quote in the header",
+                ErrorContext{path, 1, "", "", -1});
+  }
+  if (!header.empty() && header[0].rfind("\xEF\xBB\xBF", 0) == 0) header[0].erase(0, 3);
+  int url = column_index(header, columns.url_col, path, "shard.url_col");
+  int caption = columns.caption_col.empty()
+                    ? -1
+                    : column_index(header, columns.caption_col, path, "shard.caption_col");
+  std::vector<int> extra;
+  for (const auto& col : columns.save_cols) {
+    extra.push_back(column_index(header, col, path, "shard.save_cols"));
+  }
+  std::vector<std::string> fields;
+  while (reader.next(&record)) {
+    InputRow row;
+    if (!split_record(record, delimiter, &fields)) {
+      row.error = "unterminated quote";
+    } else if (fields.size() != header.size()) {
+      row.error = "has " + std::to_string(fields.size()) + " fields, the header " +
+                  std::to_string(header.size());
+    }
+    if (row.error.empty()) {
+      row.url = fields[url];
+      if (caption >= 0) row.caption = fields[caption];
+      for (int i : extra) row.extra.emplace_back(fields[i]);
+    } else {
+      row.extra.assign(columns.save_cols.size(), nlohmann::json());
+    }
+    rows->push_back(std::move(row));
+  }
+}
+
+}  // namespace
+
+bool split_record(const std::string& record, char delimiter, std::vector<std::string>* fields) {
+  fields->clear();
+  std::string field;
+  bool in_quotes = false;
+  bool quoted = false;  // the current field opened with a quote
+  for (size_t i = 0; i < record.size(); ++i) {
+    char c = record[i];
+    if (in_quotes) {
+      if (c == '"') {
+        if (i + 1 < record.size() && record[i + 1] == '"') {
+          field += '"';
+          ++i;
+        } else {
+          in_quotes = false;
+        }
+      } else {
+        field += c;
+      }
+    } else if (c == delimiter) {
+      fields->push_back(std::move(field));
+      field.clear();
+      quoted = false;
+    } else if (c == '"' && field.empty() && !quoted) {
+      in_quotes = quoted = true;
+    } else {
+      field += c;
+    }
+  }
+  fields->push_back(std::move(field));
+  return !in_quotes;
+}
+
+std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns) {
+  std::vector<std::string> out;
+  for (const auto& pattern : patterns) {
+    glob_t g{};
+    if (glob(pattern.c_str(), 0, nullptr, &g) == 0) {
+      std::vector<std::string> found(g.gl_pathv, g.gl_pathv + g.gl_pathc);
+      std::sort(found.begin(), found.end());
+      out.insert(out.end(), found.begin(), found.end());
+    } else {
+      out.push_back(pattern);
+    }
+    globfree(&g);
+  }
+  return out;
+}
+
+std::vector<InputRow> read_url_table(const std::vector<std::string>& paths,
+                                     const TableColumns& columns) {
+  std::vector<InputRow> rows;
+  for (const auto& path : paths) {
+    std::string format = table_format(path, columns.format);
+    if (format == "jsonl") {
+      read_jsonl_table(path, columns, &rows);
+    } else {
+      read_delimited_table(path, format == "csv" ? ',' : '\t', columns, &rows);
+    }
+  }
+  return rows;
+}
+
+std::vector<InputRow> read_mmc4_documents(const std::vector<std::string>& paths) {
+  std::vector<InputRow> rows;
+  for (const auto& path : paths) {
+    RecordReader reader(path, false);
+    InputRow row;
+    while (reader.next(&row.document)) rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+std::vector<InputRow> read_inputs(const ShardOptions& options) {
+  if (options.inputs.empty()) {
+    throw Error(ErrorKind::kConfig, "no input files", ErrorContext{"", -1, "shard.inputs", "", -1});
+  }
+  std::vector<std::string> paths = expand_inputs(options.inputs);
+  if (options.input_kind == "mmc4") return read_mmc4_documents(paths);
+  TableColumns columns{options.input_format, options.url_col, options.caption_col,
+                       options.save_cols};
+  return read_url_table(paths, columns);
+}
+
+}  // namespace flam::shard

@@ -1,0 +1,56 @@
+// Input readers of `flam shard`: LAION-style URL tables (TSV, CSV with RFC 4180 quoting, JSON
+// lines) and MMC4 documents (JSON lines), each optionally `.gz` (zlib) or `.zst` (zstd), read in
+// file order into one row list whose position is the row's global index (its key and shard follow
+// from it). Every input record becomes exactly one row, so a malformed record keeps its index and
+// shows up in the rows file as "bad_row" instead of shifting every later key.
+//
+// Thread safety: pure functions; call from any thread.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace flam::shard {
+
+struct ShardOptions;
+
+// One input record.
+struct InputRow {
+  std::string url;                    // LAION: the image URL
+  std::string caption;                // LAION: the caption ("" when absent or null)
+  std::vector<nlohmann::json> extra;  // LAION: one value per save_cols entry (null when absent)
+  std::string document;               // MMC4: the document's JSON text, parsed when processed
+  std::string error;                  // non-empty: the record is malformed (why)
+};
+
+// Where each column of a LAION table is. An empty caption_col means "no caption column".
+struct TableColumns {
+  std::string format = "auto";  // auto (from the extension) | tsv | csv | jsonl
+  std::string url_col = "url";
+  std::string caption_col = "caption";
+  std::vector<std::string> save_cols;
+};
+
+// Expands shell globs in `patterns` (sorted per pattern; a pattern without a match is kept as is,
+// so that opening it names the missing file).
+std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns);
+
+// Reads every record of every file, in order. Throws flam::Error: kIo naming a file that cannot
+// be opened or read (or a corrupt .gz/.zst stream, with its offset); kData when a table's header
+// lacks a configured column; kConfig when format is "auto" and the extension says nothing.
+std::vector<InputRow> read_url_table(const std::vector<std::string>& paths,
+                                     const TableColumns& columns);
+
+// Reads MMC4 JSON lines: one row per non-empty line, the line kept whole in InputRow::document.
+std::vector<InputRow> read_mmc4_documents(const std::vector<std::string>& paths);
+
+// The whole input of a run, as `options` describes it (input_kind, inputs, columns).
+std::vector<InputRow> read_inputs(const ShardOptions& options);
+
+// Splits one CSV/TSV record per RFC 4180 (quoted fields, "" inside quotes, delimiter and newlines
+// inside quotes). Exposed for tests. Returns false when a quote is left open.
+bool split_record(const std::string& record, char delimiter, std::vector<std::string>* fields);
+
+}  // namespace flam::shard

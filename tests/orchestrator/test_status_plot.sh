@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# flam status RUN --plot OUT.svg on a run dir with a job chain and metrics that restart: the SVG
+# is well-formed XML with one curve per loss and one for throughput, axes with tick labels, a
+# legend and a restart marker; --json carries the newest step and checkpoint. No Slurm needed.
+set -euo pipefail
+FLAM="${FLAM_BIN:?}"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+run="$tmp/run"
+mkdir -p "$run/checkpoints/step_00000030" "$run/jobs"
+echo '{}' >"$run/checkpoints/step_00000030/manifest.json"
+cat >"$run/state.json" <<'JSON'
+{"version": 1, "status": "completed", "kind": "train", "explanation": "job 12 completed",
+ "restarts": 1,
+ "jobs": [{"id": "11", "state": "FAILED", "exit_code": 137, "step_at_submit": -1,
+           "step_at_end": 47, "decision": "job 11 ended FAILED with exit code 137: failed after progress; resubmitting"},
+          {"id": "12", "state": "COMPLETED", "exit_code": 0, "step_at_submit": 47,
+           "step_at_end": 80, "decision": "job 12 completed"}]}
+JSON
+python3 - "$run/metrics.jsonl" <<'PY'
+import json, math, sys
+with open(sys.argv[1], "w") as f:
+    for step in list(range(1, 48)) + list(range(31, 81)):
+        f.write(json.dumps({"step": step, "loss_laion": 4 * math.exp(-step / 30) + 1.2,
+                            "loss_mmc4": 5 * math.exp(-step / 40) + 1.6,
+                            "tokens_per_s": 5200 + 300 * math.sin(step / 5),
+                            "samples_per_s": 160.0, "lr": 1e-4}) + "\n")
+    f.write('{"step": 81, "loss_la')  # a torn last line, as after a crash
+PY
+"$FLAM" status "$run" --plot "$tmp/run.svg" | tee "$tmp/status.txt"
+grep -q "completed, 2 job(s), 1 restart(s)" "$tmp/status.txt"
+grep -q "newest checkpoint: step 30" "$tmp/status.txt"
+grep -q "137" "$tmp/status.txt"
+"$FLAM" status "$run" --json >"$tmp/status.json"
+python3 - "$tmp/status.json" "$tmp/run.svg" <<'PY'
+import json, sys, xml.etree.ElementTree as ET
+s = json.load(open(sys.argv[1]))
+assert s["step"] == 80 and s["newest_checkpoint_step"] == 30 and s["restarts"] == 1, s
+assert abs(s["metrics"]["samples_per_s"] - 160.0) < 1e-9, s
+SVG = "{http://www.w3.org/2000/svg}"
+root = ET.parse(sys.argv[2]).getroot()  # raises on malformed XML
+assert root.tag == SVG + "svg", root.tag
+curves = {p.get("data-name"): p.get("points").split() for p in root.iter(SVG + "polyline")}
+assert set(curves) == {"laion loss", "mmc4 loss", "tokens/s"}, curves.keys()
+for name, pts in curves.items():
+    assert len(pts) == 80, (name, len(pts))  # steps 1..80, the resumed rows replace 31..47
+    xs = [float(p.split(",")[0]) for p in pts]
+    assert xs == sorted(xs), name
+texts = [t.text or "" for t in root.iter(SVG + "text")]
+assert "step" in texts and "loss" in texts and "throughput (tokens/s)" in texts, texts
+assert any(t.startswith("restart @31") for t in texts), texts
+assert sum(1 for l in root.iter(SVG + "line") if l.get("class") == "restart") == 2
+assert len([t for t in texts if t.replace(".", "").replace("k", "").isdigit()]) >= 10, texts
+print("svg ok:", {k: len(v) for k, v in curves.items()})
+PY
+echo "OK"

@@ -1,0 +1,342 @@
+// Packers: LAION and MMC4 rows as OpenFlamingo's data.py builds them, labels as its
+// train_utils.py masks them, image order by <image> token position (non-monotonic matching),
+// and every per-item failure as a reason.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "pipeline/packer.h"
+#include "pipeline_fixture.h"
+
+namespace flam::pipeline {
+namespace {
+
+class PackerTest : public ::testing::Test {
+ protected:
+  PackerTest() : tok_(testing::tiny_tokenizer_path()), options_(testing::small_options()) {
+    jpegs_ = testing::photo_jpegs(4, 24, 20);
+  }
+  Image expected_image(const std::string& jpeg) const {
+    return clip_preprocess(decode_image(jpeg).image, options_.image.size);
+  }
+  static std::string b64(const std::string& bytes) {
+    static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    size_t i = 0;
+    for (; i + 2 < bytes.size(); i += 3) {
+      const uint32_t v =
+          (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
+      for (int s = 18; s >= 0; s -= 6) out += t[(v >> s) & 63];
+    }
+    const size_t rest = bytes.size() - i;
+    if (rest > 0) {
+      uint32_t v = uint8_t(bytes[i]) << 16;
+      if (rest == 2) v |= uint8_t(bytes[i + 1]) << 8;
+      out += t[v >> 18];
+      out += t[(v >> 12) & 63];
+      out += rest == 2 ? t[(v >> 6) & 63] : '=';
+      out += '=';
+    }
+    return out;
+  }
+  // A document with the given sentences, one image per row of `sim` (jpegs_[i]).
+  Sample mmc4_doc(const std::vector<std::string>& sentences,
+                  const std::vector<std::vector<double>>& sim, bool as_members = false) const {
+    Sample s;
+    s.key = "doc";
+    nlohmann::json doc;
+    doc["text_list"] = sentences;
+    doc["similarity_matrix"] = sim;
+    nlohmann::json infos = nlohmann::json::array();
+    for (size_t i = 0; i < sim.size(); ++i) {
+      nlohmann::json info;
+      info["image_name"] = "im" + std::to_string(i) + ".jpg";
+      int best = 0;
+      for (size_t c = 1; c < sim[i].size(); ++c)
+        if (sim[i][c] > sim[i][best]) best = static_cast<int>(c);
+      info["matched_text_index"] = best;
+      info["matched_sim"] = sim[i][best];
+      if (as_members) {
+        s.members["im" + std::to_string(i) + ".jpg"] = jpegs_[i];
+      } else {
+        info["image_base64"] = b64(jpegs_[i]);
+      }
+      infos.push_back(info);
+    }
+    doc["image_info"] = infos;
+    s.members["json"] = doc.dump();
+    return s;
+  }
+  Tokenizer tok_;
+  DataOptions options_;
+  std::vector<std::string> jpegs_;
+};
+
+TEST_F(PackerTest, LaionRowAsOpenFlamingo) {
+  Sample s;
+  s.key = "k";
+  s.members["jpg"] = jpegs_[0];
+  s.members["txt"] = "  a red cat 7\n";
+  Rng rng(1);
+  const PackResult r = pack_laion(s, tok_, options_, rng);
+  ASSERT_TRUE(r.ok()) << r.reason << " " << r.message;
+  std::vector<int64_t> expected = {tok_.bos_id(), tok_.image_id()};
+  const auto words = tok_.encode("a red cat 7");
+  expected.insert(expected.end(), words.begin(), words.end());
+  expected.push_back(tok_.endofchunk_id());
+  expected.push_back(tok_.eos_id());
+  const size_t real = expected.size();
+  ASSERT_LE(real, 16u);
+  expected.resize(16, tok_.pad_id());
+  EXPECT_EQ(r.sequence.input_ids, expected);
+  for (size_t i = 0; i < 16; ++i) {
+    EXPECT_EQ(r.sequence.attention_mask[i], i < real ? 1 : 0);
+    const bool masked = i == 0 || i == 1 || i >= real;
+    EXPECT_EQ(r.sequence.labels[i], masked ? -100 : expected[i]) << i;
+  }
+  ASSERT_EQ(r.sequence.images.size(), 1u);
+  EXPECT_EQ(r.sequence.images[0].pixels, expected_image(jpegs_[0]).pixels);
+}
+
+TEST_F(PackerTest, LaionTruncatesToSeqLen) {
+  options_.laion.seq_len = 5;
+  Sample s;
+  s.members["png"] = jpegs_[1];  // the format is sniffed, not taken from the extension
+  s.members["txt"] = "the green grass near the old house in the city at night";
+  Rng rng(1);
+  const PackResult r = pack_laion(s, tok_, options_, rng);
+  ASSERT_TRUE(r.ok()) << r.reason;
+  EXPECT_EQ(r.sequence.input_ids.size(), 5u);
+  EXPECT_EQ(r.sequence.attention_mask, std::vector<int64_t>(5, 1));
+  EXPECT_EQ(std::count(r.sequence.input_ids.begin(), r.sequence.input_ids.end(), tok_.eos_id()), 0);
+}
+
+TEST_F(PackerTest, LaionFailuresAreReasons) {
+  Rng rng(1);
+  Sample no_image;
+  no_image.members["txt"] = "a cat";
+  EXPECT_EQ(pack_laion(no_image, tok_, options_, rng).reason, "no_image");
+  Sample no_caption;
+  no_caption.members["jpg"] = jpegs_[0];
+  EXPECT_EQ(pack_laion(no_caption, tok_, options_, rng).reason, "no_caption");
+  Sample bad_utf8;
+  bad_utf8.members["jpg"] = jpegs_[0];
+  bad_utf8.members["txt"] = "caf\xc3";
+  EXPECT_EQ(pack_laion(bad_utf8, tok_, options_, rng).reason, "invalid_utf8");
+  Sample truncated;
+  truncated.members["jpg"] = jpegs_[0].substr(0, jpegs_[0].size() / 3);
+  truncated.members["txt"] = "a cat";
+  EXPECT_EQ(pack_laion(truncated, tok_, options_, rng).reason, "decode_error");
+  Sample html;
+  html.members["jpg"] = "<html>not found</html>";
+  html.members["txt"] = "a cat";
+  EXPECT_EQ(pack_laion(html, tok_, options_, rng).reason, "not_an_image");
+}
+
+TEST(Mmc4Text, AsPreprocessInterleaved) {
+  std::vector<int> order;
+  EXPECT_EQ(mmc4_text({"A", "B", "C", "D"}, {1, 3}, &order), "A<image>B C<|endofchunk|><image>D");
+  EXPECT_EQ(order, (std::vector<int>{0, 1}));
+  // The first sentence carries an image: its <|endofchunk|> is the one removed.
+  EXPECT_EQ(mmc4_text({"A", "B"}, {0, 1}, &order), "<image>A<|endofchunk|><image>B");
+  // Non-monotonic matching: image 0 -> sentence 2, image 1 -> sentence 0. Tokens come in
+  // sentence order, so slot 0 holds image 1.
+  EXPECT_EQ(mmc4_text({"A", "B", "C"}, {2, 0}, &order), "<image>A B<|endofchunk|><image>C");
+  EXPECT_EQ(order, (std::vector<int>{1, 0}));
+  // Two images before one sentence (argmax matching): the one prefixed last comes first.
+  EXPECT_EQ(mmc4_text({"A", "B"}, {1, 1}, &order), "A<image><|endofchunk|><image>B");
+  EXPECT_EQ(order, (std::vector<int>{1, 0}));
+}
+
+TEST_F(PackerTest, Mmc4LabelsAsTrainUtils) {
+  const int64_t B = tok_.bos_id(), I = tok_.image_id(), E = tok_.endofchunk_id(), S = tok_.eos_id(),
+                P = tok_.pad_id();
+  const std::vector<int64_t> ids = {B, 10, I, 11, E, 12, I, 13, E, S, P};
+  const std::vector<int64_t> expected = {-100, -100, -100, 11, E, -100, -100, 13, E, -100, -100};
+  EXPECT_EQ(mmc4_labels(ids, tok_), expected);
+  const std::vector<int64_t> laion = {B, I, 10, 11, E, S, P};
+  EXPECT_EQ(laion_labels(laion, tok_), (std::vector<int64_t>{-100, -100, 10, 11, E, S, -100}));
+}
+
+TEST_F(PackerTest, Mmc4OrdersImagesByTokenPosition) {
+  // Hungarian: image 0 -> sentence 2, image 1 -> sentence 0 (0.9 + 0.9 beats any other).
+  for (const bool as_members : {false, true}) {
+    const Sample doc = mmc4_doc({"the red cat", "a dog", "blue sky"},
+                                {{0.1, 0.1, 0.9}, {0.9, 0.1, 0.1}}, as_members);
+    Rng rng(3);
+    const PackResult r = pack_mmc4(doc, tok_, options_, rng);
+    ASSERT_TRUE(r.ok()) << r.reason << " " << r.message;
+    const auto& ids = r.sequence.input_ids;
+    EXPECT_TRUE(tok_.decode(ids).starts_with(
+        "<s><image>the red cat a dog<|endofchunk|><image>blue sky<|endofchunk|></s><PAD>"))
+        << tok_.decode(ids);
+    ASSERT_EQ(r.sequence.images.size(), 2u);
+    EXPECT_EQ(r.sequence.images[0].pixels, expected_image(jpegs_[1]).pixels) << as_members;
+    EXPECT_EQ(r.sequence.images[1].pixels, expected_image(jpegs_[0]).pixels) << as_members;
+    EXPECT_EQ(r.sequence.labels, mmc4_labels(ids, tok_));
+  }
+}
+
+TEST_F(PackerTest, Mmc4ImagesAsMembersNamedByImageMember) {
+  // Our shard writer's "members" layout: KEY.0.jpg, named in the JSON by image_member "0.jpg".
+  Sample doc = mmc4_doc({"the red cat", "a dog"}, {{0.1, 0.9}, {0.9, 0.1}}, true);
+  auto json = nlohmann::json::parse(doc.members["json"]);
+  doc.members.clear();
+  for (int i = 0; i < 2; ++i) {
+    json["image_info"][i]["image_member"] = std::to_string(i) + ".JPG";
+    doc.members[std::to_string(i) + ".jpg"] = jpegs_[i];
+  }
+  doc.members["json"] = json.dump();
+  Rng rng(3);
+  const PackResult r = pack_mmc4(doc, tok_, options_, rng);
+  ASSERT_TRUE(r.ok()) << r.reason << " " << r.message;
+  ASSERT_EQ(r.sequence.images.size(), 2u);
+  EXPECT_EQ(r.sequence.images[0].pixels, expected_image(jpegs_[1]).pixels);
+  EXPECT_EQ(r.sequence.images[1].pixels, expected_image(jpegs_[0]).pixels);
+}
+
+TEST_F(PackerTest, Mmc4HungarianBeatsArgmaxAndArgmaxIsAvailable) {
+  // Both images prefer sentence 0; Hungarian sends image 1 to sentence 1.
+  const Sample doc = mmc4_doc({"the cat", "a dog"}, {{0.9, 0.3}, {0.8, 0.7}});
+  Rng rng(3);
+  PackResult r = pack_mmc4(doc, tok_, options_, rng);
+  ASSERT_TRUE(r.ok()) << r.reason;
+  EXPECT_TRUE(tok_.decode(r.sequence.input_ids)
+                  .starts_with("<s><image>the cat<|endofchunk|><image>a dog<|endofchunk|></s>"))
+      << tok_.decode(r.sequence.input_ids);
+  options_.mmc4.matching = "argmax";
+  r = pack_mmc4(doc, tok_, options_, rng);
+  ASSERT_TRUE(r.ok()) << r.reason;
+  EXPECT_TRUE(tok_.decode(r.sequence.input_ids)
+                  .starts_with("<s><image><|endofchunk|><image>the cat a dog<|endofchunk|></s>"))
+      << tok_.decode(r.sequence.input_ids);
+}
+
+TEST_F(PackerTest, Mmc4Rejections) {
+  Rng rng(5);
+  const std::vector<std::string> text = {"the red cat on the grass", "a dog", "blue sky"};
+  // Below the similarity threshold.
+  EXPECT_EQ(pack_mmc4(mmc4_doc(text, {{0.1, 0.2, 0.1}}), tok_, options_, rng).reason, "no_images");
+  // Images of min_image_bytes or less are dropped.
+  options_.mmc4.min_image_bytes = 1 << 20;
+  EXPECT_EQ(pack_mmc4(mmc4_doc(text, {{0.1, 0.9, 0.1}}), tok_, options_, rng).reason, "no_images");
+  options_.mmc4.min_image_bytes = 0;
+  // A single image kept with probability single_image_keep_prob.
+  options_.mmc4.single_image_keep_prob = 0.0;
+  EXPECT_EQ(pack_mmc4(mmc4_doc(text, {{0.1, 0.9, 0.1}}), tok_, options_, rng).reason,
+            "single_image");
+  options_.mmc4.single_image_keep_prob = 1.0;
+  EXPECT_TRUE(pack_mmc4(mmc4_doc(text, {{0.1, 0.9, 0.1}}), tok_, options_, rng).ok());
+  // Fewer than min_images.
+  options_.mmc4.min_images = 2;
+  EXPECT_EQ(pack_mmc4(mmc4_doc(text, {{0.1, 0.9, 0.1}}), tok_, options_, rng).reason,
+            "too_few_images");
+  options_.mmc4.min_images = 1;
+  // The only <image> as the very last token after truncation.
+  options_.mmc4.seq_len = static_cast<int>(tok_.encode(text[0]).size()) + 2;
+  EXPECT_EQ(pack_mmc4(mmc4_doc(text, {{0.1, 0.9, 0.1}}), tok_, options_, rng).reason,
+            "image_at_end");
+  // Truncated before the image: no <image> left.
+  options_.mmc4.seq_len = 3;
+  EXPECT_EQ(pack_mmc4(mmc4_doc(text, {{0.1, 0.9, 0.1}}), tok_, options_, rng).reason,
+            "too_few_images");
+}
+
+TEST_F(PackerTest, Mmc4BadDocuments) {
+  Rng rng(5);
+  Sample s;
+  EXPECT_EQ(pack_mmc4(s, tok_, options_, rng).reason, "no_json");
+  s.members["json"] = "{\"text_list\": [";
+  EXPECT_EQ(pack_mmc4(s, tok_, options_, rng).reason, "bad_json");
+  s.members["json"] = "{\"text_list\": [\"caf\xc3\"]}";
+  EXPECT_EQ(pack_mmc4(s, tok_, options_, rng).reason, "invalid_utf8");
+  s.members["json"] = "{\"text_list\": [\"a\"], \"image_info\": 3}";
+  EXPECT_EQ(pack_mmc4(s, tok_, options_, rng).reason, "bad_json");
+  Sample short_row = mmc4_doc({"a", "b"}, {{0.9, 0.1}});
+  auto doc = nlohmann::json::parse(short_row.members["json"]);
+  doc["similarity_matrix"] = {{0.9}};
+  short_row.members["json"] = doc.dump();
+  EXPECT_EQ(pack_mmc4(short_row, tok_, options_, rng).reason, "bad_json");
+  Sample corrupt = mmc4_doc({"a cat", "b"}, {{0.9, 0.1}});
+  doc = nlohmann::json::parse(corrupt.members["json"]);
+  doc["image_info"][0]["image_base64"] = b64(jpegs_[0].substr(0, 200));
+  corrupt.members["json"] = doc.dump();
+  EXPECT_EQ(pack_mmc4(corrupt, tok_, options_, rng).reason, "decode_error");
+}
+
+// OpenFlamingo's own Python (string steps of preprocess_interleaved, label loop of
+// train_utils on torch tensors) as the oracle, on random cases.
+TEST_F(PackerTest, Mmc4TextAndLabelsMatchOpenFlamingoPython) {
+  std::mt19937 gen(99);
+  const std::vector<std::string> pieces = {"a", "cat", " ", "", "dog ", " sky", "<image>", "x y"};
+  nlohmann::json cases;
+  std::vector<std::pair<std::vector<std::string>, std::vector<int>>> text_cases;
+  for (int c = 0; c < 200; ++c) {
+    const int n = 1 + gen() % 6;
+    std::vector<std::string> sentences;
+    for (int i = 0; i < n; ++i) {
+      std::string s;
+      for (int k = gen() % 3; k >= 0; --k) s += pieces[gen() % pieces.size()];
+      sentences.push_back(s);
+    }
+    std::vector<int> ixs;
+    for (int k = gen() % (n + 1); k > 0; --k) ixs.push_back(gen() % n);
+    text_cases.emplace_back(sentences, ixs);
+    cases["texts"].push_back({{"sentences", sentences}, {"ixs", ixs}});
+  }
+  const int64_t I = tok_.image_id(), E = tok_.endofchunk_id(), P = tok_.pad_id();
+  const std::vector<int64_t> alphabet = {5, 6, 7, I, E, tok_.eos_id()};
+  std::vector<std::vector<int64_t>> rows;
+  for (int r = 0; r < 100; ++r) {
+    std::vector<int64_t> row = {tok_.bos_id()};
+    const int real = 1 + gen() % 19;
+    for (int t = 1; t < 20; ++t) row.push_back(t < real ? alphabet[gen() % alphabet.size()] : P);
+    rows.push_back(row);
+  }
+  cases["labels"] = {{"ids", rows}, {"pad", P}, {"media", I}, {"eoc", E}};
+  const std::string path = testing::make_temp_dir("oracle") + "/cases.json";
+  std::ofstream(path) << cases.dump();
+  const char* src = std::getenv("FLAM_SOURCE_DIR");
+  const std::string cmd = std::string(FLAM_PIPELINE_PYTHON) + " " + std::string(src ? src : ".") +
+                          "/tests/pipeline/of_oracle.py " + path;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  char buf[4096];
+  size_t got;
+  while ((got = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, got);
+  ASSERT_EQ(pclose(pipe), 0) << out;
+  const nlohmann::json expected = nlohmann::json::parse(out);
+  for (size_t c = 0; c < text_cases.size(); ++c) {
+    EXPECT_EQ(mmc4_text(text_cases[c].first, text_cases[c].second, nullptr),
+              expected["texts"][c].get<std::string>())
+        << cases["texts"][c].dump();
+  }
+  for (size_t r = 0; r < rows.size(); ++r) {
+    EXPECT_EQ(mmc4_labels(rows[r], tok_), expected["labels"][r].get<std::vector<int64_t>>())
+        << nlohmann::json(rows[r]).dump();
+  }
+}
+
+TEST(TextHelpers, Utf8Base64Strip) {
+  EXPECT_TRUE(valid_utf8("plain \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"));
+  EXPECT_FALSE(valid_utf8("\xc3"));
+  EXPECT_FALSE(valid_utf8("\xc0\xaf"));          // overlong
+  EXPECT_FALSE(valid_utf8("\xed\xa0\x80"));      // surrogate
+  EXPECT_FALSE(valid_utf8("\xf4\x90\x80\x80"));  // > U+10FFFF
+  std::string out;
+  EXPECT_TRUE(base64_decode("aGVsbG8=", &out));
+  EXPECT_EQ(out, "hello");
+  EXPECT_TRUE(base64_decode("aGVs\nbG8", &out));
+  EXPECT_EQ(out, "hello");
+  EXPECT_FALSE(base64_decode("aGV*", &out));
+  EXPECT_EQ(strip_text(" \t a b \n"), "a b");
+  EXPECT_EQ(strip_text("\xc2\xa0x\xe3\x80\x80"), "x");
+  EXPECT_EQ(strip_text("   "), "");
+}
+
+}  // namespace
+}  // namespace flam::pipeline

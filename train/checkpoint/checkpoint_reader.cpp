@@ -1,0 +1,67 @@
+#include "train/checkpoint/checkpoint_reader.h"
+
+#include <algorithm>
+
+#include "core/check.h"
+#include "core/error.h"
+
+namespace flam::train {
+
+std::string block_section_name(const std::string& kind, size_t block) {
+  return kind + "/" + std::to_string(block);
+}
+
+CheckpointReader::CheckpointReader(std::string step_dir)
+    : dir_(std::move(step_dir)), manifest_(read_manifest(dir_)) {
+  headers_.resize(manifest_.world_size);
+}
+
+std::string CheckpointReader::file_path(int rank) const {
+  return dir_ + "/" + manifest_.files.at(rank).name;
+}
+
+const RankFileHeader& CheckpointReader::header(int rank) {
+  FLAM_CHECK(rank >= 0 && rank < manifest_.world_size) << "rank " << rank;
+  if (!headers_[rank]) headers_[rank] = read_rank_file_header(file_path(rank));
+  return *headers_[rank];
+}
+
+void CheckpointReader::verify_file(int rank) {
+  const ManifestFile& f = manifest_.files.at(rank);
+  verify_rank_file(file_path(rank), f.bytes, f.header_crc);
+}
+
+void CheckpointReader::read_flat(const std::string& kind, size_t block, int64_t begin, int64_t end,
+                                 float* out) {
+  FLAM_CHECK(block < manifest_.layout.blocks.size() && 0 <= begin && begin <= end)
+      << "block " << block << " range [" << begin << ", " << end << ")";
+  const BlockLayout& b = manifest_.layout.blocks[block];
+  const int64_t old_slice = b.padded_numel / manifest_.world_size;
+  const std::string section = block_section_name(kind, block);
+  const int64_t real_end = std::min(end, b.numel);
+  if (begin < end)
+    std::fill(out + std::max<int64_t>(0, real_end - begin), out + (end - begin), 0.f);
+  for (int64_t lo = begin; lo < real_end;) {
+    const int r = static_cast<int>(lo / old_slice);
+    const int64_t hi = std::min(real_end, (r + 1) * old_slice);
+    const RankFileHeader& h = header(r);
+    const SectionEntry* e = h.find(section);
+    if (!e || e->size != static_cast<uint64_t>(old_slice) * sizeof(float)) {
+      ErrorContext ctx;
+      ctx.file = file_path(r);
+      throw Error(ErrorKind::kData,
+                  "section '" + section + "' is missing or not " + std::to_string(old_slice) +
+                      " floats as the manifest's layout says",
+                  ctx);
+    }
+    read_section_range(file_path(r), h, section, (lo - r * old_slice) * sizeof(float),
+                       (hi - lo) * sizeof(float), out + (lo - begin));
+    lo = hi;
+  }
+}
+
+std::string CheckpointReader::read_section(int rank, const std::string& name) {
+  return ::flam::train::read_section(file_path(rank), header(rank), name);
+}
+
+}  // namespace flam::train

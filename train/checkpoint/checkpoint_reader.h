@@ -1,0 +1,51 @@
+// CheckpointReader: reads one committed checkpoint directory (step_N/) for resume, inspection and
+// export: verifies rank files against the manifest and reads any range of a block's flat buffer
+// whatever world size wrote it (the concatenate-and-split of resharding happens here).
+//
+// Thread safety: none (rank file headers are cached lazily); one reader per thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "train/checkpoint/manifest.h"
+#include "train/checkpoint/rank_file.h"
+
+namespace flam::train {
+
+// The three fp32 buffers every block has, and the section names they are stored under.
+inline constexpr const char* kStateKinds[] = {"master", "exp_avg", "exp_avg_sq"};
+std::string block_section_name(const std::string& kind, size_t block);  // "master/3"
+
+class CheckpointReader {
+ public:
+  // Reads step_dir/manifest.json. Throws flam::Error(kIo) if unreadable, kData if invalid.
+  explicit CheckpointReader(std::string step_dir);
+
+  const Manifest& manifest() const { return manifest_; }
+  const std::string& dir() const { return dir_; }
+  std::string file_path(int rank) const;
+
+  // Checks rank file `rank` against the manifest: size, header CRC, every section's CRC.
+  // Throws flam::Error(kData) (or kIo) naming the file, section and offset.
+  void verify_file(int rank);
+
+  // out[end - begin] <- elements [begin, end) of block `block`'s flat `kind` buffer, as if the
+  // slices of every old rank were concatenated; elements at or past the block's numel (padding)
+  // are zeros, so any world size's slices can be cut from it. Unchecked bytes: verify first.
+  void read_flat(const std::string& kind, size_t block, int64_t begin, int64_t end, float* out);
+
+  // A whole section of one rank's file, CRC-checked.
+  std::string read_section(int rank, const std::string& name);
+
+ private:
+  const RankFileHeader& header(int rank);
+
+  std::string dir_;
+  Manifest manifest_;
+  std::vector<std::optional<RankFileHeader>> headers_;
+};
+
+}  // namespace flam::train

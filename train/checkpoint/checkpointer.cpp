@@ -1,0 +1,505 @@
+#include "train/checkpoint/checkpointer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <exception>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/atomic_file.h"
+#include "core/check.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/mpi_comm.h"
+#include "train/checkpoint/checkpoint_reader.h"
+#include "train/checkpoint/manifest.h"
+#include "train/checkpoint/rank_file.h"
+#include "train/checkpoint/watchdog.h"
+
+namespace flam::train {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::string utc_now_iso() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// "scalars" section: u32 count, then { u32 name_len, name, f64 bits } (exact, NaN included).
+std::string encode_scalars(const std::map<std::string, double>& scalars) {
+  std::string out;
+  auto put32 = [&](uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); };
+  put32(static_cast<uint32_t>(scalars.size()));
+  for (const auto& [name, value] : scalars) {
+    put32(static_cast<uint32_t>(name.size()));
+    out += name;
+    out.append(reinterpret_cast<const char*>(&value), 8);
+  }
+  return out;
+}
+
+std::map<std::string, double> decode_scalars(const std::string& in, const std::string& path) {
+  std::map<std::string, double> scalars;
+  size_t pos = 0;
+  auto need = [&](size_t n) {
+    if (pos + n > in.size()) {
+      ErrorContext ctx;
+      ctx.file = path;
+      throw Error(ErrorKind::kData, "corrupt checkpoint file: scalars section truncated", ctx);
+    }
+  };
+  auto get32 = [&] {
+    need(4);
+    uint32_t v;
+    std::memcpy(&v, in.data() + pos, 4);
+    pos += 4;
+    return v;
+  };
+  const uint32_t count = get32();
+  for (uint32_t i = 0; i < count; ++i) {
+    const uint32_t len = get32();
+    need(len);
+    std::string name = in.substr(pos, len);
+    pos += len;
+    need(8);
+    double value;
+    std::memcpy(&value, in.data() + pos, 8);
+    pos += 8;
+    scalars[name] = value;
+  }
+  return scalars;
+}
+
+// Throws flam::Error(kConfig) if the checkpoint's blocks are not the model's.
+void check_same_model(const FlatLayout& saved, const FlatLayout& now, const std::string& where) {
+  ErrorContext ctx;
+  ctx.file = where;
+  auto fail = [&](const std::string& why) {
+    throw Error(ErrorKind::kConfig,
+                "checkpoint was saved for a different model (" + why +
+                    "); point train.run_dir at a fresh directory or restore the model config",
+                ctx);
+  };
+  if (saved.blocks.size() != now.blocks.size()) {
+    fail(std::to_string(saved.blocks.size()) + " blocks, the model has " +
+         std::to_string(now.blocks.size()));
+  }
+  for (size_t b = 0; b < now.blocks.size(); ++b) {
+    const BlockLayout& s = saved.blocks[b];
+    const BlockLayout& n = now.blocks[b];
+    if (s.name != n.name || s.numel != n.numel || s.params.size() != n.params.size()) {
+      fail("block " + std::to_string(b) + " '" + s.name + "' of " + std::to_string(s.numel) +
+           " elements, the model's '" + n.name + "' has " + std::to_string(n.numel));
+    }
+    for (size_t p = 0; p < n.params.size(); ++p) {
+      if (s.params[p].name != n.params[p].name || s.params[p].offset != n.params[p].offset ||
+          s.params[p].shape != n.params[p].shape) {
+        fail("parameter '" + s.params[p].name + "' differs from the model's '" + n.params[p].name +
+             "'");
+      }
+    }
+  }
+}
+
+void remove_tree_quietly(const std::string& path) {
+  std::error_code ec;
+  fs::remove_all(path, ec);
+  if (ec) {
+    FLAM_LOG(WARN) << "checkpoint: cannot remove " << path << ": " << ec.message();
+  }
+}
+
+}  // namespace
+
+struct Checkpointer::Job {
+  int64_t step = 0;
+  FlatLayout layout;
+  RankState state;
+  std::string tmp_dir;
+  std::thread thread;
+  std::atomic<bool> done{false};
+  // Written by the thread before `done`, read after join.
+  bool ok = false;
+  std::string error;
+  RankFileSummary summary;
+  double seconds = 0.0;
+};
+
+namespace {
+
+void write_job(int rank, int world_size, const FlatLayout& layout, const RankState& state,
+               const std::string& path, RankFileSummary& summary) {
+  nlohmann::json meta = {{"rank", rank}, {"world_size", world_size}, {"step", state.step}};
+  for (size_t b = 0; b < layout.blocks.size(); ++b) {
+    meta["blocks"].push_back(layout.blocks[b].name);
+    meta["slice_numel"].push_back(layout.slice_numel(b));
+  }
+  const std::string meta_text = meta.dump();
+  const std::string scalars = encode_scalars(state.scalars);
+  std::vector<SectionData> sections = {
+      {"meta", meta_text.data(), meta_text.size()},
+      {"scalars", scalars.data(), scalars.size()},
+      {"rng", state.rng.data(), state.rng.size()},
+      {"loader/laion", state.loader_laion.data(), state.loader_laion.size()},
+      {"loader/mmc4", state.loader_mmc4.data(), state.loader_mmc4.size()},
+  };
+  const std::vector<std::vector<float>>* buffers[] = {&state.master, &state.exp_avg,
+                                                      &state.exp_avg_sq};
+  for (size_t k = 0; k < 3; ++k) {
+    for (size_t b = 0; b < layout.blocks.size(); ++b) {
+      const std::vector<float>& v = (*buffers[k])[b];
+      sections.push_back({block_section_name(kStateKinds[k], b), v.data(), v.size() * 4});
+    }
+  }
+  summary = write_rank_file(path, sections);
+}
+
+}  // namespace
+
+Checkpointer::Checkpointer(const CheckpointOptions& options, std::string run_dir, Comm& comm,
+                           std::string config_hash)
+    : options_(options),
+      run_dir_(std::move(run_dir)),
+      dir_(run_dir_ + "/checkpoints"),
+      comm_(comm),
+      config_hash_(std::move(config_hash)) {
+  if (auto* mpi = dynamic_cast<MpiComm*>(&comm_); mpi && options_.watchdog_seconds > 0) {
+    watchdog_ = std::make_unique<Watchdog>(mpi->handle(), options_.watchdog_seconds);
+  }
+  if (comm_.rank() != 0) return;
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) {
+    FLAM_LOG(WARN) << "checkpoint: cannot create " << dir_ << ": " << ec.message();
+    return;
+  }
+  // No save is in flight yet: every *.tmp here is left over from a crash.
+  for (const auto& entry : fs::directory_iterator(dir_, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
+      FLAM_LOG(INFO) << "checkpoint: removing partial " << entry.path().string()
+                     << " left by an interrupted save";
+      remove_tree_quietly(entry.path().string());
+    }
+  }
+}
+
+Checkpointer::~Checkpointer() {
+  if (!job_) return;
+  if (std::uncaught_exceptions() > 0) {
+    // No collectives while unwinding: the partial step_N.tmp/ is cleaned at the next start.
+    if (job_->thread.joinable()) job_->thread.join();
+    return;
+  }
+  try {
+    finish(true);
+  } catch (const std::exception& e) {
+    FLAM_LOG(ERROR) << "checkpoint: final save failed: " << e.what();
+  }
+}
+
+bool Checkpointer::save(int64_t step, const FlatLayout& layout, RankState state, bool sync) {
+  const auto t0 = Clock::now();
+  finish(true);
+  FLAM_CHECK(layout.world_size == comm_.size())
+      << "layout for " << layout.world_size << " ranks, comm has " << comm_.size();
+  for (const auto* buffers : {&state.master, &state.exp_avg, &state.exp_avg_sq}) {
+    FLAM_CHECK(buffers->size() == layout.blocks.size())
+        << buffers->size() << " slices for " << layout.blocks.size() << " blocks";
+    for (size_t b = 0; b < layout.blocks.size(); ++b) {
+      FLAM_CHECK(static_cast<int64_t>((*buffers)[b].size()) == layout.slice_numel(b))
+          << "block " << b << ": slice of " << (*buffers)[b].size() << " floats, layout says "
+          << layout.slice_numel(b);
+    }
+  }
+  state.step = step;
+  const std::string tmp_dir = dir_ + "/" + step_dir_name(step) + ".tmp";
+  int64_t created = 1;
+  std::string error;
+  if (comm_.rank() == 0) {
+    std::error_code ec;
+    fs::remove_all(tmp_dir, ec);
+    if (!ec) fs::create_directories(tmp_dir, ec);
+    if (ec) {
+      created = 0;
+      error = "cannot create " + tmp_dir + ": " + ec.message();
+    }
+  }
+  comm_.broadcast(&created, 1, DType::kInt64, 0);
+  if (!created) {
+    if (error.empty()) error = "rank 0 cannot create " + tmp_dir;
+    SaveOutcome outcome;
+    outcome.step = step;
+    outcome.error = error;
+    last_outcome_ = outcome;
+    ++consecutive_failures_;
+    FLAM_LOG(WARN) << "checkpoint step " << step << " failed (" << consecutive_failures_ << "/"
+                   << options_.max_failed_attempts << "): " << error
+                   << "; earlier checkpoints are untouched";
+    last_stall_seconds_ = seconds_since(t0);
+    if (consecutive_failures_ >= options_.max_failed_attempts) {
+      throw Error(ErrorKind::kIo, "no checkpoint could be written in " +
+                                      std::to_string(consecutive_failures_) +
+                                      " consecutive attempts: " + error);
+    }
+    return false;
+  }
+
+  job_ = std::make_unique<Job>();
+  Job& job = *job_;
+  job.step = step;
+  job.layout = layout;
+  job.state = std::move(state);
+  job.tmp_dir = tmp_dir;
+  const int rank = comm_.rank();
+  const int world_size = comm_.size();
+  job.thread = std::thread([&job, rank, world_size] {
+    const auto start = Clock::now();
+    try {
+      write_job(rank, world_size, job.layout, job.state, job.tmp_dir + "/" + rank_file_name(rank),
+                job.summary);
+      job.ok = true;
+    } catch (const std::exception& e) {
+      job.error = e.what();
+    }
+    job.seconds = seconds_since(start);
+    job.done.store(true, std::memory_order_release);
+  });
+  if (sync || !options_.async) {
+    finish(true);
+    last_stall_seconds_ = seconds_since(t0);
+    return last_outcome_ && last_outcome_->committed;
+  }
+  last_stall_seconds_ = seconds_since(t0);
+  return true;
+}
+
+void Checkpointer::poll() { finish(false); }
+
+void Checkpointer::wait() { finish(true); }
+
+void Checkpointer::finish(bool block) {
+  if (!job_) return;
+  if (!block) {
+    int64_t not_done = job_->done.load(std::memory_order_acquire) ? 0 : 1;
+    comm_.all_reduce(&not_done, 1, DType::kInt64, ReduceOp::kMax);
+    if (not_done) return;
+  }
+  std::unique_ptr<Job> job = std::move(job_);
+  if (job->thread.joinable()) job->thread.join();
+  commit(*job);
+  spare_ = std::move(job->state);
+}
+
+void Checkpointer::commit(Job& job) {
+  const int n = comm_.size();
+  const int rank = comm_.rank();
+  int64_t mine[4] = {job.ok ? 1 : 0, static_cast<int64_t>(job.summary.bytes),
+                     static_cast<int64_t>(job.summary.header_crc),
+                     static_cast<int64_t>(job.seconds * 1e6)};
+  std::vector<int64_t> all(4 * static_cast<size_t>(n));
+  comm_.all_gather(mine, all.data(), 4, DType::kInt64);
+
+  SaveOutcome outcome;
+  outcome.step = job.step;
+  int first_failed = -1;
+  for (int r = 0; r < n; ++r) {
+    if (!all[4 * r] && first_failed < 0) first_failed = r;
+    outcome.bytes += all[4 * r + 1];
+    outcome.write_seconds = std::max(outcome.write_seconds, all[4 * r + 3] * 1e-6);
+  }
+  if (!job.ok) {
+    FLAM_LOG(WARN) << "checkpoint step " << job.step
+                   << ": writing this rank's file failed: " << job.error;
+  }
+  if (first_failed >= 0) {
+    outcome.error = first_failed == rank ? job.error
+                                         : "rank " + std::to_string(first_failed) +
+                                               " failed to write its file (see its log)";
+  }
+
+  const std::string name = step_dir_name(job.step);
+  const std::string final_dir = dir_ + "/" + name;
+  int64_t committed = 0;
+  if (rank == 0) {
+    if (first_failed < 0) {
+      try {
+        Manifest m;
+        m.step = job.step;
+        m.world_size = n;
+        m.config_hash = config_hash_;
+        m.created = utc_now_iso();
+        m.layout = job.layout;
+        m.scalars = job.state.scalars;
+        for (int r = 0; r < n; ++r) {
+          m.files.push_back({rank_file_name(r), static_cast<uint64_t>(all[4 * r + 1]),
+                             static_cast<uint32_t>(all[4 * r + 2])});
+        }
+        write_file_atomic(job.tmp_dir + "/manifest.json", manifest_to_json(m));
+        if (fs::exists(final_dir)) {
+          FLAM_LOG(WARN) << "checkpoint: replacing existing " << final_dir;
+          fs::remove_all(final_dir);
+        }
+        rename_durable(job.tmp_dir, final_dir);
+        write_file_atomic(dir_ + "/latest", name + "\n");
+        committed = 1;
+      } catch (const std::exception& e) {
+        outcome.error = std::string("commit failed: ") + e.what();
+        FLAM_LOG(WARN) << "checkpoint step " << job.step << ": " << outcome.error;
+      }
+    }
+    if (!committed) remove_tree_quietly(job.tmp_dir);
+  }
+  comm_.broadcast(&committed, 1, DType::kInt64, 0);
+  if (!committed && outcome.error.empty()) outcome.error = "rank 0 failed to commit (see its log)";
+  outcome.committed = committed != 0;
+  last_outcome_ = outcome;
+
+  if (committed) {
+    consecutive_failures_ = 0;
+    if (rank == 0) {
+      FLAM_LOG(INFO) << "checkpoint " << final_dir << " committed: " << outcome.bytes / 1e6
+                     << " MB in " << outcome.write_seconds << " s ("
+                     << outcome.bytes / 1e6 / std::max(outcome.write_seconds, 1e-9) << " MB/s)";
+      // Prune to the newest `keep`; the one just committed is the newest and always stays.
+      const std::vector<int64_t> steps = list_checkpoints(dir_);
+      for (size_t i = static_cast<size_t>(std::max(options_.keep, 1)); i < steps.size(); ++i) {
+        const std::string old_dir = dir_ + "/" + step_dir_name(steps[i]);
+        // Renamed first so that a crash mid-delete leaves a *.tmp, which is ignored and cleaned.
+        std::error_code ec;
+        fs::rename(old_dir, old_dir + ".tmp", ec);
+        remove_tree_quietly(ec ? old_dir : old_dir + ".tmp");
+      }
+    }
+    return;
+  }
+  ++consecutive_failures_;
+  FLAM_LOG(WARN) << "checkpoint step " << job.step << " failed (" << consecutive_failures_ << "/"
+                 << options_.max_failed_attempts << "): " << outcome.error
+                 << "; earlier checkpoints are untouched";
+  if (consecutive_failures_ >= options_.max_failed_attempts) {
+    throw Error(ErrorKind::kIo, "no checkpoint could be written in " +
+                                    std::to_string(consecutive_failures_) +
+                                    " consecutive attempts: " + outcome.error);
+  }
+}
+
+std::optional<LoadedCheckpoint> Checkpointer::load_latest(const FlatLayout& layout) {
+  FLAM_CHECK(layout.world_size == comm_.size())
+      << "layout for " << layout.world_size << " ranks, comm has " << comm_.size();
+  finish(true);
+  const int rank = comm_.rank();
+  const int n = comm_.size();
+
+  // Rank 0 lists the candidates, so every rank tries the same ones in the same order.
+  std::vector<int64_t> steps;
+  int64_t count = 0;
+  if (rank == 0) {
+    steps = list_checkpoints(dir_);
+    count = static_cast<int64_t>(steps.size());
+  }
+  comm_.broadcast(&count, 1, DType::kInt64, 0);
+  steps.resize(count);
+  if (count > 0) comm_.broadcast(steps.data(), count, DType::kInt64, 0);
+
+  for (int64_t step : steps) {
+    const std::string step_dir = dir_ + "/" + step_dir_name(step);
+    std::optional<CheckpointReader> reader;
+    int64_t bad = 0;
+    try {
+      reader.emplace(step_dir);
+      if (reader->manifest().step != step) {
+        throw Error(ErrorKind::kData,
+                    "manifest says step " + std::to_string(reader->manifest().step));
+      }
+      for (int r = rank; r < reader->manifest().world_size; r += n) reader->verify_file(r);
+    } catch (const Error& e) {
+      bad = 1;
+      FLAM_LOG(WARN) << "checkpoint " << step_dir << " is broken: " << e.what();
+    }
+    comm_.all_reduce(&bad, 1, DType::kInt64, ReduceOp::kMax);
+    if (bad) {
+      if (rank == 0) {
+        FLAM_LOG(WARN) << "checkpoint " << step_dir
+                       << " failed verification; trying the previous one";
+      }
+      continue;
+    }
+    const Manifest& m = reader->manifest();
+    check_same_model(m.layout, layout, step_dir + "/manifest.json");
+    if (rank == 0 && m.config_hash != config_hash_) {
+      FLAM_LOG(WARN) << "checkpoint " << step_dir << " was written with config hash "
+                     << m.config_hash << ", this run's is " << config_hash_;
+    }
+
+    LoadedCheckpoint loaded;
+    loaded.step = m.step;
+    loaded.path = step_dir;
+    loaded.old_world_size = m.world_size;
+    RankState& s = loaded.state;
+    s.step = m.step;
+    std::vector<std::vector<float>>* buffers[] = {&s.master, &s.exp_avg, &s.exp_avg_sq};
+    for (size_t k = 0; k < 3; ++k) {
+      buffers[k]->resize(layout.blocks.size());
+      for (size_t b = 0; b < layout.blocks.size(); ++b) {
+        const int64_t slice = layout.slice_numel(b);
+        (*buffers[k])[b].resize(slice);
+        reader->read_flat(kStateKinds[k], b, rank * slice, (rank + 1) * slice,
+                          (*buffers[k])[b].data());
+      }
+    }
+    for (int r = 0; r < m.world_size; ++r) {
+      loaded.loader_laion_all.push_back(reader->read_section(r, "loader/laion"));
+      loaded.loader_mmc4_all.push_back(reader->read_section(r, "loader/mmc4"));
+    }
+    const int own = m.world_size == n ? rank : 0;
+    s.scalars = decode_scalars(reader->read_section(own, "scalars"), reader->file_path(own));
+    if (m.world_size == n) {
+      s.rng = reader->read_section(rank, "rng");
+      s.loader_laion = loaded.loader_laion_all[rank];
+      s.loader_mmc4 = loaded.loader_mmc4_all[rank];
+    } else if (rank == 0) {
+      FLAM_LOG(INFO) << "checkpoint " << step_dir << ": resharding from " << m.world_size << " to "
+                     << n << " ranks";
+    }
+    if (rank == 0) {
+      FLAM_LOG(INFO) << "resuming from " << step_dir << " (step " << m.step << ")";
+    }
+    return loaded;
+  }
+  return std::nullopt;
+}
+
+bool checkpoint_due(const CheckpointOptions& options, int64_t step, double seconds_since_last_save,
+                    double save_seconds) {
+  if (options.every_steps > 0 && step % options.every_steps == 0) return true;
+  if (options.every_minutes > 0 && seconds_since_last_save >= options.every_minutes * 60.0) {
+    return true;
+  }
+  if (options.mtbf_hours > 0) {
+    if (save_seconds <= 0) return true;
+    return seconds_since_last_save >=
+           young_daly_interval_seconds(save_seconds, options.mtbf_hours * 3600.0);
+  }
+  return false;
+}
+
+double young_daly_interval_seconds(double save_seconds, double mtbf_seconds) {
+  return std::sqrt(2.0 * save_seconds * mtbf_seconds);
+}
+
+}  // namespace flam::train

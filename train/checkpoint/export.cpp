@@ -1,0 +1,74 @@
+#include "train/checkpoint/export.h"
+
+#include <torch/serialize.h>
+
+#include <filesystem>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "train/checkpoint/checkpoint_reader.h"
+#include "train/checkpoint/manifest.h"
+
+namespace flam::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+std::string resolve_checkpoint_dir(const std::string& path) {
+  if (fs::is_regular_file(fs::path(path) / "manifest.json")) return path;
+  for (const std::string& dir : {path + "/checkpoints", path}) {
+    const std::vector<int64_t> steps = list_checkpoints(dir);
+    if (!steps.empty()) return dir + "/" + step_dir_name(steps.front());
+  }
+  ErrorContext ctx;
+  ctx.file = path;
+  throw Error(ErrorKind::kIo,
+              "no committed checkpoint here (want a step_N directory with a manifest.json, or a "
+              "run directory holding checkpoints/)",
+              ctx);
+}
+
+weights::NamedTensors consolidate_checkpoint(const std::string& step_dir) {
+  CheckpointReader reader(step_dir);
+  const Manifest& m = reader.manifest();
+  for (int r = 0; r < m.world_size; ++r) reader.verify_file(r);
+  weights::NamedTensors out;
+  for (size_t b = 0; b < m.layout.blocks.size(); ++b) {
+    const BlockLayout& block = m.layout.blocks[b];
+    at::Tensor flat = at::empty({block.numel}, at::kFloat);
+    reader.read_flat("master", b, 0, block.numel, flat.data_ptr<float>());
+    for (const ParamSlot& p : block.params) {
+      out.emplace_back(p.name, flat.narrow(0, p.offset, p.numel).reshape(p.shape).clone());
+    }
+  }
+  return out;
+}
+
+void export_checkpoint(const std::string& step_dir, const std::string& out_path) {
+  const bool pt = ends_with(out_path, ".pt");
+  if (!pt && !ends_with(out_path, ".safetensors")) {
+    throw Error(ErrorKind::kUsage, "--out must end in .safetensors or .pt: " + out_path);
+  }
+  const weights::NamedTensors tensors = consolidate_checkpoint(step_dir);
+  if (!pt) {
+    const Manifest m = read_manifest(step_dir);
+    weights::write_safetensors(out_path, tensors,
+                               {{"format", "pt"},
+                                {"flamboyance_step", std::to_string(m.step)},
+                                {"flamboyance_config_hash", m.config_hash}});
+    return;
+  }
+  c10::Dict<std::string, at::Tensor> dict;
+  for (const auto& [name, t] : tensors) dict.insert(name, t);
+  const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
+  write_file_atomic(out_path, std::string_view(bytes.data(), bytes.size()));
+}
+
+}  // namespace flam::train

@@ -1,0 +1,174 @@
+#include "train/checkpoint/manifest.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+
+namespace flam::train {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+json layout_to_json(const FlatLayout& layout) {
+  json blocks = json::array();
+  for (const BlockLayout& b : layout.blocks) {
+    json params = json::array();
+    for (const ParamSlot& p : b.params) {
+      params.push_back(
+          {{"name", p.name}, {"shape", p.shape}, {"offset", p.offset}, {"numel", p.numel}});
+    }
+    blocks.push_back({{"name", b.name},
+                      {"numel", b.numel},
+                      {"padded_numel", b.padded_numel},
+                      {"params", params}});
+  }
+  return {{"world_size", layout.world_size}, {"blocks", blocks}};
+}
+
+FlatLayout layout_from_json(const json& j) {
+  FlatLayout layout;
+  layout.world_size = j.at("world_size").get<int>();
+  for (const json& jb : j.at("blocks")) {
+    BlockLayout b;
+    b.name = jb.at("name").get<std::string>();
+    b.numel = jb.at("numel").get<int64_t>();
+    b.padded_numel = jb.at("padded_numel").get<int64_t>();
+    for (const json& jp : jb.at("params")) {
+      ParamSlot p;
+      p.name = jp.at("name").get<std::string>();
+      p.shape = jp.at("shape").get<std::vector<int64_t>>();
+      p.offset = jp.at("offset").get<int64_t>();
+      p.numel = jp.at("numel").get<int64_t>();
+      b.params.push_back(std::move(p));
+    }
+    layout.blocks.push_back(std::move(b));
+  }
+  return layout;
+}
+
+std::string hex32(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "%08" PRIx32, v);
+  return buf;
+}
+
+[[noreturn]] void invalid(const std::string& why, const std::string& path) {
+  ErrorContext ctx;
+  ctx.file = path;
+  throw Error(ErrorKind::kData, "invalid checkpoint manifest: " + why, ctx);
+}
+
+}  // namespace
+
+std::string manifest_to_json(const Manifest& m) {
+  json files = json::array();
+  for (const ManifestFile& f : m.files) {
+    files.push_back({{"name", f.name}, {"bytes", f.bytes}, {"header_crc32c", hex32(f.header_crc)}});
+  }
+  json scalars = json::object();
+  for (const auto& [k, v] : m.scalars) scalars[k] = v;
+  json j = {{"format", "flamboyance-checkpoint"},
+            {"format_version", m.format_version},
+            {"step", m.step},
+            {"world_size", m.world_size},
+            {"config_hash", m.config_hash},
+            {"created", m.created},
+            {"scalars", scalars},
+            {"files", files},
+            {"layout", layout_to_json(m.layout)}};
+  return j.dump(1) + "\n";
+}
+
+Manifest parse_manifest(const std::string& text, const std::string& path) {
+  Manifest m;
+  try {
+    json j = json::parse(text);
+    if (j.at("format").get<std::string>() != "flamboyance-checkpoint") invalid("not ours", path);
+    m.format_version = j.at("format_version").get<int>();
+    if (m.format_version != kManifestVersion) {
+      invalid("unsupported format_version " + std::to_string(m.format_version), path);
+    }
+    m.step = j.at("step").get<int64_t>();
+    m.world_size = j.at("world_size").get<int>();
+    m.config_hash = j.at("config_hash").get<std::string>();
+    m.created = j.at("created").get<std::string>();
+    for (const auto& [k, v] : j.at("scalars").items()) {
+      m.scalars[k] = v.is_number() ? v.get<double>() : 0.0;
+    }
+    for (const json& jf : j.at("files")) {
+      ManifestFile f;
+      f.name = jf.at("name").get<std::string>();
+      f.bytes = jf.at("bytes").get<uint64_t>();
+      f.header_crc =
+          static_cast<uint32_t>(std::stoul(jf.at("header_crc32c").get<std::string>(), nullptr, 16));
+      m.files.push_back(std::move(f));
+    }
+    m.layout = layout_from_json(j.at("layout"));
+  } catch (const json::exception& e) {
+    invalid(e.what(), path);
+  } catch (const std::logic_error& e) {  // stoul
+    invalid(e.what(), path);
+  }
+  if (m.world_size < 1 || static_cast<int>(m.files.size()) != m.world_size ||
+      m.layout.world_size != m.world_size) {
+    invalid("world_size does not match its files and layout", path);
+  }
+  for (int r = 0; r < m.world_size; ++r) {
+    if (m.files[r].name != rank_file_name(r)) invalid("unexpected file " + m.files[r].name, path);
+  }
+  for (const BlockLayout& b : m.layout.blocks) {
+    if (b.numel < 0 || b.padded_numel < b.numel || b.padded_numel % m.world_size != 0) {
+      invalid("block '" + b.name + "' has inconsistent sizes", path);
+    }
+  }
+  return m;
+}
+
+Manifest read_manifest(const std::string& step_dir) {
+  const std::string path = step_dir + "/manifest.json";
+  return parse_manifest(read_file(path), path);
+}
+
+std::string step_dir_name(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "step_%08" PRId64, step);
+  return buf;
+}
+
+std::string rank_file_name(int rank) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "rank_%05d.bin", rank);
+  return buf;
+}
+
+std::optional<int64_t> parse_step_dir_name(const std::string& name) {
+  constexpr std::string_view kPrefix = "step_";
+  if (name.size() <= kPrefix.size() || name.compare(0, kPrefix.size(), kPrefix) != 0) {
+    return std::nullopt;
+  }
+  int64_t step = 0;
+  for (size_t i = kPrefix.size(); i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9' || step > (INT64_MAX - 9) / 10) return std::nullopt;
+    step = step * 10 + (name[i] - '0');
+  }
+  return step;
+}
+
+std::vector<int64_t> list_checkpoints(const std::string& checkpoint_dir) {
+  std::vector<int64_t> steps;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(checkpoint_dir, ec)) {
+    auto step = parse_step_dir_name(entry.path().filename().string());
+    if (step && fs::is_regular_file(entry.path() / "manifest.json", ec)) steps.push_back(*step);
+  }
+  std::sort(steps.rbegin(), steps.rend());
+  return steps;
+}
+
+}  // namespace flam::train

@@ -1,0 +1,139 @@
+#include "train/model/flamingo.h"
+
+#include <torch/torch.h>
+
+#include <set>
+
+#include "core/check.h"
+#include "train/model/layers.h"
+
+namespace flam::model {
+
+SpecialTokens special_tokens(const ModelOptions& options) {
+  const int64_t v = options.lang.vocab_size;
+  return {v, v + 1, v + 2};
+}
+
+int64_t full_vocab_size(const ModelOptions& options) { return options.lang.vocab_size + 3; }
+
+FlamingoImpl::FlamingoImpl(const ModelOptions& options)
+    : options_(options), special_(special_tokens(options)) {
+  vision_ = register_module("vision_encoder", std::make_shared<VisionEncoderImpl>(options.vision));
+  perceiver_ = register_module("perceiver", std::make_shared<PerceiverResamplerImpl>(
+                                                options.vision.width, options.perceiver));
+  lang_ = register_module("lang_encoder",
+                          std::make_shared<LanguageModelImpl>(options, options.vision.width));
+  for (auto& p : vision_->parameters()) p.set_requires_grad(false);
+  for (auto& item : lang_->named_parameters()) {
+    const bool trained =
+        item.key().rfind("gated_cross_attn_layers.", 0) == 0 ||
+        (item.key() == "special_token_embeddings" && !options.freeze_lm_embeddings);
+    item.value().set_requires_grad(trained);
+  }
+}
+
+torch::Tensor FlamingoImpl::encode_images(const torch::Tensor& images) {
+  FLAM_CHECK(images.dim() == 6) << "images must be [B, T_img, F, 3, H, W]";
+  torch::NoGradGuard no_grad;
+  const int64_t b = images.size(0), T = images.size(1), F = images.size(2);
+  auto tokens = vision_->forward(images.flatten(0, 2));  // [(b T F), v, D_v]
+  return tokens.view({b, T, F, tokens.size(1), tokens.size(2)});
+}
+
+torch::Tensor FlamingoImpl::forward(const torch::Tensor& images, const torch::Tensor& input_ids,
+                                    const torch::Tensor& attention_mask) {
+  FLAM_CHECK(input_ids.dim() == 2) << "input_ids must be [B, T]";
+  const int64_t B = input_ids.size(0), T = input_ids.size(1);
+  using Inputs = std::vector<torch::Tensor>;
+  using Fn = std::function<torch::Tensor(const Inputs&)>;
+  auto call = [this](size_t block, const Fn& fn, const Inputs& inputs) {
+    return runner_ ? runner_->run(block, fn, inputs) : fn(inputs);
+  };
+
+  // Vision tokens; a batch without images runs the Perceiver on zeros that nothing attends to.
+  torch::Tensor tokens;  // [B, T_img, F, v, D_v]
+  const torch::Tensor latents_param = perceiver_->named_parameters(false)["latents"];
+  if (images.defined() && images.size(1) > 0) {
+    FLAM_CHECK(images.size(0) == B) << "images and input_ids disagree on the batch size";
+    tokens = encode_images(images).to(latents_param.dtype());
+  } else {
+    tokens = torch::zeros({B, 1, 1, vision_->num_tokens(), options_.vision.width},
+                          latents_param.options().requires_grad(false));
+  }
+  auto media = perceiver_->prepare(tokens);
+  auto latents = perceiver_->initial_latents(B, tokens.size(1));
+  const size_t depth = perceiver_->depth();
+  for (size_t i = 0; i < depth; ++i) {
+    latents = call(i, [this, i](const Inputs& in) { return perceiver_->layer(i, in[0], in[1]); },
+                   {media, latents});
+  }
+  auto vis = perceiver_->finish(latents);  // [B, T_img, n, D_v]
+
+  auto media_locations = input_ids.eq(special_.image);  // [B, T]
+  auto h = lang_->embed(input_ids);
+  auto positions = torch::arange(T, input_ids.options());
+  const int64_t head_dim = options_.lang.dim / options_.lang.heads;
+  auto [cos, sin] = rotary_tables(positions, head_dim, options_.lang.rope_theta, h.scalar_type());
+  auto mask = causal_mask(attention_mask.defined() ? attention_mask : torch::ones_like(input_ids),
+                          T, h.scalar_type());
+  size_t block = depth;
+  for (size_t i = 0; i < lang_->num_layers(); ++i) {
+    if (auto* xattn = lang_->xattn(i)) {
+      h = call(block++, [xattn](const Inputs& in) { return xattn->forward(in[0], in[1], in[2]); },
+               {h, vis, media_locations});
+    }
+    h = lang_->decoder_layer(i).forward(h, cos, sin, mask);
+  }
+  return lang_->head(h);
+}
+
+torch::Tensor FlamingoImpl::loss(const torch::Tensor& logits, const torch::Tensor& labels) {
+  FLAM_CHECK(logits.dim() == 3 && labels.dim() == 2 && logits.size(1) == labels.size(1))
+      << "loss: logits [B, T, V], labels [B, T]";
+  const int64_t T = logits.size(1);
+  auto pred = logits.narrow(1, 0, T - 1).reshape({-1, logits.size(2)}).to(torch::kFloat32);
+  auto target = labels.narrow(1, 1, T - 1).reshape({-1});
+  auto valid = target.ne(-100);
+  auto per_token = torch::nn::functional::cross_entropy(
+      pred, target,
+      torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kNone));
+  auto count = valid.sum().clamp_min(1).to(torch::kFloat32);
+  return per_token.sum() / count;
+}
+
+std::vector<TrainedBlock> FlamingoImpl::trained_blocks() {
+  std::vector<TrainedBlock> blocks;
+  std::set<std::string> taken;
+  auto add_block = [&](const std::string& name, torch::nn::Module& module) {
+    TrainedBlock b{name, {}};
+    for (auto& item : module.named_parameters()) {
+      b.params.emplace_back(name + "." + item.key(), item.value());
+      taken.insert(name + "." + item.key());
+    }
+    blocks.push_back(std::move(b));
+  };
+  auto perceiver_layers = perceiver_->named_children()["layers"];
+  for (size_t i = 0; i < perceiver_->depth(); ++i) {
+    add_block("perceiver.layers." + std::to_string(i),
+              *perceiver_layers->named_children()[std::to_string(i)]);
+  }
+  for (size_t i : lang_->xattn_layers()) {
+    add_block("lang_encoder.gated_cross_attn_layers." + std::to_string(i), *lang_->xattn(i));
+  }
+  TrainedBlock rest{"rest", {}};
+  for (auto& item : named_parameters()) {
+    if (item.value().requires_grad() && !taken.count(item.key())) {
+      rest.params.emplace_back(item.key(), item.value());
+    }
+  }
+  blocks.push_back(std::move(rest));
+  return blocks;
+}
+
+void FlamingoImpl::set_block_runner(BlockRunner* runner) { runner_ = runner; }
+
+bool FlamingoImpl::weight_decay(const std::string& param_name) const {
+  return param_name.find("gated_cross_attn") != std::string::npos;
+}
+
+}  // namespace flam::model

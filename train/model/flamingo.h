@@ -1,0 +1,147 @@
+// Flamingo: the OpenFlamingo network (open_flamingo/src/flamingo.py, flamingo_lm.py) in LibTorch:
+// frozen CLIP ViT -> trained PerceiverResampler -> frozen LLaMA decoder with a trained
+// GatedCrossAttentionBlock before decoder layer i whenever (i + 1) % every_n_layers == 0.
+//
+// Parameter names are OpenFlamingo's state-dict names, deduplicated (OpenFlamingo's FlamingoLayer
+// wrapper makes each cross-attention block appear twice; we keep the canonical
+// `lang_encoder.gated_cross_attn_layers.K.*`):
+//   vision_encoder.*                              open_clip VisionTransformer names (frozen)
+//   perceiver.*                                   trained
+//   lang_encoder.model.embed_tokens.weight        [V + 3, D] frozen
+//   lang_encoder.special_token_embeddings         [2, D] trained: rows <|endofchunk|>, <image>
+//   lang_encoder.model.layers.N.decoder_layer.*   HF LLaMA layer names (frozen)
+//   lang_encoder.gated_cross_attn_layers.K.*      trained
+//   lang_encoder.model.norm.weight, lang_encoder.lm_head.weight  frozen
+//
+// What is trained, mirroring OpenFlamingo's factory.py and train.py: the Perceiver, the gated
+// cross-attention blocks, and of the input embedding only the rows of <|endofchunk|> and <image>
+// (OpenFlamingo marks the whole input table trainable, then masks the gradient of every other
+// row to zero; our special_token_embeddings holds exactly those two rows, and export writes them
+// back into `lang_encoder.model.embed_tokens.weight`). The output embedding (lm_head) is NOT
+// trained by OpenFlamingo ("TODO: investigate also training the output embeddings when untied"),
+// so it is frozen here too, including its three new rows.
+//
+// Because the two embedding rows are trained, gradient flows back through the decoder layers
+// below the first cross-attention block as well (activation gradients only: their weights are
+// frozen). Autograd derives that by itself from requires_grad. With
+// model.freeze_lm_embeddings (OpenFlamingo's --freeze_lm_embeddings) the rows are frozen and
+// nothing below the first cross-attention block is recorded for backward.
+//
+// Where we knowingly differ from OpenFlamingo: a text token with no image to attend to (before
+// the first <image>, or past the last image when a row has more <image> tokens than images)
+// attends to nothing in both masking modes; OpenFlamingo zeroes it only with
+// only_attend_immediate_media and otherwise spreads it uniformly over all images, future ones
+// included. Identical for OpenFlamingo-9B's setting (only_attend_immediate_media = true) on
+// well-formed batches. vision_encoder.proj (unused for patch tokens) is not kept.
+//
+// Thread safety: a Flamingo is used by one thread at a time (the training loop).
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "train/model/options.h"
+
+namespace flam::model {
+
+// Ids of the tokens OpenFlamingo adds to the LLaMA vocabulary, in the order it adds them.
+struct SpecialTokens {
+  int64_t endofchunk;  // = lang.vocab_size
+  int64_t image;       // = lang.vocab_size + 1
+  int64_t pad;         // = lang.vocab_size + 2
+};
+SpecialTokens special_tokens(const ModelOptions& options);
+// The vocabulary size of the logits: lang.vocab_size + 3.
+int64_t full_vocab_size(const ModelOptions& options);
+
+// The ZeRO-3 seam. The model calls each trained per-layer block through a BlockRunner:
+// `fn(inputs)` computes the block's output from `inputs` with the block's parameters (the
+// tensors listed in trained_blocks()[block].params) as they are at call time. The default runner
+// calls fn(inputs) directly. train/zero3 installs one that gathers the block's parameters before
+// fn and frees them after (and re-gathers / recomputes in backward). fn is pure apart from reading
+// those parameters, so calling it again (recompute) gives the same result.
+// Inputs per block kind:
+//   perceiver.layers.i:                   {media [b, T, F*v, D_v], latents [b, T, n, D_v]} ->
+//   latents lang_encoder.gated_cross_attn_layers.K: {x [B, T_txt, D], media [B, T_img, n, D_v],
+//                                          media_locations [B, T_txt] bool} -> x
+class BlockRunner {
+ public:
+  virtual ~BlockRunner() = default;
+  virtual torch::Tensor run(
+      size_t block, const std::function<torch::Tensor(const std::vector<torch::Tensor>&)>& fn,
+      const std::vector<torch::Tensor>& inputs) = 0;
+};
+
+// One group of trained parameters, gathered together by ZeRO-3. Tensors alias the module's
+// parameters (same storage): setting their data changes what the model computes with.
+struct TrainedBlock {
+  std::string name;                                           // e.g. "perceiver.layers.0"
+  std::vector<std::pair<std::string, torch::Tensor>> params;  // full OpenFlamingo names
+};
+
+class VisionEncoderImpl;
+class PerceiverResamplerImpl;
+class LanguageModelImpl;
+
+class FlamingoImpl : public torch::nn::Module {
+ public:
+  // Builds the network with OpenFlamingo's initialisation (random frozen weights until
+  // train/weights loads pretrained ones); frozen parameters have requires_grad(false).
+  explicit FlamingoImpl(const ModelOptions& options);
+
+  // images: [B, T_img, F, 3, H, W] float, CLIP-normalised (T_img may be 0 or images undefined:
+  //   then the Perceiver still runs, on zero vision tokens, and every text token attends to
+  //   nothing, so that every rank calls every block in every step);
+  // input_ids [B, T] int64; attention_mask [B, T] int64 (1 = token, 0 = padding; undefined: all
+  //   tokens). Padding is expected on the right (positions are 0..T-1 in every row).
+  // The i-th `<image>` token of a row (in position order) stands for images[b, i].
+  // Returns logits [B, T, vocab_size + 3].
+  torch::Tensor forward(const torch::Tensor& images, const torch::Tensor& input_ids,
+                        const torch::Tensor& attention_mask);
+
+  // The frozen vision encoder alone, under NoGradGuard: images [B, T_img, F, 3, H, W] ->
+  // patch tokens [B, T_img, F, v, D_v].
+  torch::Tensor encode_images(const torch::Tensor& images);
+
+  // Next-token cross-entropy as Hugging Face's causal LM: logits[:, t] predicts labels[:, t + 1]
+  // (labels are aligned with input_ids); mean over target positions whose label != -100. With
+  // no such position the loss is 0 (still attached to the graph). Returns a scalar fp32 tensor.
+  static torch::Tensor loss(const torch::Tensor& logits, const torch::Tensor& labels);
+
+  // Trained parameters grouped into blocks in call order: "perceiver.layers.0" ..,
+  // "lang_encoder.gated_cross_attn_layers.K" .. (ascending K), and last "rest"
+  // (perceiver.latents, perceiver.norm.*, lang_encoder.special_token_embeddings, media-time and
+  // frame embeddings). Every trained parameter is in exactly one block. Index i of this vector is
+  // what BlockRunner::run receives for per-layer blocks; "rest" is never passed to run().
+  std::vector<TrainedBlock> trained_blocks();
+
+  // nullptr = direct calls. The runner is not owned and must outlive its use by forward().
+  void set_block_runner(BlockRunner* runner);
+
+  // True for parameters AdamW decays: OpenFlamingo decays only gated cross-attention parameters
+  // (every name containing "gated_cross_attn").
+  bool weight_decay(const std::string& param_name) const;
+
+  const ModelOptions& options() const { return options_; }
+  VisionEncoderImpl& vision_encoder() { return *vision_; }
+  PerceiverResamplerImpl& perceiver() { return *perceiver_; }
+  LanguageModelImpl& lang_encoder() { return *lang_; }
+
+ private:
+  ModelOptions options_;
+  SpecialTokens special_;
+  std::shared_ptr<VisionEncoderImpl> vision_;
+  std::shared_ptr<PerceiverResamplerImpl> perceiver_;
+  std::shared_ptr<LanguageModelImpl> lang_;
+  BlockRunner* runner_ = nullptr;
+};
+TORCH_MODULE(Flamingo);
+
+}  // namespace flam::model

@@ -1,0 +1,41 @@
+// Trainer: `flam train`'s loop. Builds the Flamingo model (random frozen weights, or pretrained
+// ones from model.weights), wraps its trained blocks in a Zero3Engine over `comm`, opens one
+// LAION and one MMC4 Loader for this rank, resumes from the newest valid checkpoint in the run
+// directory, then runs train.steps optimizer steps (see trainer.cpp for one step, top to bottom).
+//
+// Writes RUN/metrics.jsonl (rank 0, one JSON object per log step) and checkpoints under
+// RUN/checkpoints/. Stops early, after a synchronous checkpoint, when any rank received SIGUSR1
+// or SIGTERM (core/signals.h; the caller installs the handlers).
+//
+// Thread safety: call from the main thread of every rank (collective throughout).
+#pragma once
+
+#include <string>
+
+#include "core/comm.h"
+#include "core/run_options.h"
+#include "pipeline/options.h"
+#include "train/model/options.h"
+#include "train/options.h"
+
+namespace flam::train {
+
+// The sections of the resolved config the trainer reads.
+struct TrainerConfig {
+  RunOptions run;
+  model::ModelOptions model;
+  pipeline::DataOptions data;
+  TrainOptions train;
+  std::string config_hash;  // stored in checkpoints (cli/config.h config_hash())
+  int local_rank = 0;       // picks the GPU with train.device: cuda
+};
+
+// Runs training to train.steps (or until a stop signal). `host` carries the small CPU
+// collectives (flags, metrics, checkpoints); `device` the ZeRO-3 traffic on the compute device's
+// memory (the same MpiComm on CPU; NcclComm or, for one rank, SingleRankComm on CUDA). Both span
+// the same ranks. Returns kExitOk, or kExitRequeue after the stop checkpoint. Throws flam::Error:
+// kConfig (no tokenizer, no shards, a checkpoint of a different model), kComm (a peer failed),
+// kIo (no checkpoint writable), kData.
+int run_training(const TrainerConfig& config, Comm& host, Comm& device);
+
+}  // namespace flam::train

@@ -1,0 +1,259 @@
+#include "train/weights/model_weights.h"
+
+#include <torch/csrc/jit/serialization/pickle.h>
+#include <torch/torch.h>
+
+#include <set>
+#include <sstream>
+#include <vector>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "train/model/flamingo.h"
+#include "train/model/layers.h"
+
+namespace flam::weights {
+namespace {
+
+bool starts_with(const std::string& s, const std::string& prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string shape_str(at::IntArrayRef s) {
+  std::ostringstream out;
+  out << s;
+  return out.str();
+}
+
+std::string list(const std::vector<std::string>& names) {
+  std::string out;
+  for (size_t i = 0; i < names.size() && i < 8; ++i) out += (i ? ", " : "") + names[i];
+  if (names.size() > 8) out += ", ... (" + std::to_string(names.size()) + " in all)";
+  return out;
+}
+
+[[noreturn]] void fail(const std::string& source, const std::string& key, const std::string& msg) {
+  ErrorContext context;
+  context.file = source;
+  context.key = key;
+  throw Error(ErrorKind::kData, msg, context);
+}
+
+// Copies the first min(rows) rows of `src` into `dst` (vocabulary tables of different sizes).
+void copy_rows(torch::Tensor& dst, const at::Tensor& src, const std::string& source,
+               const std::string& name) {
+  if (src.dim() != 2 || src.size(1) != dst.size(1)) {
+    fail(source, name,
+         "shape " + shape_str(src.sizes()) + " does not fit " + shape_str(dst.sizes()));
+  }
+  const int64_t rows = std::min(src.size(0), dst.size(0));
+  dst.narrow(0, 0, rows).copy_(src.narrow(0, 0, rows));
+}
+
+}  // namespace
+
+void load_into(torch::nn::Module& module, const std::map<std::string, at::Tensor>& tensors,
+               const std::string& source, bool require_all) {
+  torch::NoGradGuard no_grad;
+  auto params = module.named_parameters();
+  std::vector<std::string> unexpected, mismatched, missing;
+  for (const auto& [name, t] : tensors) {
+    auto* p = params.find(name);
+    if (!p) {
+      unexpected.push_back(name);
+    } else if (!p->sizes().equals(t.sizes())) {
+      mismatched.push_back(name + " " + shape_str(t.sizes()) + " (expected " +
+                           shape_str(p->sizes()) + ")");
+    }
+  }
+  if (require_all) {
+    for (const auto& item : params) {
+      if (!tensors.count(item.key())) missing.push_back(item.key());
+    }
+  }
+  std::string msg;
+  if (!missing.empty()) msg += "missing tensors: " + list(missing) + ". ";
+  if (!unexpected.empty()) msg += "unexpected tensors: " + list(unexpected) + ". ";
+  if (!mismatched.empty()) msg += "mis-shaped tensors: " + list(mismatched) + ". ";
+  if (!msg.empty()) fail(source, "", msg);
+  for (const auto& [name, t] : tensors) params[name].copy_(t);
+}
+
+void load_clip_vision(model::FlamingoImpl& model, const TensorSource& source) {
+  const std::string p = "vision_model.";
+  auto get = [&](const std::string& name) {
+    if (!source.contains(p + name)) fail(source.path(), p + name, "missing tensor");
+    return source.load(p + name, torch::kFloat32);
+  };
+  std::map<std::string, at::Tensor> t;
+  t["conv1.weight"] = get("embeddings.patch_embedding.weight");
+  t["class_embedding"] = get("embeddings.class_embedding");
+  t["positional_embedding"] = get("embeddings.position_embedding.weight");
+  for (const char* w : {"weight", "bias"}) {
+    t[std::string("ln_pre.") + w] = get(std::string("pre_layrnorm.") + w);
+    t[std::string("ln_post.") + w] = get(std::string("post_layernorm.") + w);
+  }
+  const int layers = model.options().vision.layers;
+  for (int l = 0; l < layers; ++l) {
+    const std::string hf = "encoder.layers." + std::to_string(l) + ".";
+    const std::string us = "transformer.resblocks." + std::to_string(l) + ".";
+    for (const char* w : {"weight", "bias"}) {
+      const std::string s = w;
+      t[us + "attn.in_proj_" + s] =
+          torch::cat({get(hf + "self_attn.q_proj." + s), get(hf + "self_attn.k_proj." + s),
+                      get(hf + "self_attn.v_proj." + s)});
+      t[us + "attn.out_proj." + s] = get(hf + "self_attn.out_proj." + s);
+      t[us + "ln_1." + s] = get(hf + "layer_norm1." + s);
+      t[us + "ln_2." + s] = get(hf + "layer_norm2." + s);
+      t[us + "mlp.c_fc." + s] = get(hf + "mlp.fc1." + s);
+      t[us + "mlp.c_proj." + s] = get(hf + "mlp.fc2." + s);
+    }
+  }
+  if (source.contains(p + "encoder.layers." + std::to_string(layers) + ".layer_norm1.weight")) {
+    fail(source.path(), p + "encoder.layers." + std::to_string(layers),
+         "the checkpoint has more vision layers than model.vision.layers = " +
+             std::to_string(layers));
+  }
+  load_into(model.vision_encoder(), t, source.path(), /*require_all=*/true);
+}
+
+void load_llama(model::FlamingoImpl& model, const TensorSource& source) {
+  torch::NoGradGuard no_grad;
+  auto& lang = model.lang_encoder();
+  std::map<std::string, at::Tensor> t;
+  std::vector<std::string> unexpected;
+  for (const auto& name : source.names()) {
+    if (ends_with(name, "rotary_emb.inv_freq")) continue;
+    if (name == "model.embed_tokens.weight") {
+      copy_rows(lang.embed_tokens(), source.load(name, torch::kFloat32), source.path(), name);
+    } else if (name == "lm_head.weight") {
+      auto head = lang.named_parameters()["lm_head.weight"];
+      copy_rows(head, source.load(name, torch::kFloat32), source.path(), name);
+    } else if (name == "model.norm.weight") {
+      t[name] = source.load(name, torch::kFloat32);
+    } else if (starts_with(name, "model.layers.")) {
+      const size_t dot = name.find('.', 13);
+      if (dot == std::string::npos) {
+        unexpected.push_back(name);
+        continue;
+      }
+      t[name.substr(0, dot) + ".decoder_layer" + name.substr(dot)] =
+          source.load(name, torch::kFloat32);
+    } else {
+      unexpected.push_back(name);
+    }
+  }
+  if (!unexpected.empty()) fail(source.path(), "", "unexpected tensors: " + list(unexpected));
+  for (const char* required : {"model.embed_tokens.weight", "lm_head.weight"}) {
+    if (!source.contains(required)) fail(source.path(), required, "missing tensor");
+  }
+  const int64_t v = model.options().lang.vocab_size;
+  if (source.info("model.embed_tokens.weight").shape[0] >= v + 2) {
+    lang.special_token_embeddings().copy_(lang.embed_tokens().narrow(0, v, 2));
+  }
+  // Every decoder parameter must come from the file; the Flamingo blocks are not in it.
+  std::vector<std::string> missing;
+  for (const auto& item : lang.named_parameters()) {
+    const std::string& k = item.key();
+    if (starts_with(k, "model.layers.") || k == "model.norm.weight") {
+      if (!t.count(k)) missing.push_back(k);
+    }
+  }
+  if (!missing.empty()) fail(source.path(), "", "missing tensors: " + list(missing));
+  load_into(lang, t, source.path(), /*require_all=*/false);
+}
+
+void load_openflamingo_checkpoint(model::FlamingoImpl& model, const std::string& path) {
+  const std::string bytes = read_file(path);
+  c10::IValue root;
+  try {
+    root = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
+  } catch (const c10::Error& e) {
+    fail(path, "", std::string("not a torch.save'd state dict: ") + e.what_without_backtrace());
+  }
+  if (!root.isGenericDict()) fail(path, "", "checkpoint is not a dict");
+  auto dict = root.toGenericDict();
+  if (dict.contains("model_state_dict")) {
+    auto inner = dict.at("model_state_dict");
+    if (!inner.isGenericDict()) fail(path, "model_state_dict", "not a dict");
+    dict = inner.toGenericDict();
+  }
+  torch::NoGradGuard no_grad;
+  auto& lang = model.lang_encoder();
+  const int64_t v = model.options().lang.vocab_size;
+  std::map<std::string, at::Tensor> t;
+  for (const auto& item : dict) {
+    if (!item.key().isString() || !item.value().isTensor()) {
+      fail(path, item.key().isString() ? item.key().toStringRef() : "",
+           "state dict entries must be name -> tensor");
+    }
+    std::string name = item.key().toStringRef();
+    if (starts_with(name, "module.")) name = name.substr(7);
+    if (name.find(".gated_cross_attn_layer.") != std::string::npos ||
+        starts_with(name, "lang_encoder.old_decoder_blocks.") || name == "vision_encoder.proj" ||
+        ends_with(name, "rotary_emb.inv_freq")) {
+      continue;
+    }
+    auto tensor = item.value().toTensor().to(torch::kFloat32);
+    if (name == "lang_encoder.model.embed_tokens.weight") {
+      copy_rows(lang.embed_tokens(), tensor, path, name);
+      if (tensor.size(0) >= v + 2) {
+        lang.special_token_embeddings().copy_(tensor.narrow(0, v, 2));
+      }
+      continue;
+    }
+    t[name] = tensor;
+  }
+  std::vector<std::string> missing;
+  for (const auto& item : model.named_parameters()) {
+    if (item.value().requires_grad() && item.key() != "lang_encoder.special_token_embeddings" &&
+        !t.count(item.key())) {
+      missing.push_back(item.key());
+    }
+  }
+  if (!missing.empty()) fail(path, "", "missing trained tensors: " + list(missing));
+  load_into(model, t, path, /*require_all=*/false);
+}
+
+void load_pretrained(model::FlamingoImpl& model, const model::WeightsOptions& weights) {
+  if (!weights.vision.empty()) load_clip_vision(model, TensorSource(weights.vision));
+  if (!weights.lang.empty()) load_llama(model, TensorSource(weights.lang));
+  if (!weights.openflamingo_checkpoint.empty()) {
+    load_openflamingo_checkpoint(model, weights.openflamingo_checkpoint);
+  }
+}
+
+NamedTensors export_trainable(model::FlamingoImpl& model) {
+  torch::NoGradGuard no_grad;
+  NamedTensors out;
+  for (const auto& item : model.named_parameters()) {
+    if (!item.value().requires_grad() || item.key() == "lang_encoder.special_token_embeddings") {
+      continue;
+    }
+    out.emplace_back(item.key(), item.value().detach().to(torch::kCPU, torch::kFloat32).clone());
+  }
+  auto& lang = model.lang_encoder();
+  auto table = lang.embed_tokens().detach().to(torch::kCPU, torch::kFloat32).clone();
+  table.narrow(0, model.options().lang.vocab_size, 2)
+      .copy_(lang.special_token_embeddings().detach().to(torch::kCPU, torch::kFloat32));
+  out.emplace_back("lang_encoder.model.embed_tokens.weight", table);
+  return out;
+}
+
+void export_trainable_safetensors(model::FlamingoImpl& model, const std::string& path) {
+  write_safetensors(path, export_trainable(model), {{"format", "pt"}});
+}
+
+void export_trainable_pt(model::FlamingoImpl& model, const std::string& path) {
+  c10::Dict<std::string, at::Tensor> dict;
+  for (const auto& [name, t] : export_trainable(model)) dict.insert(name, t);
+  const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
+  write_file_atomic(path, std::string_view(bytes.data(), bytes.size()));
+}
+
+}  // namespace flam::weights
