@@ -146,6 +146,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "flam %s: error: %s\n", cmd->name, e.what());
     code = flam::kExitFailure;
   }
+  // A rank that fails alone must not wait in MPI_Finalize for peers that wait for it in a
+  // collective: end the whole job, with this exit code for the launcher and the orchestrator.
+  if (code != flam::kExitOk && code != flam::kExitRequeue && flam::World::initialized() &&
+      flam::World::info().size > 1) {
+    std::fflush(stderr);
+    flam::World::abort(code);
+  }
   flam::World::finalize();
   return code;
 }

@@ -139,9 +139,11 @@ struct Loader::Impl {
   std::deque<std::future<Packed>> inflight;        // producer thread only
   std::map<std::string, int64_t> pending_dropped;  // from a restore; reported with the next batch
   std::map<std::string, int> logged;               // producer thread only
-  // Producer thread only: the epoch of the newest usable sample (or of the first sample seen).
-  // A whole epoch of this rank's shards without one usable sample cannot fill a batch ever.
-  int64_t usable_epoch = -1;
+  // Producer thread only: the current run of unusable samples. A run longer than the shuffle
+  // buffer that spans three epochs means whole epochs of this rank's shards had no usable
+  // sample: no batch can ever be filled, which is an error rather than a silent hang.
+  int64_t failed_run = 0;
+  int64_t failed_run_epoch = 0;
 
   std::thread producer;
   mutable std::mutex mu;
@@ -268,15 +270,17 @@ struct Loader::Impl {
       inflight.pop_front();
       for (const auto& [reason, n] : p.stream_failures) dropped[reason] += n;
       ready.after = p.after;
-      if (usable_epoch < 0) usable_epoch = p.id.epoch;
       if (p.result.ok()) {
-        usable_epoch = p.id.epoch;
+        failed_run = 0;
         rows.push_back(std::move(p));
         continue;
       }
       const std::string& reason = p.result.reason;
       ++dropped[reason];
-      if (p.id.epoch >= usable_epoch + 2) throw_no_usable_sample(dropped);
+      if (failed_run++ == 0) failed_run_epoch = p.id.epoch;
+      if (failed_run > options.loader.shuffle_buffer && p.id.epoch >= failed_run_epoch + 3) {
+        throw_no_usable_sample(dropped);
+      }
       if (is_corruption(reason) && logged[reason]++ < kLogPerReason) {
         FLAM_LOG(WARN) << "loader: dropped " << p.name << ": " << reason << ": " << p.result.message
                        << (logged[reason] == kLogPerReason ? " (further ones only counted)" : "");
@@ -296,7 +300,7 @@ struct Loader::Impl {
       reasons += (reasons.empty() ? "" : ", ") + reason + " " + std::to_string(n);
     }
     throw Error(ErrorKind::kData, std::string("loader (") + to_string(kind) +
-                                      "): a whole epoch of this rank's shards gave no usable "
+                                      "): whole epochs of this rank's shards gave no usable "
                                       "sample (dropped: " + reasons + ")");
   }
 

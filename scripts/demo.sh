@@ -13,8 +13,8 @@ BUILD=${BUILD:-build}
 FLAM="$ROOT/$BUILD/flam"
 OUT=${DEMO_OUT:-demo-out}
 PY=/usr/bin/python3
-STEPS=${DEMO_STEPS:-240}
-KILL_AT=${DEMO_KILL_AT:-100}
+STEPS=${DEMO_STEPS:-300}
+KILL_AT=${DEMO_KILL_AT:-120}
 CONFIG=configs/demo.yaml
 RUN="$OUT/run"
 USE_SLURM=${DEMO_SLURM:-auto}
@@ -59,7 +59,8 @@ for kind in laion mmc4; do
   [ "$kind" = mmc4 ] && input="$OUT/corpus/mmc4.jsonl"
   "${MPIRUN[@]}" "$FLAM" shard --config "$CONFIG" --set "shard.input_kind=$kind" \
       --set "shard.inputs=[$input]" --set "shard.output_dir=$OUT/shards/$kind" \
-      --set "shard.save_cols=[source]" 2>&1 | grep -v "^I .*progress" | tail -n 30
+      --set "shard.save_cols=[source]"
+  $PY -c 'import json,sys; s=json.load(open(sys.argv[1])); print("  %s: %d samples, %d ok, %d failed; by reason: %s" % (sys.argv[2], s["samples"], s["successes"], s["failures"], ", ".join("%s %d" % kv for kv in s["reasons"].items()) or "none"))' "$OUT/shards/$kind/summary.json" "$kind"
   ls "$OUT/shards/$kind"/*.tar | sed "s|^|$ROOT/|" > "$OUT/shards/$kind/shards.txt"
 done
 
@@ -83,7 +84,7 @@ except Exception: print(0)'
 
 kill_one_rank_at() {  # waits for step $1, then kill -9 of the highest-numbered `flam train` process
   while [ "$(metrics_step)" -lt "$1" ]; do sleep 0.5; done
-  victim=$(pgrep -f "flam train --config $CONFIG" | tail -n 1 || true)
+  victim=$(pgrep -f "^[^ ]*/flam train " | tail -n 1 || true)
   if [ -n "$victim" ]; then
     echo "demo: kill -9 of rank process $victim at step $(metrics_step)"
     kill -9 "$victim"
@@ -119,10 +120,10 @@ rows = [json.loads(l) for l in open(os.path.join(run, "metrics.jsonl")) if l.str
 last = rows[-1]
 dropped = {}
 for kind in ("laion", "mmc4"):
-    for f in glob.glob(os.path.join(out, "shards", kind, "*_stats.json")):
-        s = json.load(open(f))
-        for reason, n in (s.get("failures_by_reason") or s.get("errors") or {}).items():
-            dropped["%s %s" % (kind, reason)] = dropped.get("%s %s" % (kind, reason), 0) + n
+    summary = os.path.join(out, "shards", kind, "summary.json")
+    if os.path.exists(summary):
+        for reason, n in json.load(open(summary)).get("reasons", {}).items():
+            dropped["shard %s: %s" % (kind, reason)] = n
 def avg(key):
     v = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
     return sum(v) / len(v) if v else float("nan")

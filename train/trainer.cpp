@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -110,7 +111,7 @@ ErrorContext config_key(const std::string& key) {
 // What a step measured, summed or averaged over the ranks.
 struct StepMetrics {
   double loss_laion = 0.0, loss_mmc4 = 0.0;  // mean over ranks and micro-steps
-  double tokens = 0.0, samples = 0.0;        // over all ranks
+  double tokens = 0.0, samples = 0.0, images = 0.0;  // over all ranks
   double data_wait = 0.0;                    // slowest rank
 };
 
@@ -231,6 +232,10 @@ int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
       finite = finite && std::isfinite(loss.item<double>());
       m.tokens += static_cast<double>(a.tokens + b.tokens);
       m.samples += laion_batch.batch_size + mmc4_batch.batch_size;
+      for (const auto* batch : {&laion_batch, &mmc4_batch}) {
+        m.images += static_cast<double>(
+            std::count(batch->image_present.begin(), batch->image_present.end(), 1));
+      }
     }
     const bool skip = any_rank(comm, !finite);
     if (skip && !options.skip_nonfinite) {
@@ -249,7 +254,8 @@ int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
     // ---- metrics (losses averaged over ranks, counts summed, data wait of the slowest) ----
     torch::Tensor sums =
         torch::tensor({static_cast<float>(m.loss_laion), static_cast<float>(m.loss_mmc4),
-                       static_cast<float>(m.tokens), static_cast<float>(m.samples)});
+                       static_cast<float>(m.tokens), static_cast<float>(m.samples),
+                       static_cast<float>(m.images)});
     all_reduce(comm, sums, ReduceOp::kSum);
     torch::Tensor wait = torch::tensor({static_cast<float>(m.data_wait)});
     all_reduce(comm, wait, ReduceOp::kMax);
@@ -271,6 +277,7 @@ int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
             {"skipped_steps", skipped_steps},
             {"samples_per_s", sums[3].item<double>() / step_time},
             {"tokens_per_s", sums[2].item<double>() / step_time},
+            {"images_per_s", sums[4].item<double>() / step_time},
             {"step_time", step_time},
             {"data_wait", wait.item<double>()},
             {"memory",
