@@ -12,6 +12,8 @@ cd "$ROOT"
 BUILD=${BUILD:-build}
 FLAM="$ROOT/$BUILD/flam"
 OUT=${DEMO_OUT:-demo-out}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)  # absolute: the paths below reach Slurm jobs that start elsewhere
 PY=/usr/bin/python3
 STEPS=${DEMO_STEPS:-300}
 KILL_AT=${DEMO_KILL_AT:-120}
@@ -61,7 +63,7 @@ for kind in laion mmc4; do
       --set "shard.inputs=[$input]" --set "shard.output_dir=$OUT/shards/$kind" \
       --set "shard.save_cols=[source]"
   $PY -c 'import json,sys; s=json.load(open(sys.argv[1])); print("  %s: %d samples, %d ok, %d failed; by reason: %s" % (sys.argv[2], s["samples"], s["successes"], s["failures"], ", ".join("%s %d" % kv for kv in s["reasons"].items()) or "none"))' "$OUT/shards/$kind/summary.json" "$kind"
-  ls "$OUT/shards/$kind"/*.tar | sed "s|^|$ROOT/|" > "$OUT/shards/$kind/shards.txt"
+  ls "$OUT/shards/$kind"/*.tar > "$OUT/shards/$kind/shards.txt"
 done
 
 say "3/5 tokenizer: SentencePiece (vocab 256) trained on the corpus text"

@@ -203,7 +203,6 @@ struct Downloader::Impl {
                                 static_cast<curl_off_t>(options.max_body_bytes)));
     CURL_CHECK(curl_easy_setopt(h, CURLOPT_USERAGENT, options.user_agent.c_str()));
     CURL_CHECK(curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L));
-    CURL_CHECK(curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 128L * 1024));
     CURL_CHECK(curl_easy_setopt(h, CURLOPT_SHARE, share));
     CURL_CHECK(curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &Impl::on_header));
     CURL_CHECK(curl_easy_setopt(h, CURLOPT_HEADERDATA, job.get()));
