@@ -114,17 +114,7 @@ int cmd_status(const Argv& argv) {
 
   if (args.flag("json")) {
     json jobs = json::array();
-    for (const auto& j : state.jobs) {
-      jobs.push_back({{"id", j.id},
-                      {"kind", j.kind},
-                      {"state", j.state},
-                      {"reason", j.reason},
-                      {"submitted", j.submitted},
-                      {"start", j.start},
-                      {"end", j.end},
-                      {"exit_code", j.exit_code},
-                      {"decision", j.decision}});
-    }
+    for (const auto& j : state.jobs) jobs.push_back(orchestrator::to_json(j));
     json out{{"run", run.path()},
              {"status", state.status},
              {"kind", state.kind},

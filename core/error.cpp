@@ -15,6 +15,19 @@ const char* to_string(ErrorKind kind) {
   return "unknown";
 }
 
+ErrorContext at_file(const std::string& file, int64_t line) {
+  ErrorContext c;
+  c.file = file;
+  c.line = line;
+  return c;
+}
+
+ErrorContext at_key(const std::string& key) {
+  ErrorContext c;
+  c.key = key;
+  return c;
+}
+
 std::string format_error(const std::string& message, const ErrorContext& c) {
   std::string out;
   if (!c.file.empty()) {

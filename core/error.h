@@ -49,6 +49,10 @@ class Error : public std::runtime_error {
   std::string message_;
 };
 
+// Contexts with one known part, the common case at call sites.
+ErrorContext at_file(const std::string& file, int64_t line = -1);
+ErrorContext at_key(const std::string& key);
+
 // Formats "file:line: key: url: offset N: message" with the parts that are known.
 std::string format_error(const std::string& message, const ErrorContext& context);
 

@@ -12,19 +12,6 @@
 namespace flam::orchestrator {
 namespace {
 
-ErrorContext at_file(const std::string& file, int64_t line = -1) {
-  ErrorContext c;
-  c.file = file;
-  c.line = line;
-  return c;
-}
-
-ErrorContext at_key(const std::string& key) {
-  ErrorContext c;
-  c.key = key;
-  return c;
-}
-
 // Characters allowed in values on #SBATCH lines: no spaces, quotes or shell metacharacters.
 const std::regex kNameChars("[A-Za-z0-9._+-]+");
 const std::regex kListChars("[A-Za-z0-9._+,-]+");  // partition lists "a,b"

@@ -12,14 +12,6 @@
 #include "core/error.h"
 
 namespace flam::orchestrator {
-namespace {
-
-ErrorContext at_file(const std::string& file, int64_t line = -1) {
-  ErrorContext c;
-  c.file = file;
-  c.line = line;
-  return c;
-}
 
 using nlohmann::json;
 
@@ -36,6 +28,8 @@ json to_json(const JobRecord& j) {
               {"step_at_end", j.step_at_end},
               {"decision", j.decision}};
 }
+
+namespace {
 
 JobRecord job_from_json(const json& j) {
   JobRecord r;

@@ -11,6 +11,8 @@
 // Thread safety: none; one process (the watcher) writes state.json at a time, the others read.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -32,6 +34,9 @@ struct JobRecord {
   int64_t step_at_end = -1;     // newest metrics step when the job ended
   std::string decision;         // what the watcher did after this job ended
 };
+
+// The JSON object of one job as state.json and `flam status --json` show it.
+nlohmann::json to_json(const JobRecord& job);
 
 struct RunState {
   static constexpr int kVersion = 1;

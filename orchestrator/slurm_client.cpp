@@ -11,13 +11,6 @@
 namespace flam::orchestrator {
 namespace {
 
-ErrorContext at_file(const std::string& file, int64_t line = -1) {
-  ErrorContext c;
-  c.file = file;
-  c.line = line;
-  return c;
-}
-
 std::string trim(const std::string& s) {
   size_t b = 0, e = s.size();
   while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;

@@ -102,12 +102,6 @@ bool any_rank(Comm& comm, bool local) {
   return flag.item<float>() > 0.0f;
 }
 
-ErrorContext config_key(const std::string& key) {
-  ErrorContext context;
-  context.key = key;
-  return context;
-}
-
 // What a step measured, summed or averaged over the ranks.
 struct StepMetrics {
   double loss_laion = 0.0, loss_mmc4 = 0.0;  // mean over ranks and micro-steps
@@ -123,11 +117,11 @@ int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
     throw Error(ErrorKind::kConfig,
                 "data.tokenizer is empty: training needs a SentencePiece model (LLaMA's "
                 "tokenizer.model, or one made with spm_train for a demo)",
-                config_key("data.tokenizer"));
+                at_key("data.tokenizer"));
   }
   if (options.device == "cuda" && !torch::cuda::is_available()) {
     throw Error(ErrorKind::kConfig, "train.device is cuda but LibTorch sees no CUDA device",
-                config_key("train.device"));
+                at_key("train.device"));
   }
   const torch::Device device = options.device == "cuda"
                                    ? torch::Device(torch::kCUDA, config.local_rank)
@@ -143,7 +137,7 @@ int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
                     " pieces but model.lang.vocab_size is " +
                     std::to_string(config.model.lang.vocab_size) +
                     ": the added tokens' ids would not match the model's embedding rows",
-                config_key("model.lang.vocab_size"));
+                at_key("model.lang.vocab_size"));
   }
 
   // The model: every rank builds the same random init (the engine broadcasts rank 0's anyway).
