@@ -31,6 +31,18 @@ std::string read_all(const std::string& path) {
   return ss.str();
 }
 
+
+std::string sentence(int seed, int words) {
+  std::string s;
+  for (int w = 0; w < words; ++w) {
+    if (w) s += ' ';
+    s += kWords[(seed * 7 + w * 13 + w * w) % kNumWords];
+  }
+  return s;
+}
+
+}  // namespace
+
 std::string base64(const std::string& bytes) {
   static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
@@ -57,17 +69,6 @@ std::string base64(const std::string& bytes) {
   }
   return out;
 }
-
-std::string sentence(int seed, int words) {
-  std::string s;
-  for (int w = 0; w < words; ++w) {
-    if (w) s += ' ';
-    s += kWords[(seed * 7 + w * 13 + w * w) % kNumWords];
-  }
-  return s;
-}
-
-}  // namespace
 
 std::string make_temp_dir(const std::string& name) {
   static std::atomic<int> counter{0};

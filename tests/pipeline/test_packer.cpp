@@ -22,26 +22,6 @@ class PackerTest : public ::testing::Test {
   Image expected_image(const std::string& jpeg) const {
     return clip_preprocess(decode_image(jpeg).image, options_.image.size);
   }
-  static std::string b64(const std::string& bytes) {
-    static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    size_t i = 0;
-    for (; i + 2 < bytes.size(); i += 3) {
-      const uint32_t v =
-          (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
-      for (int s = 18; s >= 0; s -= 6) out += t[(v >> s) & 63];
-    }
-    const size_t rest = bytes.size() - i;
-    if (rest > 0) {
-      uint32_t v = uint8_t(bytes[i]) << 16;
-      if (rest == 2) v |= uint8_t(bytes[i + 1]) << 8;
-      out += t[v >> 18];
-      out += t[(v >> 12) & 63];
-      out += rest == 2 ? t[(v >> 6) & 63] : '=';
-      out += '=';
-    }
-    return out;
-  }
   // A document with the given sentences, one image per row of `sim` (jpegs_[i]).
   Sample mmc4_doc(const std::vector<std::string>& sentences,
                   const std::vector<std::vector<double>>& sim, bool as_members = false) const {
@@ -62,7 +42,7 @@ class PackerTest : public ::testing::Test {
       if (as_members) {
         s.members["im" + std::to_string(i) + ".jpg"] = jpegs_[i];
       } else {
-        info["image_base64"] = b64(jpegs_[i]);
+        info["image_base64"] = testing::base64(jpegs_[i]);
       }
       infos.push_back(info);
     }
@@ -262,7 +242,7 @@ TEST_F(PackerTest, Mmc4BadDocuments) {
   EXPECT_EQ(pack_mmc4(short_row, tok_, options_, rng).reason, "bad_json");
   Sample corrupt = mmc4_doc({"a cat", "b"}, {{0.9, 0.1}});
   doc = nlohmann::json::parse(corrupt.members["json"]);
-  doc["image_info"][0]["image_base64"] = b64(jpegs_[0].substr(0, 200));
+  doc["image_info"][0]["image_base64"] = testing::base64(jpegs_[0].substr(0, 200));
   corrupt.members["json"] = doc.dump();
   EXPECT_EQ(pack_mmc4(corrupt, tok_, options_, rng).reason, "decode_error");
 }
