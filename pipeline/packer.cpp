@@ -77,7 +77,7 @@ bool mmc4_image_bytes(const nlohmann::json& info, const Sample& sample, std::str
   if (member_it != info.end() && member_it->is_string()) {
     const auto member = sample.members.find(lower(member_it->get<std::string>()));
     if (member == sample.members.end()) return false;
-    *bytes = member->second;
+    *bytes = member->second.view();
     return true;
   }
   const auto name_it = info.find("image_name");
@@ -91,7 +91,7 @@ bool mmc4_image_bytes(const nlohmann::json& info, const Sample& sample, std::str
     if (candidate.empty() || candidate == "json") continue;
     const auto member = sample.members.find(candidate);
     if (member != sample.members.end()) {
-      *bytes = member->second;
+      *bytes = member->second.view();
       return true;
     }
   }
@@ -266,7 +266,7 @@ std::string mmc4_text(std::vector<std::string> sentences, const std::vector<int>
 
 PackResult pack_laion(const Sample& sample, const Tokenizer& tokenizer, const DataOptions& options,
                       Rng& rng) {
-  const std::string* image_bytes = nullptr;
+  const Bytes* image_bytes = nullptr;
   for (const char* ext : {"jpg", "jpeg", "png", "webp"}) {
     const auto it = sample.members.find(ext);
     if (it != sample.members.end()) {
@@ -297,7 +297,7 @@ PackResult pack_mmc4(const Sample& sample, const Tokenizer& tokenizer, const Dat
   const auto json_it = sample.members.find("json");
   if (json_it == sample.members.end()) return fail("no_json", "no json member");
   if (!valid_utf8(json_it->second)) return fail("invalid_utf8", "document is not UTF-8");
-  nlohmann::json doc = nlohmann::json::parse(json_it->second, nullptr, /*allow_exceptions=*/false);
+  nlohmann::json doc = nlohmann::json::parse(json_it->second.view(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object()) return fail("bad_json", "not a JSON object");
 
   std::vector<std::string> sentences;

@@ -20,7 +20,7 @@ namespace flam::pipeline {
 struct Sample {
   std::string key;                             // __key__
   std::string url;                             // __url__: the shard's path or URL
-  std::map<std::string, std::string> members;  // lower-cased extension -> bytes
+  std::map<std::string, Bytes> members;  // lower-cased extension -> bytes
 };
 
 class SampleGrouper {
@@ -41,7 +41,7 @@ class SampleGrouper {
   bool have_pending_ = false;
   bool done_ = false;
   TarEntry pending_entry_;
-  std::string pending_data_;
+  Bytes pending_data_;
   std::unordered_set<std::string> seen_keys_;
   std::unordered_set<std::string> reported_keys_;
   int64_t duplicate_keys_ = 0;

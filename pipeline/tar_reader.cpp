@@ -1,6 +1,6 @@
 // TarReader: a hand-written streaming reader (chosen over libarchive by bench/tar: see
 // docs/formats.md). Headers are parsed from an internal buffer; member data larger than the
-// buffer is read straight from the source into the caller's string.
+// buffer is read straight from the source into the caller's Bytes.
 #include "pipeline/tar_reader.h"
 
 #include <algorithm>
@@ -17,7 +17,7 @@ namespace {
 
 constexpr size_t kBlock = 512;
 // Headers and small members come through a buffer that stays in cache; the rest of a member
-// of kDirectBytes or more is read by the source straight into the caller's string (one copy, as
+// of kDirectBytes or more is read by the source straight into the caller's Bytes (one copy, as
 // `cat` does).
 constexpr size_t kBufferBytes = 32 << 10;
 constexpr size_t kDirectBytes = 4 << 10;
@@ -87,7 +87,6 @@ struct TarReader::Impl {
   int64_t offset = 0;  // stream offset of buffer[pos]
   bool done = false;
   std::exception_ptr failure;  // the first error; rethrown by every later next()
-  std::string spare;           // see size_for()
 
   // Throws kData; what() reads "NAME: offset AT: WHAT".
   [[noreturn]] void fail(int64_t at, const std::string& what) {
@@ -245,7 +244,7 @@ struct TarReader::Impl {
     }
   }
 
-  bool next(TarEntry& entry, std::string& data) {
+  bool next(TarEntry& entry, Bytes& data) {
     if (failure) std::rethrow_exception(failure);
     if (done) return false;
     try {
@@ -256,7 +255,7 @@ struct TarReader::Impl {
     }
   }
 
-  bool next_entry(TarEntry& entry, std::string& data) {
+  bool next_entry(TarEntry& entry, Bytes& data) {
     char h[kBlock];
     std::string long_name;
     bool has_long_name = false;
@@ -342,26 +341,10 @@ struct TarReader::Impl {
     }
   }
 
-  // Sizes `data` for `total` bytes. Growing a std::string zero-fills the new part, a pass over
-  // the memory as costly as the read itself; a caller that reuses one string for a small member
-  // after a large one would pay it on every large member. So the largest string seen is parked
-  // in `spare` instead of being shrunk, and swapped back in when a large member comes.
-  void size_for(std::string& data, size_t total) {
-    if (data.size() < total && spare.size() >= total) {
-      data.swap(spare);
-    } else if (data.size() > 2 * total && data.size() > spare.size()) {
-      data.swap(spare);
-    }
-    data.resize(total);
-  }
-
-  void read_data(std::string& data, int64_t size) {
+  // Members up to kGrowBytes are sized at once; larger ones grow as their data arrives, so a
+  // corrupt size field costs no more memory than the data actually present.
+  void read_data(Bytes& data, int64_t size) {
     size_t total = static_cast<size_t>(size);
-    if (total <= kGrowBytes) {
-      size_for(data, total);
-      read_exact(data.data(), total, "member data");
-      return;
-    }
     data.clear();
     size_t got = 0;
     while (got < total) {
@@ -380,7 +363,7 @@ TarReader::TarReader(std::unique_ptr<ByteSource> source) : impl_(std::make_uniqu
 
 TarReader::~TarReader() = default;
 
-bool TarReader::next(TarEntry& entry, std::string& data) { return impl_->next(entry, data); }
+bool TarReader::next(TarEntry& entry, Bytes& data) { return impl_->next(entry, data); }
 
 const std::string& TarReader::name() const { return impl_->source->name(); }
 

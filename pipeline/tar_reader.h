@@ -19,6 +19,7 @@
 #include <string>
 
 #include "pipeline/byte_source.h"
+#include "pipeline/bytes.h"
 
 namespace flam::pipeline {
 
@@ -34,10 +35,11 @@ class TarReader {
   explicit TarReader(std::unique_ptr<ByteSource> source);
   ~TarReader();
 
-  // Reads the next regular file into entry and data (data is resized to entry.size). Returns
+  // Reads the next regular file into entry and data (data is resized to entry.size; its
+  // storage is reused across calls). Returns
   // false at a clean end (two zero blocks, or end of stream exactly at a block boundary after
   // at least the end-of-archive marker or between members).
-  bool next(TarEntry& entry, std::string& data);
+  bool next(TarEntry& entry, Bytes& data);
 
   // The source's name (path or URL).
   const std::string& name() const;

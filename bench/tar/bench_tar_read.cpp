@@ -59,10 +59,11 @@ int read_libarchive(const std::string& path, int64_t& bytes, int64_t& members) {
   archive_read_support_format_gnutar(a);
   if (archive_read_open(a, &input, nullptr, libarchive_read, nullptr) != ARCHIVE_OK) return 1;
   struct archive_entry* entry;
-  std::string data;
+  Bytes data;
   int rc;
   while ((rc = archive_read_next_header(a, &entry)) == ARCHIVE_OK) {
     if (archive_entry_filetype(entry) != AE_IFREG) continue;
+    data.clear();
     data.resize(static_cast<size_t>(archive_entry_size(entry)));
     if (archive_read_data(a, data.data(), data.size()) != static_cast<la_ssize_t>(data.size())) {
       return 1;
@@ -89,7 +90,7 @@ int main(int argc, char** argv) {
   if (mode == "read") {
     TarReader reader(open_source(path));
     TarEntry entry;
-    std::string data;
+    Bytes data;
     while (reader.next(entry, data)) {
       bytes += static_cast<int64_t>(data.size());
       ++members;

@@ -163,7 +163,7 @@ TEST_F(PackerTest, Mmc4OrdersImagesByTokenPosition) {
 TEST_F(PackerTest, Mmc4ImagesAsMembersNamedByImageMember) {
   // Our shard writer's "members" layout: KEY.0.jpg, named in the JSON by image_member "0.jpg".
   Sample doc = mmc4_doc({"the red cat", "a dog"}, {{0.1, 0.9}, {0.9, 0.1}}, true);
-  auto json = nlohmann::json::parse(doc.members["json"]);
+  auto json = nlohmann::json::parse(doc.members["json"].view());
   doc.members.clear();
   for (int i = 0; i < 2; ++i) {
     json["image_info"][i]["image_member"] = std::to_string(i) + ".JPG";
@@ -236,12 +236,12 @@ TEST_F(PackerTest, Mmc4BadDocuments) {
   s.members["json"] = "{\"text_list\": [\"a\"], \"image_info\": 3}";
   EXPECT_EQ(pack_mmc4(s, tok_, options_, rng).reason, "bad_json");
   Sample short_row = mmc4_doc({"a", "b"}, {{0.9, 0.1}});
-  auto doc = nlohmann::json::parse(short_row.members["json"]);
+  auto doc = nlohmann::json::parse(short_row.members["json"].view());
   doc["similarity_matrix"] = {{0.9}};
   short_row.members["json"] = doc.dump();
   EXPECT_EQ(pack_mmc4(short_row, tok_, options_, rng).reason, "bad_json");
   Sample corrupt = mmc4_doc({"a cat", "b"}, {{0.9, 0.1}});
-  doc = nlohmann::json::parse(corrupt.members["json"]);
+  doc = nlohmann::json::parse(corrupt.members["json"].view());
   doc["image_info"][0]["image_base64"] = testing::base64(jpegs_[0].substr(0, 200));
   corrupt.members["json"] = doc.dump();
   EXPECT_EQ(pack_mmc4(corrupt, tok_, options_, rng).reason, "decode_error");
