@@ -1,19 +1,35 @@
-// flam export --checkpoint DIR --out FILE.safetensors|FILE.pt: the consolidated trained weights
-// of a checkpoint (a step directory, or the newest in a run directory), verified first.
+// flam export --checkpoint DIR --out FILE.safetensors|FILE.pt [--config F]: the consolidated
+// trained weights of a checkpoint (a step directory, or the newest in a run directory), verified
+// first, under OpenFlamingo's names. The run's model (for the frozen embedding table the two
+// trained rows go into) comes from --config, else from the run directory's config.yaml.
 #include <cstdio>
+#include <filesystem>
+#include <optional>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/config.h"
 #include "core/exit_codes.h"
 #include "train/checkpoint/export.h"
 
 namespace flam::cli {
 
 int cmd_export(const Argv& argv) {
-  Args args(argv, {"checkpoint", "out"}, {});
+  Args args(argv, {"checkpoint", "out", "config"}, {});
   const std::string dir = train::resolve_checkpoint_dir(args.require("checkpoint"));
   const std::string out = args.require("out");
-  train::export_checkpoint(dir, out);
+  std::string config_path = args.get_or("config", "");
+  if (config_path.empty()) {
+    // DIR is RUN/checkpoints/step_N.
+    const auto run_config = std::filesystem::path(dir).parent_path().parent_path() / "config.yaml";
+    if (std::filesystem::is_regular_file(run_config)) config_path = run_config.string();
+  }
+  std::optional<train::ExportModel> model;
+  if (!config_path.empty()) {
+    const Config config = load_config(config_path);
+    model = train::ExportModel{config.model, config.run.seed};
+  }
+  train::export_checkpoint(dir, out, model ? &*model : nullptr);
   std::printf("exported %s -> %s\n", dir.c_str(), out.c_str());
   return kExitOk;
 }

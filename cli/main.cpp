@@ -49,7 +49,8 @@ const Command kCommands[] = {
     {"cancel", "cancel a run's current Slurm job and stop its watch", "flam cancel RUN",
      &flam::cli::cmd_cancel},
     {"export", "write a checkpoint's trained weights as safetensors or OpenFlamingo .pt",
-     "flam export --checkpoint DIR --out FILE.safetensors|FILE.pt", &flam::cli::cmd_export},
+     "flam export --checkpoint DIR --out FILE.safetensors|FILE.pt [--config RUN/config.yaml]",
+     &flam::cli::cmd_export},
     {"parity", "run one model module on given tensors, for numeric checks against references",
      "flam parity --module perceiver|xattn|vision|decoder_layer --weights W.safetensors\n"
      "            --inputs I.safetensors --out O.safetensors [--heads N --dim-head N\n"

@@ -14,6 +14,7 @@
 #include <optional>
 #include <sstream>
 
+#include "core/check.h"
 #include "core/error.h"
 #include "core/exit_codes.h"
 #include "core/log.h"
@@ -80,7 +81,7 @@ std::string rng_state() {
 }
 
 void restore_rng_state(const std::string& bytes) {
-  if (bytes.empty()) return;
+  FLAM_CHECK(!bytes.empty()) << "a checkpoint of this world size without a generator state";
   torch::Tensor state = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kUInt8);
   std::memcpy(state.data_ptr<uint8_t>(), bytes.data(), bytes.size());
   at::Generator generator = at::detail::getDefaultCPUGenerator();
@@ -141,9 +142,7 @@ int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
   }
 
   // The model: every rank builds the same random init (the engine broadcasts rank 0's anyway).
-  torch::manual_seed(config.run.seed);
-  model::Flamingo model(config.model);
-  weights::load_pretrained(*model, config.model.weights);
+  model::Flamingo model = weights::build_pretrained(config.model, config.run.seed);
   model->to(device, dtype);
   Zero3Engine engine(
       model->trained_blocks(), [&](const std::string& name) { return model->weight_decay(name); },
@@ -173,7 +172,14 @@ int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
     skipped_steps = static_cast<int64_t>(loaded->state.scalars["skipped_steps"]);
     laion.restore(loaded->loader_laion_all);
     mmc4.restore(loaded->loader_mmc4_all);
-    restore_rng_state(loaded->state.rng);
+    if (loaded->old_world_size == comm.size()) {
+      restore_rng_state(loaded->state.rng);
+    } else {
+      // A new rank count has no saved generator per rank: seed each from (seed, step, rank),
+      // the same on every resume of this reshard.
+      torch::manual_seed(static_cast<uint64_t>(config.run.seed) * 1000003u +
+                         static_cast<uint64_t>(step) * 1009u + static_cast<uint64_t>(comm.rank()));
+    }
     if (lead) {
       FLAM_LOG(INFO) << "resumed from " << loaded->path << " at step " << step;
     }
@@ -291,7 +297,15 @@ int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
       if (lead) {
         FLAM_LOG(WARN) << "stop requested: checkpointing step " << step << " and exiting";
       }
-      save(/*sync=*/true);
+      if (!save(/*sync=*/true)) {
+        // The failure is logged and the previous checkpoint is intact: a resubmitted job
+        // resumes from there, losing the steps since.
+        FLAM_LOG(ERROR) << "stop requested but the checkpoint of step " << step
+                        << " failed: "
+                        << (checkpointer.last_outcome() ? checkpointer.last_outcome()->error : "")
+                        << "; exiting with the I/O error code";
+        return kExitIoError;
+      }
       return kExitRequeue;
     }
     torch::Tensor since = torch::tensor({static_cast<float>(seconds_since(last_save))});

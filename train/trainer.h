@@ -33,9 +33,10 @@ struct TrainerConfig {
 // Runs training to train.steps (or until a stop signal). `host` carries the small CPU
 // collectives (flags, metrics, checkpoints); `device` the ZeRO-3 traffic on the compute device's
 // memory (the same MpiComm on CPU; NcclComm or, for one rank, SingleRankComm on CUDA). Both span
-// the same ranks. Returns kExitOk, or kExitRequeue after the stop checkpoint. Throws flam::Error:
-// kConfig (no tokenizer, no shards, a checkpoint of a different model), kComm (a peer failed),
-// kIo (no checkpoint writable), kData.
+// the same ranks. Returns kExitOk; after a stop signal kExitRequeue once its checkpoint is
+// written, or kExitIoError if that checkpoint failed (the previous one is intact). Throws
+// flam::Error: kConfig (no tokenizer, no shards, a checkpoint of a different model), kComm (a
+// peer failed), kIo (no checkpoint writable), kData.
 int run_training(const TrainerConfig& config, Comm& host, Comm& device);
 
 }  // namespace flam::train

@@ -84,9 +84,9 @@ def rank_pids(mpirun_pid):
     return sorted(found)
 
 
-def train_until(ranks, run, common, step, sig):
-    """Starts training, waits until metrics.jsonl shows `step`, then sends `sig` to one rank
-    (SIGKILL) or to every rank (SIGUSR1). Returns the exit code."""
+def train_until(ranks, run, common, step, sig, before_signal=None):
+    """Starts training, waits until metrics.jsonl shows `step`, calls before_signal(), then sends
+    `sig` to one rank (SIGKILL) or to every rank (SIGUSR1). Returns the exit code."""
     seen = len(metrics(run))
     proc = subprocess.Popen(argv_for(ranks, run, common), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -98,6 +98,8 @@ def train_until(ranks, run, common, step, sig):
         time.sleep(0.05)
     if proc.poll() is not None:
         sys.exit("training ended before step %d:\n%s" % (step, proc.stdout.read()[-6000:]))
+    if before_signal:
+        before_signal()
     pids = rank_pids(proc.pid)
     if not pids:
         proc.kill()
@@ -122,15 +124,33 @@ def losses_match(reference, run, what):
     return len(lines)
 
 
-def exported(run, out):
-    subprocess.run([FLAM, "export", "--checkpoint", run, "--out", out], check=True,
+def exported(checkpoint, out):
+    """`flam export` of a run's newest checkpoint or of a step directory: name -> raw bytes."""
+    subprocess.run([FLAM, "export", "--checkpoint", checkpoint, "--out", out], check=True,
                    capture_output=True)
     raw = open(out, "rb").read()
     n = struct.unpack("<Q", raw[:8])[0]
     header = json.loads(raw[8:8 + n])
     header.pop("__metadata__", None)
-    return {k: raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]]
+    return {k: (v["shape"], raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]])
             for k, v in header.items()}
+
+
+def check_openflamingo_table(ref_run, out, vocab):
+    """The export holds OpenFlamingo's full input table, not our two-row parameter: between two
+    checkpoints only rows <|endofchunk|> and <image> (vocab, vocab + 1) of it change."""
+    ckpts = os.path.join(ref_run, "checkpoints")
+    a = exported(os.path.join(ckpts, "step_%08d" % (STEPS - 1)), os.path.join(out, "a.safetensors"))
+    b = exported(os.path.join(ckpts, "step_%08d" % STEPS), os.path.join(out, "b.safetensors"))
+    name = "lang_encoder.model.embed_tokens.weight"
+    assert "lang_encoder.special_token_embeddings" not in b, sorted(b)
+    shape, table_b = b[name]
+    assert shape[0] == vocab + 3, shape
+    row = shape[1] * 4
+    table_a = a[name][1]
+    changed = [r for r in range(shape[0])
+               if table_a[r * row:(r + 1) * row] != table_b[r * row:(r + 1) * row]]
+    assert changed == [vocab, vocab + 1], "rows that changed between steps: %s" % changed
 
 
 def main():
@@ -151,6 +171,9 @@ def main():
         reference = metrics(ref_run)
         assert [l["step"] for l in reference] == list(range(1, STEPS + 1)), reference
         ref_params = exported(ref_run, os.path.join(out, "reference.safetensors"))
+        check_openflamingo_table(ref_run, out, vocab)
+        print("export: OpenFlamingo's embed_tokens [%d + 3, D], only the two trained rows move"
+              % vocab)
 
         # Exact resume across kill -9 at several points.
         run = os.path.join(out, "killed")
@@ -177,6 +200,21 @@ def main():
         train(2, run, common)
         losses_match(reference, run, "SIGUSR1")
         print("SIGUSR1 at step %d: exit 3, checkpoint written, continuation identical" % stopped)
+
+        # SIGUSR1 when that checkpoint cannot be written (checkpoints/ replaced by a file, which
+        # fails even for root): exit 6 (I/O error), the failure logged, nothing half-written.
+        run = os.path.join(out, "preempted_nodisk")
+        ckpts = os.path.join(run, "checkpoints")
+
+        def break_checkpoints():
+            os.rename(ckpts, ckpts + ".moved")
+            open(ckpts, "w").close()
+        rc, log = train_until(2, run, [c for c in common if "every_steps" not in c]
+                              + ["train.checkpoint.every_steps=1000"], 3, signal.SIGUSR1,
+                              break_checkpoints)
+        assert rc == 6, "SIGUSR1 with no writable checkpoint: exit %d, want 6\n%s" % (rc, log[-3000:])
+        assert "checkpoint of step" in log and "failed" in log, log[-3000:]
+        print("SIGUSR1 with checkpoints/ unwritable: exit 6, failure logged")
 
         # Resharding 2 -> 3 -> 1.
         run = os.path.join(out, "reshard")

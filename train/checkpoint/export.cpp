@@ -2,12 +2,15 @@
 
 #include <torch/serialize.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "train/checkpoint/checkpoint_reader.h"
 #include "train/checkpoint/manifest.h"
+#include "train/model/flamingo.h"
+#include "train/weights/model_weights.h"
 
 namespace flam::train {
 namespace {
@@ -51,12 +54,32 @@ weights::NamedTensors consolidate_checkpoint(const std::string& step_dir) {
   return out;
 }
 
-void export_checkpoint(const std::string& step_dir, const std::string& out_path) {
+void export_checkpoint(const std::string& step_dir, const std::string& out_path,
+                       const ExportModel* model) {
   const bool pt = ends_with(out_path, ".pt");
   if (!pt && !ends_with(out_path, ".safetensors")) {
     throw Error(ErrorKind::kUsage, "--out must end in .safetensors or .pt: " + out_path);
   }
-  const weights::NamedTensors tensors = consolidate_checkpoint(step_dir);
+  weights::NamedTensors tensors = consolidate_checkpoint(step_dir);
+  const bool special_rows =
+      std::any_of(tensors.begin(), tensors.end(), [](const auto& t) {
+        return t.first == "lang_encoder.special_token_embeddings";
+      });
+  if (special_rows) {
+    if (model == nullptr) {
+      ErrorContext ctx;
+      ctx.file = step_dir;
+      throw Error(ErrorKind::kUsage,
+                  "this checkpoint trains the <|endofchunk|> and <image> embedding rows; writing "
+                  "them into OpenFlamingo's full embed_tokens table needs the run's model: pass "
+                  "--config (the run directory's config.yaml is used when there is one)",
+                  ctx);
+    }
+    model::Flamingo flamingo = weights::build_pretrained(model->options, model->seed);
+    weights::load_into(*flamingo, {tensors.begin(), tensors.end()}, step_dir,
+                       /*require_all=*/false);
+    tensors = weights::export_trainable(*flamingo);
+  }
   if (!pt) {
     const Manifest m = read_manifest(step_dir);
     weights::write_safetensors(out_path, tensors,

@@ -228,6 +228,13 @@ void load_pretrained(model::FlamingoImpl& model, const model::WeightsOptions& we
   }
 }
 
+model::Flamingo build_pretrained(const model::ModelOptions& options, int64_t seed) {
+  torch::manual_seed(static_cast<uint64_t>(seed));
+  model::Flamingo model(options);
+  load_pretrained(*model, options.weights);
+  return model;
+}
+
 NamedTensors export_trainable(model::FlamingoImpl& model) {
   torch::NoGradGuard no_grad;
   NamedTensors out;

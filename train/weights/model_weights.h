@@ -35,6 +35,7 @@ class Module;
 
 namespace flam::model {
 class FlamingoImpl;
+class Flamingo;
 }
 
 namespace flam::weights {
@@ -49,6 +50,10 @@ void load_llama(model::FlamingoImpl& model, const TensorSource& source);
 void load_openflamingo_checkpoint(model::FlamingoImpl& model, const std::string& path);
 // Each non-empty path of `weights`, in the order vision, lang, openflamingo_checkpoint.
 void load_pretrained(model::FlamingoImpl& model, const model::WeightsOptions& weights);
+// The model as every training rank builds it: torch::manual_seed(seed), the random init of
+// `options` (fp32, CPU), then load_pretrained(options.weights). Frozen weights a run does not
+// load from files are therefore the same for every rank, every restart and `flam export`.
+model::Flamingo build_pretrained(const model::ModelOptions& options, int64_t seed);
 
 // The trained parameters under OpenFlamingo names, fp32 CPU copies.
 NamedTensors export_trainable(model::FlamingoImpl& model);
