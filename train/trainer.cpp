@@ -185,7 +185,7 @@ int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
     }
   }
   auto save = [&](bool sync) {
-    RankState state;
+    RankState state = checkpointer.take_spare();  // the last save's buffers, already paged in
     engine.export_slices(&state.master, &state.exp_avg, &state.exp_avg_sq);
     state.loader_laion = laion.state();
     state.loader_mmc4 = mmc4.state();

@@ -355,18 +355,20 @@ Zero3StepResult Zero3Engine::step(double lr, double max_norm, bool skip) {
 void Zero3Engine::export_slices(std::vector<std::vector<float>>* master,
                                 std::vector<std::vector<float>>* exp_avg,
                                 std::vector<std::vector<float>>* exp_avg_sq) const {
-  auto copy = [](const at::Tensor& tensor) {
-    at::Tensor host = tensor.to(at::kCPU).contiguous();
-    return std::vector<float>(host.data_ptr<float>(), host.data_ptr<float>() + host.numel());
+  // Copies into the vectors' existing storage when it is large enough (the checkpointer hands
+  // the previous save's buffers back), straight from the device on GPU.
+  auto copy = [&](std::vector<std::vector<float>>* out, auto member) {
+    out->resize(blocks_.size());
+    for (size_t b = 0; b < blocks_.size(); ++b) {
+      const at::Tensor& tensor = blocks_[b].*member;
+      std::vector<float>& host = (*out)[b];
+      host.resize(static_cast<size_t>(tensor.numel()));
+      at::from_blob(host.data(), {tensor.numel()}, at::kFloat).copy_(tensor.reshape({-1}));
+    }
   };
-  master->clear();
-  exp_avg->clear();
-  exp_avg_sq->clear();
-  for (const Block& block : blocks_) {
-    master->push_back(copy(block.master));
-    exp_avg->push_back(copy(block.exp_avg));
-    exp_avg_sq->push_back(copy(block.exp_avg_sq));
-  }
+  copy(master, &Block::master);
+  copy(exp_avg, &Block::exp_avg);
+  copy(exp_avg_sq, &Block::exp_avg_sq);
 }
 
 void Zero3Engine::import_slices(const std::vector<std::vector<float>>& master,

@@ -100,7 +100,8 @@ class Zero3Engine : public model::BlockRunner {
   // Optimizer steps taken (skipped ones excluded); the AdamW bias-correction clock.
   int64_t optimizer_step() const { return optimizer_step_; }
 
-  // This rank's slices, per block [slice_numel(b)] fp32 (CPU copies).
+  // This rank's slices, per block [slice_numel(b)] fp32 (CPU copies), copied into the given
+  // vectors' storage where it is large enough (pass the previous snapshot's to avoid page faults).
   void export_slices(std::vector<std::vector<float>>* master,
                      std::vector<std::vector<float>>* exp_avg,
                      std::vector<std::vector<float>>* exp_avg_sq) const;
