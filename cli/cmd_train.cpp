@@ -14,6 +14,10 @@
 #include "core/mpi_comm.h"
 #include "core/signals.h"
 #include "core/world.h"
+#include "flam/build_config.h"
+#if FLAM_WITH_CUDA
+#include "core/nccl/nccl_comm.h"
+#endif
 #include "train/trainer.h"
 #include "train/zero3/single_rank_comm.h"
 
@@ -29,19 +33,26 @@ int cmd_train(const Argv& argv) {
   const WorldInfo& world = World::init(nullptr, nullptr);
   install_stop_signal_handlers();
   MpiComm comm(MPI_COMM_WORLD, MpiCommOptions{config.train.comm_timeout_seconds});
-  // ZeRO-3 traffic: MpiComm on CPU; on CUDA one rank needs no communicator, several need
-  // NcclComm (core/nccl/, not in this build yet).
+  // ZeRO-3 traffic: MpiComm on CPU; on CUDA one rank needs no communicator, several NcclComm
+  // (bootstrapped over `comm`), in builds that have it.
   std::unique_ptr<Comm> device_comm;
   if (config.train.device == "cuda") {
-    if (world.size > 1) {
+    if (world.size == 1) {
+      device_comm = std::make_unique<train::SingleRankComm>(c10::Device(c10::kCUDA, 0));
+    } else {
+#if FLAM_WITH_CUDA
+      NcclCommOptions nccl;
+      nccl.timeout_seconds = config.train.comm_timeout_seconds;
+      device_comm = std::make_unique<NcclComm>(comm, world.local_rank, nccl);
+#else
       ErrorContext context;
       context.key = "train.device";
       throw Error(ErrorKind::kConfig,
-                  "train.device: cuda on several ranks needs NcclComm, not built yet; run one "
-                  "rank per job or train on cpu",
+                  "train.device: cuda on several ranks needs NcclComm, and this build has no "
+                  "NCCL (FLAM_WITH_CUDA is off); run one rank per job or train on cpu",
                   context);
+#endif
     }
-    device_comm = std::make_unique<train::SingleRankComm>(c10::Device(c10::kCUDA, 0));
   }
 
   train::TrainerConfig trainer{config.run,   config.model,        config.data,

@@ -4,7 +4,7 @@
 #   1. builds bench/train/device (the model, ZeRO-3 engine and optimizer only) against the venv's
 #      LibTorch;
 #   2. parity on CUDA: K steps of Zero3Engine == plain AdamW training of a tiny Flamingo (fp32,
-#      TF32 off), and the same on CPU;
+#      TF32 off), over SingleRankComm and over NcclComm (one rank), and the same on CPU;
 #   3. times OpenFlamingo-9B shapes with random frozen weights (bf16 compute, fp32 master) at the
 #      largest batch that fits: tokens/s, step time, MFU with the FLOP count written out in
 #      bench/train/device/device_check.cpp, and peak GPU memory (nvidia-smi, sampled).
@@ -30,6 +30,11 @@ export LD_LIBRARY_PATH="$TORCH_LIB:${LD_LIBRARY_PATH:-}"
 status=0
 echo "== parity"
 timeout 120 "$BUILD/device_check" parity cuda || status=1
+if grep -q "with NcclComm" "$BUILD.cmake.log"; then
+  timeout 120 "$BUILD/device_check" parity cuda nccl || status=1
+else
+  echo "  (no NcclComm in this build: NCCL or the CUDA runtime not found)"
+fi
 timeout 120 "$BUILD/device_check" parity cpu || status=1
 
 echo "== of-9b shapes, one GPU"

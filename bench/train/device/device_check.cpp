@@ -1,6 +1,8 @@
 // device_check: the GPU checks of scripts/device-check.sh, also runnable on CPU.
-//   device_check parity [cpu|cuda]  Flamingo at tiny widths: K steps of Zero3Engine (one rank,
-//                                   SingleRankComm, fp32) == plain training with torch AdamW +
+//   device_check parity [cpu|cuda] [single|nccl]
+//                                   Flamingo at tiny widths: K steps of Zero3Engine (one rank,
+//                                   fp32, over SingleRankComm or, where the build found NCCL,
+//                                   NcclComm) == plain training with torch AdamW +
 //                                   clip_grad_norm_ on the same batches. Exit 1 if not.
 //   device_check time [cuda|cpu]    OpenFlamingo-9B shapes (CLIP ViT-L/14, LLaMA-7B, xattn every
 //                                   4th layer, 6-layer Perceiver) with random frozen weights, bf16
@@ -22,9 +24,14 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "core/check.h"
+#if FLAM_DEVICE_NCCL
+#include "core/nccl/nccl_comm.h"
+#endif
 #include "train/model/flamingo.h"
 #include "train/optim/schedule.h"
 #include "train/zero3/single_rank_comm.h"
@@ -87,7 +94,20 @@ ModelOptions tiny_options() {
   return o;
 }
 
-int parity(torch::Device device) {
+// The Comm for ZeRO-3 on one rank: SingleRankComm, or NcclComm (one rank, bootstrapped over a
+// SingleRankComm) where this build has NCCL.
+std::unique_ptr<flam::Comm> make_comm(torch::Device device, const std::string& backend,
+                                      flam::Comm& bootstrap) {
+#if FLAM_DEVICE_NCCL
+  if (backend == "nccl") return std::make_unique<flam::NcclComm>(bootstrap, device.index());
+#else
+  (void)bootstrap;
+#endif
+  FLAM_CHECK(backend == "single") << "backend " << backend << " is not in this build";
+  return std::make_unique<flam::train::SingleRankComm>(device);
+}
+
+int parity(torch::Device device, const std::string& backend) {
   const ModelOptions o = tiny_options();
   const int kSteps = 3;
   flam::train::OptimizerOptions opt;
@@ -129,10 +149,11 @@ int parity(torch::Device device) {
   torch::manual_seed(1);
   Flamingo sharded(o);
   sharded->to(device);
-  flam::train::SingleRankComm comm(device);
+  flam::train::SingleRankComm bootstrap(torch::kCPU);
+  const std::unique_ptr<flam::Comm> comm = make_comm(device, backend, bootstrap);
   flam::train::Zero3Engine engine(
       sharded->trained_blocks(), [&](const std::string& n) { return sharded->weight_decay(n); },
-      comm, opt);
+      *comm, opt);
   sharded->set_block_runner(&engine);
   for (int s = 0; s < kSteps; ++s) {
     engine.begin_step();
@@ -153,9 +174,10 @@ int parity(torch::Device device) {
     }
   }
   const bool ok = worst <= 1e-5;
-  std::printf("parity on %s: %zu trained tensors, %d steps, max relative diff %.3g (%s) -> %s\n",
-              device.str().c_str(), all.size(), kSteps, worst, worst_name.c_str(),
-              ok ? "OK" : "FAIL");
+  std::printf(
+      "parity on %s (%s): %zu trained tensors, %d steps, max relative diff %.3g (%s) -> %s\n",
+      device.str().c_str(), comm->backend(), all.size(), kSteps, worst, worst_name.c_str(),
+      ok ? "OK" : "FAIL");
   return ok ? 0 : 1;
 }
 
@@ -249,7 +271,7 @@ int time_of9b(torch::Device device) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: device_check parity|time [cpu|cuda]\n");
+    std::fprintf(stderr, "usage: device_check parity|time [cpu|cuda] [single|nccl]\n");
     return 2;
   }
   const std::string what = argv[1];
@@ -257,7 +279,7 @@ int main(int argc, char** argv) {
   const torch::Device device = where == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::kCPU;
   at::globalContext().setAllowTF32CuBLAS(false);
   at::globalContext().setAllowTF32CuDNN(false);
-  if (what == "parity") return parity(device);
+  if (what == "parity") return parity(device, argc > 3 ? argv[3] : "single");
   if (what == "time") return time_of9b(device);
   std::fprintf(stderr, "unknown check %s\n", what.c_str());
   return 2;
