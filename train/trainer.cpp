@@ -184,7 +184,9 @@ int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
       FLAM_LOG(INFO) << "resumed from " << loaded->path << " at step " << step;
     }
   }
+  double checkpoint_stall = 0.0;  // training-thread seconds in saves since the last metrics line
   auto save = [&](bool sync) {
+    const auto start = Clock::now();
     RankState state = checkpointer.take_spare();  // the last save's buffers, already paged in
     engine.export_slices(&state.master, &state.exp_avg, &state.exp_avg_sq);
     state.loader_laion = laion.state();
@@ -193,7 +195,14 @@ int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
     state.step = step;
     state.scalars["optimizer_step"] = static_cast<double>(engine.optimizer_step());
     state.scalars["skipped_steps"] = static_cast<double>(skipped_steps);
-    return checkpointer.save(step, engine.layout(), std::move(state), sync);
+    const bool ok = checkpointer.save(step, engine.layout(), std::move(state), sync);
+    const double stall = seconds_since(start);
+    checkpoint_stall += stall;
+    if (lead) {
+      FLAM_LOG(INFO) << "checkpoint of step " << step << (sync ? " (sync)" : " (async)")
+                     << ": training stalled " << stall << " s";
+    }
+    return ok;
   };
 
   std::ofstream metrics;
@@ -280,6 +289,7 @@ int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
             {"images_per_s", sums[4].item<double>() / step_time},
             {"step_time", step_time},
             {"data_wait", wait.item<double>()},
+            {"checkpoint_stall", checkpoint_stall},
             {"memory",
              {{"master_bytes", mem.master_bytes},
               {"moment_bytes", mem.moment_bytes},
@@ -288,6 +298,7 @@ int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
               {"resident_bytes", resident_bytes()}}},
         };
         metrics << line.dump() << '\n' << std::flush;
+        checkpoint_stall = 0.0;
       }
     }
 

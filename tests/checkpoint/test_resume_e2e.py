@@ -170,6 +170,8 @@ def main():
         train(2, ref_run, common)
         reference = metrics(ref_run)
         assert [l["step"] for l in reference] == list(range(1, STEPS + 1)), reference
+        # A checkpoint every step: each line after the first reports the previous save's stall.
+        assert all(l["checkpoint_stall"] > 0 for l in reference[1:]), reference
         ref_params = exported(ref_run, os.path.join(out, "reference.safetensors"))
         check_openflamingo_table(ref_run, out, vocab)
         print("export: OpenFlamingo's embed_tokens [%d + 3, D], only the two trained rows move"
