@@ -185,22 +185,27 @@ int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
     }
   }
   double checkpoint_stall = 0.0;  // training-thread seconds in saves since the last metrics line
+  // A save snapshots the small state here; the background writer copies the slices into the last
+  // save's buffers (already paged in) while the next step computes, and the optimizer step waits
+  // for that copy (Checkpointer::wait_for_snapshot).
   auto save = [&](bool sync) {
     const auto start = Clock::now();
-    RankState state = checkpointer.take_spare();  // the last save's buffers, already paged in
-    engine.export_slices(&state.master, &state.exp_avg, &state.exp_avg_sq);
+    RankState state = checkpointer.take_spare();
     state.loader_laion = laion.state();
     state.loader_mmc4 = mmc4.state();
     state.rng = rng_state();
     state.step = step;
     state.scalars["optimizer_step"] = static_cast<double>(engine.optimizer_step());
     state.scalars["skipped_steps"] = static_cast<double>(skipped_steps);
-    const bool ok = checkpointer.save(step, engine.layout(), std::move(state), sync);
+    const bool ok =
+        checkpointer.save(step, engine.layout(), std::move(state), sync, [&engine](RankState& s) {
+          engine.export_slices(&s.master, &s.exp_avg, &s.exp_avg_sq);
+        });
     const double stall = seconds_since(start);
     checkpoint_stall += stall;
     if (lead) {
       FLAM_LOG(INFO) << "checkpoint of step " << step << (sync ? " (sync)" : " (async)")
-                     << ": training stalled " << stall << " s";
+                     << ": " << stall << " s on the training thread";
     }
     return ok;
   };
@@ -252,6 +257,9 @@ int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
                                         " (train.skip_nonfinite is off)");
     }
     const double lr = scheduled_lr(options.schedule, options.optimizer.lr, step, options.steps);
+    const auto snapshot_wait = Clock::now();
+    checkpointer.wait_for_snapshot();  // an async save may still be copying what step() changes
+    checkpoint_stall += seconds_since(snapshot_wait);
     const Zero3StepResult result = engine.step(lr, options.grad_clip, skip);
     if (result.skipped) {
       ++skipped_steps;

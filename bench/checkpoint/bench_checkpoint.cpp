@@ -3,8 +3,10 @@
 //                                   wall time of save() (CRC, write, fsync, manifest, renames)
 //   stall --run DIR --mb M --steps N --step-ms T
 //                                   N steps of a T ms compute loop, an asynchronous save whenever
-//                                   the previous one has committed; prints the training-thread
-//                                   stall per save (save() itself, and the host snapshot copy)
+//                                   the previous one has committed, the slices copied by the
+//                                   writer thread as the trainer does; prints the training-thread
+//                                   stall per save (save() itself, and the wait for that copy
+//                                   before the next optimizer step)
 // Run under mpirun for several ranks; rank 0 prints "key value" lines for run.sh.
 #include <chrono>
 #include <cmath>
@@ -89,28 +91,31 @@ int main(int argc, char** argv) {
     const RankState live = state_for(layout, comm.rank());  // stands for the training state
     const int steps = std::stoi(a["steps"]);
     const double step_ms = std::stod(a["step-ms"]);
-    double stall = 0, copy = 0, step_total = 0, sink = 0;
+    double stall = 0, copy_wait = 0, step_total = 0, sink = 0;
     int saves = 0;
     for (int step = 1; step <= steps; ++step) {
       const auto t0 = Clock::now();
       sink += compute(step_ms);
+      // The optimizer step would change `live` now: wait for the background copy, as the
+      // trainer does.
+      const auto w0 = Clock::now();
+      ckpt.wait_for_snapshot();
+      copy_wait += since(w0);
       ckpt.poll();
       // A new checkpoint once the previous one has committed: with an interval longer than a
       // write (the normal case), save() never waits for its predecessor.
       if (!ckpt.in_flight()) {
-        const auto c0 = Clock::now();
-        // The copy to host memory the trainer makes, into the previous save's buffers.
-        RankState snapshot = ckpt.take_spare();
-        for (auto [to, from] : {std::pair{&snapshot.master, &live.master},
-                                {&snapshot.exp_avg, &live.exp_avg},
-                                {&snapshot.exp_avg_sq, &live.exp_avg_sq}}) {
-          to->resize(from->size());
-          for (size_t b = 0; b < from->size(); ++b)
-            (*to)[b].assign((*from)[b].begin(), (*from)[b].end());
-        }
-        copy += since(c0);
         const auto s0 = Clock::now();
-        ckpt.save(step, layout, std::move(snapshot), /*sync=*/false);
+        ckpt.save(step, layout, ckpt.take_spare(), /*sync=*/false, [&live](RankState& s) {
+          // The copy to host memory the trainer makes, into the previous save's buffers.
+          for (auto [to, from] : {std::pair{&s.master, &live.master},
+                                  {&s.exp_avg, &live.exp_avg},
+                                  {&s.exp_avg_sq, &live.exp_avg_sq}}) {
+            to->resize(from->size());
+            for (size_t b = 0; b < from->size(); ++b)
+              (*to)[b].assign((*from)[b].begin(), (*from)[b].end());
+          }
+        });
         stall += since(s0);
         ++saves;
       }
@@ -118,8 +123,8 @@ int main(int argc, char** argv) {
     }
     ckpt.wait();
     if (comm.rank() == 0) {
-      std::printf("saves %d\nstall_per_save %.6f\ncopy_per_save %.6f\nstep_seconds %.6f\n", saves,
-                  stall / saves, copy / saves, step_total / steps);
+      std::printf("saves %d\nstall_per_save %.6f\ncopy_wait_per_save %.6f\nstep_seconds %.6f\n",
+                  saves, stall / saves, copy_wait / saves, step_total / steps);
       std::printf("sink %g\n", sink > 0 ? 0.0 : 1.0);
     }
   }

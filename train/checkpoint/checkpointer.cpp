@@ -7,6 +7,7 @@
 #include <ctime>
 #include <exception>
 #include <filesystem>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -132,6 +133,8 @@ struct Checkpointer::Job {
   std::string tmp_dir;
   std::thread thread;
   std::atomic<bool> done{false};
+  std::promise<void> copied;        // set by the thread once the slices are in `state`
+  std::future<void> copied_future;  // of `copied`, waited on by wait_for_snapshot()
   // Written by the thread before `done`, read after join.
   bool ok = false;
   std::string error;
@@ -140,6 +143,19 @@ struct Checkpointer::Job {
 };
 
 namespace {
+
+// FLAM_CHECKs that `state` holds one slice of layout.slice_numel(b) floats per block.
+void check_slices(const FlatLayout& layout, const RankState& state) {
+  for (const auto* buffers : {&state.master, &state.exp_avg, &state.exp_avg_sq}) {
+    FLAM_CHECK(buffers->size() == layout.blocks.size())
+        << buffers->size() << " slices for " << layout.blocks.size() << " blocks";
+    for (size_t b = 0; b < layout.blocks.size(); ++b) {
+      FLAM_CHECK(static_cast<int64_t>((*buffers)[b].size()) == layout.slice_numel(b))
+          << "block " << b << ": slice of " << (*buffers)[b].size() << " floats, layout says "
+          << layout.slice_numel(b);
+    }
+  }
+}
 
 void write_job(int rank, int world_size, const FlatLayout& layout, const RankState& state,
                const std::string& path, RankFileSummary& summary) {
@@ -212,20 +228,13 @@ Checkpointer::~Checkpointer() {
   }
 }
 
-bool Checkpointer::save(int64_t step, const FlatLayout& layout, RankState state, bool sync) {
+bool Checkpointer::save(int64_t step, const FlatLayout& layout, RankState state, bool sync,
+                        SliceCopy copy_slices) {
   const auto t0 = Clock::now();
   finish(true);
   FLAM_CHECK(layout.world_size == comm_.size())
       << "layout for " << layout.world_size << " ranks, comm has " << comm_.size();
-  for (const auto* buffers : {&state.master, &state.exp_avg, &state.exp_avg_sq}) {
-    FLAM_CHECK(buffers->size() == layout.blocks.size())
-        << buffers->size() << " slices for " << layout.blocks.size() << " blocks";
-    for (size_t b = 0; b < layout.blocks.size(); ++b) {
-      FLAM_CHECK(static_cast<int64_t>((*buffers)[b].size()) == layout.slice_numel(b))
-          << "block " << b << ": slice of " << (*buffers)[b].size() << " floats, layout says "
-          << layout.slice_numel(b);
-    }
-  }
+  if (!copy_slices) check_slices(layout, state);
   state.step = step;
   const std::string tmp_dir = dir_ + "/" + step_dir_name(step) + ".tmp";
   int64_t created = 1;
@@ -267,13 +276,23 @@ bool Checkpointer::save(int64_t step, const FlatLayout& layout, RankState state,
   job.tmp_dir = tmp_dir;
   const int rank = comm_.rank();
   const int world_size = comm_.size();
-  job.thread = std::thread([&job, rank, world_size] {
-    const auto start = Clock::now();
+  job.copied_future = job.copied.get_future();
+  job.thread = std::thread([&job, rank, world_size, copy_slices = std::move(copy_slices)] {
+    bool copied = false;
+    auto start = Clock::now();
     try {
+      if (copy_slices) {
+        copy_slices(job.state);
+        check_slices(job.layout, job.state);
+      }
+      job.copied.set_value();
+      copied = true;
+      start = Clock::now();
       write_job(rank, world_size, job.layout, job.state, job.tmp_dir + "/" + rank_file_name(rank),
                 job.summary);
       job.ok = true;
     } catch (const std::exception& e) {
+      if (!copied) job.copied.set_value();
       job.error = e.what();
     }
     job.seconds = seconds_since(start);
@@ -289,6 +308,10 @@ bool Checkpointer::save(int64_t step, const FlatLayout& layout, RankState state,
 }
 
 void Checkpointer::poll() { finish(false); }
+
+void Checkpointer::wait_for_snapshot() {
+  if (job_ && job_->copied_future.valid()) job_->copied_future.wait();
+}
 
 void Checkpointer::wait() { finish(true); }
 

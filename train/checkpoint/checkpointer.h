@@ -23,6 +23,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -48,6 +49,10 @@ struct RankState {
   int64_t step = 0;                       // optimizer steps done
   std::map<std::string, double> scalars;  // counters (skipped steps, ...)
 };
+
+// Fills a RankState's master/exp_avg/exp_avg_sq (the bulk of a snapshot) from the live training
+// state; see Checkpointer::save.
+using SliceCopy = std::function<void(RankState& state)>;
 
 struct LoadedCheckpoint {
   int64_t step = 0;
@@ -86,11 +91,20 @@ class Checkpointer {
   // Collective. Waits for and commits the previous save (if any), takes `state` (move it in: the
   // copy to host memory is the caller's snapshot), and starts a background thread writing this
   // rank's file. With sync (or options.async == false) also waits and commits before returning.
+  // With `copy_slices`, the slices are left out of `state` and copied by that background thread
+  // first, overlapping the copy with the next step's compute: the caller must then not change
+  // what it reads (the optimizer's master weights and moments) before wait_for_snapshot().
   // Returns true if the save was started (async) or committed (sync). Throws flam::Error(kIo)
   // once max_failed_attempts consecutive saves have failed.
-  // REQUIRES: state.master/exp_avg/exp_avg_sq have layout.blocks.size() entries of
-  // layout.slice_numel(b) floats; layout.world_size == comm.size().
-  bool save(int64_t step, const FlatLayout& layout, RankState state, bool sync);
+  // REQUIRES: state.master/exp_avg/exp_avg_sq (as given, or as copy_slices fills them) have
+  // layout.blocks.size() entries of layout.slice_numel(b) floats; layout.world_size ==
+  // comm.size().
+  bool save(int64_t step, const FlatLayout& layout, RankState state, bool sync,
+            SliceCopy copy_slices = {});
+
+  // Not collective. Blocks until the in-flight save's copy_slices has run (at once if there is
+  // none). Call before changing the state it reads.
+  void wait_for_snapshot();
 
   // Collective; cheap. Commits an in-flight save if every rank has finished writing it, without
   // waiting otherwise. Call once per step so a finished checkpoint counts at once. A no-op (and
