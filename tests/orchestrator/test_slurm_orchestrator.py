@@ -16,7 +16,9 @@ tests/common/http_server.py on 127.0.0.1.
      stops;
   6. flam submit --job shard: a 2-rank `flam shard` job makes the same shards, byte for byte, as
      a local `flam shard` run.
-Skips (exit 77, saying why) only when slurmctld cannot start here.
+Skips (exit 77, saying why) only when slurmctld cannot start here. FLAM_KEEP_TMP=1 keeps the
+scratch directory; FLAM_SLURM_TEST_DIR, FLAM_SLURM_TEST_CTLD_PORT and FLAM_SLURM_TEST_SLURMD_PORT
+move the test's cluster (default /tmp/flam-slurm-test, ports 16827 and 16828).
 """
 import filecmp
 import json
