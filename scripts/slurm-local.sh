@@ -67,7 +67,9 @@ SwitchType=switch/none
 ReturnToService=2
 # Finished jobs stay visible to scontrol show job for an hour (there is no slurmdbd here).
 MinJobAge=3600
-KillWait=5
+# Slurm's default: a step being ended gets SIGTERM, then SIGKILL this many seconds later. Kept at
+# the default so that tests see what a real cluster does to a rank that outlives SIGTERM.
+KillWait=30
 InactiveLimit=0
 SlurmctldTimeout=30
 SlurmdTimeout=60

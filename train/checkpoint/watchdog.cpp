@@ -10,6 +10,7 @@
 #include "core/exit_codes.h"
 #include "core/log.h"
 #include "core/mpi_check.h"
+#include "core/signals.h"
 #include "core/world.h"
 
 namespace flam::train {
@@ -19,6 +20,12 @@ constexpr int kTag = 7001;
 constexpr int kAlive = 1;
 constexpr int kGoodbye = 0;
 constexpr int kHostLen = 64;
+// After a stop signal a predecessor silent this long counts as dead, whatever the timeout. Slurm
+// ends a step whose task died (srun --kill-on-bad-exit) with SIGTERM, and SIGKILL only KillWait
+// (30 s by default) later; the SIGTERM handler merely asks for a checkpoint at the next step
+// boundary, which a rank blocked in a collective with the dead one never reaches. A live peer
+// keeps heartbeating (every second at most) while it checkpoints, so it is not mistaken for dead.
+constexpr double kSilenceAfterStopSeconds = 3.0;
 using Clock = std::chrono::steady_clock;
 
 // Waits up to `seconds` for `request`; true if it completed.
@@ -98,11 +105,15 @@ void Watchdog::run() {
       if (payload == kGoodbye) watching = false;
     }
     const double silent = std::chrono::duration<double>(Clock::now() - last_heard).count();
-    if (watching && silent > timeout_seconds_) {
+    const bool stopping = stop_requested() != 0;
+    const double limit =
+        stopping ? std::min(timeout_seconds_, kSilenceAfterStopSeconds) : timeout_seconds_;
+    if (watching && silent > limit) {
       const std::string message =
           "watchdog: rank " + std::to_string(prev) + " (host " + hosts_[prev] + ") silent for " +
           std::to_string(silent) + " s (dead, stopped or cut off; timeout " +
-          std::to_string(timeout_seconds_) + " s, noticed by rank " + std::to_string(rank_) +
+          std::to_string(limit) + " s" + (stopping ? " after a stop signal" : "") +
+          ", noticed by rank " + std::to_string(rank_) +
           "); aborting the job so it can restart from the last checkpoint";
       FLAM_LOG(ERROR) << message;
       std::fprintf(stderr, "%s\n", message.c_str());

@@ -4,8 +4,11 @@
 // sends a small message to the next rank in a ring every interval and watches the previous one.
 // A rank that hears nothing from its predecessor for `timeout_seconds` logs
 //   "watchdog: rank 3 (host n7) silent for 60.1 s (dead, stopped or cut off); aborting the job"
-// and calls World::abort(kExitPeerFailure), which ends every rank. A rank that shuts down
-// normally sends a goodbye first, so an early finisher is not mistaken for a dead one.
+// and calls World::abort(kExitPeerFailure), which ends every rank. After a stop signal
+// (core/signals.h: SIGTERM from Slurm ending the step, e.g. srun --kill-on-bad-exit after a rank
+// died) a few seconds of silence are enough, since the ranks cannot reach the step boundary
+// where they would checkpoint. A rank that shuts down normally sends a goodbye first, so an
+// early finisher is not mistaken for a dead one.
 //
 // REQUIRES: World::init() with MPI_THREAD_MULTIPLE (otherwise the watchdog logs a warning and
 // stays off). Construct and destroy on the training thread, at the same point on every rank

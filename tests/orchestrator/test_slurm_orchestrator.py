@@ -1,0 +1,443 @@
+#!/usr/bin/python3
+"""flam submit / watch / status / cancel on a real one-node Slurm (scripts/slurm-local.sh), with
+the real `flam train` and `flam shard` as 2-rank jobs started by `srun --mpi=pmix` from the
+rendered sbatch script. Training uses configs/tiny.yaml on the shards and tokenizer that
+tests/train/test_train_e2e.py makes; sharding uses tests/shard/fixture.py's URL table served by
+tests/common/http_server.py on 127.0.0.1.
+  1. a training run completes; status reports it (text and --json); it is the reference;
+  2. a config error (model.lang.vocab_size is not the tokenizer's) fails once and is not
+     resubmitted;
+  3. kill -9 of one rank mid-run: srun's --kill-on-bad-exit ends the step, watch resubmits, the
+     new job resumes from the checkpoint, and every logged loss and the exported parameters
+     (`flam export`) equal the reference's bit for bit;
+  4. scancel --signal=USR1 --batch: the batch shell forwards it, the ranks checkpoint and exit 3,
+     watch resubmits, the new job resumes at that step and ends equal to the reference;
+  5. status of a running job (step of total, ETA); flam cancel: the job is cancelled and watch
+     stops;
+  6. flam submit --job shard: a 2-rank `flam shard` job makes the same shards, byte for byte, as
+     a local `flam shard` run.
+Skips (exit 77, saying why) only when slurmctld cannot start here. FLAM_KEEP_TMP=1 keeps the
+scratch directory; FLAM_SLURM_TEST_DIR, FLAM_SLURM_TEST_CTLD_PORT and FLAM_SLURM_TEST_SLURMD_PORT
+move the test's cluster (default /tmp/flam-slurm-test, ports 16827 and 16828).
+"""
+import filecmp
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+
+SRC = os.environ["FLAM_SOURCE_DIR"]
+FLAM = os.environ["FLAM_BIN"]
+PY = "/usr/bin/python3"
+SLURM_LOCAL = os.path.join(SRC, "scripts", "slurm-local.sh")
+sys.path.insert(0, os.path.join(SRC, "tests", "train"))
+sys.path.insert(0, os.path.join(SRC, "tests", "checkpoint"))
+import test_train_e2e as corpus  # noqa: E402  (make_corpus, make_tokenizer)
+import test_resume_e2e as resume  # noqa: E402  (metrics, losses_match, exported)
+
+STEPS = 80
+SIGNAL_AT = 20  # the step after which a rank is killed or the batch shell gets USR1
+# Every slurm.env entry the jobs need: OpenMPI refuses root without the first two.
+JOB_ENV = ["OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1",
+           "OMPI_MCA_btl_vader_single_copy_mechanism=none"]
+
+# The test's own cluster (directory and ports), so that it never stops the demo's or a user's.
+os.environ["FLAM_SLURM_DIR"] = os.environ.get("FLAM_SLURM_TEST_DIR", "/tmp/flam-slurm-test")
+os.environ["FLAM_SLURM_CTLD_PORT"] = os.environ.get("FLAM_SLURM_TEST_CTLD_PORT", "16827")
+os.environ["FLAM_SLURM_SLURMD_PORT"] = os.environ.get("FLAM_SLURM_TEST_SLURMD_PORT", "16828")
+
+tmp = None
+background = []  # Popen objects to end on exit
+
+
+def fail(message, runs=()):
+    """Prints why and the tails of the runs' logs, then exits 1."""
+    print("FAIL: " + message)
+    for run in runs:
+        jobs = os.path.join(run, "jobs")
+        logs = [os.path.join(run, "orchestrator.log")] + sorted(
+            os.path.join(jobs, f) for f in (os.listdir(jobs) if os.path.isdir(jobs) else [])
+            if f.endswith(".out"))
+        for path in logs:
+            if os.path.exists(path):
+                with open(path, errors="replace") as f:
+                    print("--- %s\n%s" % (path, "".join(f.readlines()[-25:])))
+    sys.exit(1)
+
+
+def flam(*args, check=True, timeout=120):
+    proc = subprocess.run([FLAM] + list(args), capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        fail("flam %s exited %d:\n%s%s" % (" ".join(args), proc.returncode, proc.stdout,
+                                           proc.stderr[-4000:]))
+    return proc
+
+
+def sets(pairs):
+    argv = []
+    for p in pairs:
+        argv += ["--set", p]
+    return argv
+
+
+def slurm_sets(run, name):
+    return ["run.dir=" + run, "run.name=" + name, "slurm.ntasks_per_node=2",
+            "slurm.time=00:10:00", "slurm.poll_seconds=0.5", "slurm.backoff_seconds=1",
+            "slurm.max_restarts=3", "slurm.env=[%s]" % ", ".join(JOB_ENV)]
+
+
+def state(run):
+    with open(os.path.join(run, "state.json")) as f:
+        return json.load(f)
+
+
+def job_log(run, job_id):
+    with open(os.path.join(run, "jobs", "slurm-%s.out" % job_id), errors="replace") as f:
+        return f.read()
+
+
+def watch(run):
+    """`flam watch RUN` in the background; returns the Popen (stdout and stderr together)."""
+    proc = subprocess.Popen([FLAM, "watch", run], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    background.append(proc)
+    return proc
+
+
+def finish(proc, timeout=300):
+    out, _ = proc.communicate(timeout=timeout)
+    print(out, end="")
+    return proc.returncode
+
+
+def wait_step(run, step, watcher):
+    """Until RUN/metrics.jsonl shows `step` (the watch must not end first)."""
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        rows = resume.metrics(run)
+        if rows and rows[-1]["step"] >= step:
+            return rows[-1]["step"]
+        if watcher.poll() is not None:
+            fail("the run ended before step %d:\n%s" % (step, watcher.stdout.read()), [run])
+        time.sleep(0.02)
+    fail("%s never reached step %d" % (run, step), [run])
+
+
+def rank_pid(run, rank):
+    """The pid of `flam train --config RUN/config.yaml` whose SLURM_PROCID is `rank`."""
+    config = os.path.join(run, "config.yaml").encode()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmd = f.read().split(b"\0")
+            with open("/proc/%s/environ" % pid, "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if (len(cmd) > 3 and cmd[0].endswith(b"flam") and cmd[1] == b"train" and
+                config in cmd and b"SLURM_PROCID=%d" % rank in env):
+            return int(pid)
+    return None
+
+
+def train_config(common, run, name, extra=()):
+    return ["submit", "--config", os.path.join(SRC, "configs", "tiny.yaml")] + sets(
+        common + slurm_sets(run, name) + list(extra))
+
+
+def check_identical(reference, ref_params, run, what):
+    n = resume.losses_match(reference, run, what)
+    params = resume.exported(run, os.path.join(tmp, os.path.basename(run) + ".safetensors"))
+    if params.keys() != ref_params.keys():
+        fail("%s: exported tensor names differ" % what, [run])
+    for k in params:
+        if params[k] != ref_params[k]:
+            fail("%s: parameter %s differs from the uninterrupted run's" % (what, k), [run])
+    print("%s: %d logged losses and %d exported tensors equal the reference's" %
+          (what, n, len(params)))
+
+
+def test_train(common):
+    # ---- 1. a run completes: the reference ----
+    print("== 1. a 2-rank training run completes")
+    ok = os.path.join(tmp, "ok")
+    out = flam(*train_config(common, ok, "t-ok")).stdout
+    print(out, end="")
+    if "submitted job" not in out:
+        fail("submit printed no job id")
+    rc = finish(watch(ok))
+    if rc != 0:
+        fail("watch of a good run exited %d" % rc, [ok])
+    status = flam("status", ok).stdout
+    print(status, end="")
+    if "completed, 1 job(s), 0 restart(s)" not in status or "COMPLETED" not in status:
+        fail("status text:\n" + status, [ok])
+    d = json.loads(flam("status", ok, "--json").stdout)
+    got = (d["status"], d["step"], d["total_steps"], d["jobs"][0]["exit_code"],
+           d["newest_checkpoint_step"])
+    if got != ("completed", STEPS, STEPS, 0, STEPS):
+        fail("status --json: %r" % (got,), [ok])
+    if "on 2 ranks (srun)" not in job_log(ok, d["jobs"][0]["id"]):
+        fail("the job did not run 2 ranks under srun", [ok])
+    reference = resume.metrics(ok)
+    if [r["step"] for r in reference] != list(range(1, STEPS + 1)):
+        fail("the reference logged steps %s" % [r["step"] for r in reference], [ok])
+    ref_params = resume.exported(ok, os.path.join(tmp, "ok.safetensors"))
+
+    # ---- 2. a config error: one job, no resubmission ----
+    print("== 2. a config error fails once and is not resubmitted")
+    bad = os.path.join(tmp, "bad")
+    vocab = next(c for c in common if c.startswith("model.lang.vocab_size="))
+    wrong = "model.lang.vocab_size=%d" % (int(vocab.split("=")[1]) + 1)
+    flam(*train_config(common, bad, "t-bad", [wrong]))
+    rc = finish(watch(bad))
+    if rc != 1:
+        fail("watch of a config error exited %d, not 1" % rc, [bad])
+    s = state(bad)
+    got = (s["status"], len(s["jobs"]), s["jobs"][0]["exit_code"], s["restarts"])
+    if got != ("failed", 1, 2, 0):
+        fail("state after a config error: %r" % (got,), [bad])
+    log = open(os.path.join(bad, "orchestrator.log")).read()
+    if "exited 2: a usage or config error" not in log or log.count("submitted job") != 1:
+        fail("orchestrator.log after a config error:\n" + log, [bad])
+    if "model.lang.vocab_size" not in job_log(bad, s["jobs"][0]["id"]):
+        fail("the job log does not name the bad key", [bad])
+
+    # ---- 3. kill -9 of one rank ----
+    print("== 3. kill -9 of one rank: resubmitted, resumed, identical to the reference")
+    kill = os.path.join(tmp, "kill")
+    flam(*train_config(common, kill, "t-kill"))
+    watcher = watch(kill)
+    wait_step(kill, SIGNAL_AT, watcher)
+    first_job = state(kill)["jobs"][-1]["id"]
+    victim = rank_pid(kill, 1)
+    if victim is None:
+        fail("no process of rank 1 found", [kill])
+    os.kill(victim, signal.SIGKILL)
+    print("killed rank 1 (pid %d) of job %s after step %d" %
+          (victim, first_job, resume.metrics(kill)[-1]["step"]))
+    rc = finish(watcher)
+    if rc != 0:
+        fail("watch after kill -9 exited %d" % rc, [kill])
+    s = state(kill)
+    jobs = s["jobs"]
+    if not (s["status"] == "completed" and s["restarts"] >= 1 and jobs[0]["id"] == first_job and
+            jobs[0]["exit_code"] != 0 and "resubmitting" in jobs[0]["decision"] and
+            jobs[-1]["state"] == "COMPLETED" and jobs[-1]["exit_code"] == 0 and
+            jobs[-1]["step_at_submit"] >= 5):
+        fail("state after kill -9: %s" % json.dumps(s, indent=1), [kill])
+    first_log = job_log(kill, first_job)
+    # srun's --kill-on-bad-exit ends the step: SIGTERM to the surviving rank, which, blocked in a
+    # collective with the dead one, cannot reach the step boundary to checkpoint; its watchdog
+    # then gives up after a few seconds instead of train.checkpoint.watchdog_seconds (30 s) or
+    # Slurm's SIGKILL after KillWait (30 s).
+    if "task 1: Killed" not in first_log or "Terminating StepId=%s.0" % first_job not in first_log:
+        fail("srun did not report the killed task and end the step", [kill])
+    if "silent for" not in first_log or "after a stop signal" not in first_log:
+        fail("the surviving rank was not ended by its watchdog after SIGTERM", [kill])
+    if "resumed from" not in job_log(kill, jobs[-1]["id"]):
+        fail("the new job did not resume from a checkpoint", [kill])
+    check_identical(reference, ref_params, kill, "kill -9")
+    flam("status", kill, "--plot", os.path.join(tmp, "kill.svg"))
+    root = ET.parse(os.path.join(tmp, "kill.svg")).getroot()
+    curves = [p for p in root.iter("{http://www.w3.org/2000/svg}polyline")
+              if len(p.get("points", "").split()) > 10]
+    restarts = [l for l in root.iter("{http://www.w3.org/2000/svg}line")
+                if l.get("class") == "restart"]
+    if len(curves) < 3 or not restarts:
+        fail("plot of the killed run: %d curves, %d restart markers" %
+             (len(curves), len(restarts)), [kill])
+
+    # ---- 4. scancel --signal=USR1 --batch ----
+    print("== 4. scancel --signal=USR1 --batch: checkpoint, exit 3, resubmitted, resumed")
+    usr1 = os.path.join(tmp, "usr1")
+    flam(*train_config(common, usr1, "t-usr1"))
+    watcher = watch(usr1)
+    wait_step(usr1, SIGNAL_AT, watcher)
+    first_job = state(usr1)["jobs"][-1]["id"]
+    subprocess.run(["scancel", "--signal=USR1", "--batch", first_job], check=True)
+    rc = finish(watcher)
+    if rc != 0:
+        fail("watch after USR1 exited %d" % rc, [usr1])
+    first_log = job_log(usr1, first_job)
+    if "SIGUSR1 received, forwarding" not in first_log:
+        fail("the batch shell did not forward USR1", [usr1])
+    marker = "stop requested: checkpointing step "
+    if marker not in first_log:
+        fail("the ranks did not checkpoint on USR1", [usr1])
+    stopped = int(first_log.split(marker)[1].split()[0])
+    s = state(usr1)
+    if (s["jobs"][0]["exit_code"], s["status"], len(s["jobs"])) != (3, "completed", 2):
+        fail("state after USR1: %s" % json.dumps(s, indent=1), [usr1])
+    if "exit 3: stopped after a checkpoint" not in open(os.path.join(usr1,
+                                                                     "orchestrator.log")).read():
+        fail("the USR1 decision was not logged", [usr1])
+    second_log = job_log(usr1, s["jobs"][1]["id"])
+    if "step_%08d at step %d" % (stopped, stopped) not in second_log:
+        fail("the new job did not resume at step %d, where USR1 stopped the first" % stopped,
+             [usr1])
+    print("USR1: stopped and checkpointed at step %d, resumed there" % stopped)
+    check_identical(reference, ref_params, usr1, "USR1")
+
+    # ---- 5. status of a running job, then flam cancel ----
+    print("== 5. flam cancel stops the job and the watch")
+    cancel = os.path.join(tmp, "cancel")
+    flam(*train_config(common, cancel, "t-cancel", ["train.steps=100000"]))
+    watcher = watch(cancel)
+    wait_step(cancel, 2, watcher)
+    status = flam("status", cancel).stdout
+    if "RUNNING" not in status or "of 100000" not in status or "ETA" not in status:
+        fail("status of a running job:\n" + status, [cancel])
+    flam("cancel", cancel)
+    rc = finish(watcher)
+    if rc != 1:
+        fail("watch of a cancelled run exited %d" % rc, [cancel])
+    s = state(cancel)
+    if (s["status"], len(s["jobs"])) != ("cancelled", 1):
+        fail("state after cancel: %s" % json.dumps(s, indent=1), [cancel])
+    job_state = ""
+    for _ in range(100):
+        show = subprocess.run(["scontrol", "show", "job", "-o", s["jobs"][0]["id"]],
+                              capture_output=True, text=True).stdout
+        job_state = next((w for w in show.split() if w.startswith("JobState=")), "")
+        if job_state == "JobState=CANCELLED":
+            break
+        time.sleep(0.1)
+    if job_state != "JobState=CANCELLED":
+        fail("the Slurm job was not cancelled: %s" % job_state, [cancel])
+
+
+def shard_config(path, table):
+    """The `shard:` section tests/shard/lib.sh writes, with a total timeout long enough that a
+    slowed-down (drip-fed) image never times out on a loaded machine."""
+    with open(path, "w") as f:
+        f.write("""shard:
+  inputs: ["%s"]
+  output_dir: "%s"
+  progress_seconds: 1
+  save_cols: [expect, n]
+  transform_threads: 1
+  samples_per_shard: 5
+  download:
+    connect_timeout_seconds: 5
+    total_timeout_seconds: 30
+    retries: 1
+    retry_backoff_seconds: 0.2
+    max_body_bytes: 2000000
+    concurrency: 16
+    per_host_connections: 8
+  transform:
+    min_image_size: 32
+    max_aspect_ratio: 4
+""" % (table, os.path.join(tmp, "unset")))
+
+
+def test_shard():
+    print("== 6. flam submit --job shard: 2 ranks under Slurm make the local run's shards")
+    fixture = os.path.join(SRC, "tests", "shard", "fixture.py")
+    www = os.path.join(tmp, "www")
+    subprocess.run([PY, fixture, "files", www], check=True)
+    port_file = os.path.join(tmp, "port")
+    server = subprocess.Popen([PY, os.path.join(SRC, "tests", "common", "http_server.py"),
+                               "--root", www, "--port-file", port_file],
+                              stdout=subprocess.DEVNULL)
+    background.append(server)
+    for _ in range(100):
+        if os.path.exists(port_file) and open(port_file).read().strip():
+            break
+        time.sleep(0.1)
+    port = open(port_file).read().strip()
+    table = os.path.join(tmp, "many.tsv")
+    subprocess.run([PY, fixture, "many", port, table, "40"], check=True)
+    config = os.path.join(tmp, "shard.yaml")
+    shard_config(config, table)
+
+    local = os.path.join(tmp, "shards-local")
+    flam("shard", "--config", config, "--set", "shard.output_dir=" + local, timeout=300)
+    run = os.path.join(tmp, "shard-run")
+    slurm_out = os.path.join(tmp, "shards-slurm")
+    out = flam("submit", "--config", config, "--job", "shard",
+               *sets(slurm_sets(run, "t-shard") + ["shard.output_dir=" + slurm_out])).stdout
+    print(out, end="")
+    rc = finish(watch(run))
+    if rc != 0:
+        fail("watch of the shard job exited %d" % rc, [run])
+    s = state(run)
+    if (s["status"], len(s["jobs"]), s["jobs"][0]["exit_code"]) != ("completed", 1, 0):
+        fail("state of the shard run: %s" % json.dumps(s, indent=1), [run])
+    log = job_log(run, s["jobs"][0]["id"])
+    if " shard --config " not in open(os.path.join(run, "job.sbatch")).read():
+        fail("the job script does not run flam shard", [run])
+    if ", 2 ranks" not in log:
+        fail("the shard job did not run 2 ranks", [run])
+
+    def products(d):
+        return sorted(f for f in os.listdir(d)
+                      if not f.endswith("_stats.json") and f != "summary.json")
+    names = products(local)
+    if not any(n.endswith(".tar") for n in names) or products(slurm_out) != names:
+        fail("shard sets differ: local %s, Slurm %s" % (names, products(slurm_out)), [run])
+    stats = [f for f in os.listdir(slurm_out) if f.endswith("_stats.json")]
+    if len(stats) != sum(n.endswith(".tar") for n in names):
+        fail("the Slurm job left shards without stats: %s" % sorted(os.listdir(slurm_out)),
+             [run])
+    for n in names:
+        if not filecmp.cmp(os.path.join(local, n), os.path.join(slurm_out, n), shallow=False):
+            fail("%s differs between the local run and the Slurm job" % n, [run])
+    with open(os.path.join(slurm_out, "summary.json")) as f:
+        summary = json.load(f)
+    print("shard: %d files identical (%d samples, %d ok); job log tail: %s" %
+          (len(names), summary["samples"], summary["successes"],
+           log.strip().splitlines()[-1]))
+
+
+def main():
+    global tmp
+    start = subprocess.run(["bash", SLURM_LOCAL, "start"])
+    if start.returncode != 0:
+        print("SKIP: slurmctld could not start on this machine (reasons above); Slurm tests "
+              "not run")
+        return 77
+    tmp = tempfile.mkdtemp(prefix="flam_slurm_test.")
+    try:
+        env = subprocess.run(["bash", SLURM_LOCAL, "env"], capture_output=True, text=True,
+                             check=True).stdout
+        for line in env.splitlines():
+            key, value = line.replace("export ", "", 1).split("=", 1)
+            os.environ[key] = value
+        laion, mmc4 = corpus.make_corpus(tmp)
+        tokenizer, vocab = corpus.make_tokenizer(tmp)
+        # The model and data of tests/checkpoint/test_resume_e2e.py, checkpointing every 5
+        # steps; the timeouts are a safety net only (Slurm ends a step whose rank died).
+        common = ["data.tokenizer=" + tokenizer, "model.lang.vocab_size=%d" % vocab,
+                  "data.laion.shards=[%s]" % ",".join(laion),
+                  "data.mmc4.shards=[%s]" % ",".join(mmc4),
+                  "data.mmc4.max_images=2", "data.mmc4.min_image_bytes=0",
+                  "data.loader.shuffle_buffer=8",
+                  "train.steps=%d" % STEPS, "train.log_every=1",
+                  "train.schedule.warmup_steps=2", "train.optimizer.lr=3.0e-3",
+                  "train.checkpoint.every_steps=5", "train.checkpoint.keep=2",
+                  "train.checkpoint.watchdog_seconds=30", "train.comm_timeout_seconds=60"]
+        test_train(common)
+        test_shard()
+    finally:
+        for proc in background:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        subprocess.run(["bash", SLURM_LOCAL, "stop"])
+        if not os.environ.get("FLAM_KEEP_TMP"):
+            shutil.rmtree(tmp, ignore_errors=True)
+    print("OK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
