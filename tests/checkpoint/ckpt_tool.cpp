@@ -1,7 +1,8 @@
 // ckpt_tool: drives the Checkpointer on real MPI ranks for the script tests and the benchmark.
 //   save     --run DIR --step S [--scale K] [--async] [--kill-after-start] [--max-failed N]
 //   resume   --run DIR --expect-step S [--scale K] [--then-save S2]
-//   watchdog --timeout T --victim R --mode stop|kill
+//   watchdog --timeout T --victim R --mode stop|kill|stop-term   (stop-term: the victim stops,
+//            the others then get SIGTERM, as srun --kill-on-bad-exit sends)
 //   bench    --run DIR --scale K --steps N --step-ms MS
 // Values are synthetic (tests/checkpoint/synthetic.h), so any world size can check its slices.
 // Exit codes: 0 ok, 1 mismatch, otherwise flam's (6: no checkpoint could be written).
@@ -18,6 +19,7 @@
 #include "core/error.h"
 #include "core/exit_codes.h"
 #include "core/mpi_comm.h"
+#include "core/signals.h"
 #include "core/world.h"
 #include "tests/checkpoint/synthetic.h"
 #include "train/checkpoint/checkpointer.h"
@@ -117,10 +119,14 @@ int run_resume(Comm& comm, const std::map<std::string, std::string>& a) {
 int run_watchdog(Comm& comm, const std::map<std::string, std::string>& a) {
   Watchdog watchdog(MPI_COMM_WORLD, std::stod(a.at("timeout")));
   comm.barrier();
+  const std::string mode = a.at("mode");
   if (comm.rank() == num(a, "victim", 1)) {
-    std::printf("rank %d: %s\n", comm.rank(), a.at("mode") == "stop" ? "SIGSTOP" : "SIGKILL");
+    std::printf("rank %d: %s\n", comm.rank(), mode == "kill" ? "SIGKILL" : "SIGSTOP");
     std::fflush(stdout);
-    ::raise(a.at("mode") == "stop" ? SIGSTOP : SIGKILL);
+    ::raise(mode == "kill" ? SIGKILL : SIGSTOP);
+  } else if (mode == "stop-term") {
+    install_stop_signal_handlers();
+    ::raise(SIGTERM);
   }
   comm.barrier();  // never completes: the victim is gone; the watchdog must end the job
   std::printf("rank %d: barrier passed, which it must not\n", comm.rank());
