@@ -16,7 +16,7 @@ PACKAGES=(
   libssl-dev
   libsentencepiece-dev sentencepiece
   googletest libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-numpy python3-pil python3-torch
+  python3 python3-numpy python3-pil python3-torch python3-yaml
   slurmctld slurmd slurm-client munge
   tar curl procps
 )

@@ -10,8 +10,11 @@ without interruption. Then:
     bit-identical parameters;
   - SIGUSR1 (Slurm's pre-emption warning) to every rank: exit code 3 after a checkpoint of the
     step it stopped at; the resumed run again matches the reference;
+  - SIGUSR1 when the checkpoint cannot be written: exit code 6 (I/O error);
   - resharding 2 -> 3 -> 1 ranks: each resume continues from the previous world size's
-    checkpoint and the run finishes with checkpoints written by 3 and then 1 rank.
+    checkpoint and the run finishes with checkpoints written by 3 and then 1 rank;
+  - export: OpenFlamingo's full embed_tokens table in which only the two trained rows change,
+    and a .pt that loads strictly into OpenFlamingo's module tree (names and shapes).
 """
 import json
 import os
@@ -21,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import torch
 
 SRC = os.environ["FLAM_SOURCE_DIR"]
 FLAM = os.environ["FLAM_BIN"]
@@ -136,6 +141,77 @@ def exported(checkpoint, out):
             for k, v in header.items()}
 
 
+def openflamingo_skeleton(config):
+    """OpenFlamingo's module tree for the weights it trains, written from open_flamingo/src/
+    helpers.py and flamingo_lm.py (names and shapes only): perceiver (PerceiverResampler without
+    frame or media-time embeddings, OpenFlamingo's defaults), lang_encoder.model.embed_tokens
+    [V + 3, D], and lang_encoder.gated_cross_attn_layers with a GatedCrossAttentionBlock after
+    every n-th decoder layer (None elsewhere)."""
+    from torch import nn
+
+    def feed_forward(dim, mult):
+        return nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim * mult, bias=False), nn.GELU(),
+                             nn.Linear(dim * mult, dim, bias=False))
+
+    class Attention(nn.Module):  # PerceiverAttention (norm_media) / MaskedCrossAttention (norm)
+        def __init__(self, dim, dim_kv, inner, perceiver):
+            super().__init__()
+            if perceiver:
+                self.norm_media, self.norm_latents = nn.LayerNorm(dim), nn.LayerNorm(dim)
+            else:
+                self.norm = nn.LayerNorm(dim)
+            self.to_q = nn.Linear(dim, inner, bias=False)
+            self.to_kv = nn.Linear(dim_kv, 2 * inner, bias=False)
+            self.to_out = nn.Linear(inner, dim, bias=False)
+
+    class Perceiver(nn.Module):
+        def __init__(self, dim, p):
+            super().__init__()
+            inner = p["heads"] * p["dim_head"]
+            self.latents = nn.Parameter(torch.zeros(p["num_latents"], dim))
+            self.layers = nn.ModuleList(
+                nn.ModuleList([Attention(dim, dim, inner, True), feed_forward(dim, p["ff_mult"])])
+                for _ in range(p["depth"]))
+            self.norm = nn.LayerNorm(dim)
+
+    class GatedCrossAttentionBlock(nn.Module):
+        def __init__(self, dim, dim_visual, x):
+            super().__init__()
+            self.attn = Attention(dim, dim_visual, x["heads"] * x["dim_head"], False)
+            self.attn_gate = nn.Parameter(torch.zeros(1))
+            self.ff = feed_forward(dim, x["ff_mult"])
+            self.ff_gate = nn.Parameter(torch.zeros(1))
+
+    m = config["model"]
+    vis, lang, every = m["vision"]["width"], m["lang"], m["xattn"]["every_n_layers"]
+    root = nn.Module()
+    root.perceiver = Perceiver(vis, m["perceiver"])
+    root.lang_encoder = nn.Module()
+    root.lang_encoder.model = nn.Module()
+    root.lang_encoder.model.embed_tokens = nn.Embedding(lang["vocab_size"] + 3, lang["dim"])
+    root.lang_encoder.gated_cross_attn_layers = nn.ModuleList(
+        GatedCrossAttentionBlock(lang["dim"], vis, m["xattn"]) if (i + 1) % every == 0 else None
+        for i in range(lang["layers"]))
+    return root
+
+
+def check_openflamingo_load(run, out):
+    """`flam export --out X.pt` loads into OpenFlamingo's module tree with load_state_dict
+    (strict: every trained weight present, nothing unexpected, every shape right), with the same
+    values as the .safetensors export."""
+    import yaml
+    pt = os.path.join(out, "openflamingo.pt")
+    subprocess.run([FLAM, "export", "--checkpoint", run, "--out", pt], check=True,
+                   capture_output=True)
+    skeleton = openflamingo_skeleton(yaml.safe_load(open(os.path.join(run, "config.yaml"))))
+    state = torch.load(pt)
+    skeleton.load_state_dict(state, strict=True)
+    st = exported(run, os.path.join(out, "openflamingo.safetensors"))
+    for name, t in state.items():
+        assert st[name][1] == t.contiguous().numpy().tobytes(), "%s: .pt != .safetensors" % name
+    return len(state)
+
+
 def check_openflamingo_table(ref_run, out, vocab):
     """The export holds OpenFlamingo's full input table, not our two-row parameter: between two
     checkpoints only rows <|endofchunk|> and <image> (vocab, vocab + 1) of it change."""
@@ -176,6 +252,8 @@ def main():
         check_openflamingo_table(ref_run, out, vocab)
         print("export: OpenFlamingo's embed_tokens [%d + 3, D], only the two trained rows move"
               % vocab)
+        n = check_openflamingo_load(ref_run, out)
+        print("export: %d tensors load strictly into OpenFlamingo's module tree" % n)
 
         # Exact resume across kill -9 at several points.
         run = os.path.join(out, "killed")
