@@ -84,9 +84,13 @@ try: print(json.loads(sys.stdin.read()).get("step", 0))
 except Exception: print(0)'
 }
 
-kill_one_rank_at() {  # waits for step $1, then kill -9 of the highest-numbered `flam train` process
+kill_one_rank_at() {  # waits for step $1, then kill -9 of this run's newest `flam train` process
   while [ "$(metrics_step)" -lt "$1" ]; do sleep 0.5; done
-  victim=$(pgrep -f "^[^ ]*/flam train " | tail -n 1 || true)
+  victim=
+  for pid in $(pgrep -f "^[^ ]*/flam train " || true); do
+    # Only a rank of this run (its command line names $RUN): other jobs may train on this machine.
+    tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$RUN" && victim=$pid
+  done
   if [ -n "$victim" ]; then
     echo "demo: kill -9 of rank process $victim at step $(metrics_step)"
     kill -9 "$victim"
