@@ -14,6 +14,11 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$ROOT/build-device}
 PY=${PY:-python3}
 TORCH_PREFIX=$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')
+# NCCL for NcclComm: the system's, else the one LibTorch's wheel came with (nvidia-nccl-cu*).
+if [ -z "${NCCL_HOME:-}" ] && [ ! -e /usr/include/nccl.h ]; then
+  NCCL_HOME=$("$PY" -c 'import nvidia.nccl; print(list(nvidia.nccl.__path__)[0])' 2>/dev/null) || true
+  [ -n "$NCCL_HOME" ] && export NCCL_HOME
+fi
 echo "== torch $("$PY" -c 'import torch; print(torch.__version__, torch.version.cuda)')"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 
