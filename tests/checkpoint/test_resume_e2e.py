@@ -229,18 +229,25 @@ def check_openflamingo_table(ref_run, out, vocab):
     assert changed == [vocab, vocab + 1], "rows that changed between steps: %s" % changed
 
 
+def tiny_run(out, steps, checkpoint_every):
+    """Makes the corpus and tokenizer in `out`; returns the --set list of a tiny run on them
+    (configs/tiny.yaml, a loss logged every step) and the tokenizer's vocabulary size."""
+    laion, mmc4 = corpus.make_corpus(out)
+    tokenizer, vocab = corpus.make_tokenizer(out)
+    return ["data.tokenizer=" + tokenizer, "model.lang.vocab_size=%d" % vocab,
+            "data.laion.shards=[%s]" % ",".join(laion),
+            "data.mmc4.shards=[%s]" % ",".join(mmc4),
+            "data.mmc4.max_images=2", "data.mmc4.min_image_bytes=0",
+            "data.loader.shuffle_buffer=8",
+            "train.steps=%d" % steps, "train.log_every=1",
+            "train.schedule.warmup_steps=2", "train.optimizer.lr=3.0e-3",
+            "train.checkpoint.every_steps=%d" % checkpoint_every,
+            "train.checkpoint.keep=2"], vocab
+
+
 def main():
     with tempfile.TemporaryDirectory() as out:
-        laion, mmc4 = corpus.make_corpus(out)
-        tokenizer, vocab = corpus.make_tokenizer(out)
-        common = ["data.tokenizer=" + tokenizer, "model.lang.vocab_size=%d" % vocab,
-                  "data.laion.shards=[%s]" % ",".join(laion),
-                  "data.mmc4.shards=[%s]" % ",".join(mmc4),
-                  "data.mmc4.max_images=2", "data.mmc4.min_image_bytes=0",
-                  "data.loader.shuffle_buffer=8",
-                  "train.steps=%d" % STEPS, "train.log_every=1",
-                  "train.schedule.warmup_steps=2", "train.optimizer.lr=3.0e-3",
-                  "train.checkpoint.every_steps=1", "train.checkpoint.keep=2"]
+        common, vocab = tiny_run(out, STEPS, 1)
 
         ref_run = os.path.join(out, "reference")
         train(2, ref_run, common)

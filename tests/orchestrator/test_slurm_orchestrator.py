@@ -35,10 +35,8 @@ SRC = os.environ["FLAM_SOURCE_DIR"]
 FLAM = os.environ["FLAM_BIN"]
 PY = "/usr/bin/python3"
 SLURM_LOCAL = os.path.join(SRC, "scripts", "slurm-local.sh")
-sys.path.insert(0, os.path.join(SRC, "tests", "train"))
 sys.path.insert(0, os.path.join(SRC, "tests", "checkpoint"))
-import test_train_e2e as corpus  # noqa: E402  (make_corpus, make_tokenizer)
-import test_resume_e2e as resume  # noqa: E402  (metrics, losses_match, exported)
+import test_resume_e2e as resume  # noqa: E402  (tiny_run, metrics, losses_match, exported)
 
 STEPS = 80
 SIGNAL_AT = 20  # the step after which a rank is killed or the batch shell gets USR1
@@ -412,19 +410,10 @@ def main():
         for line in env.splitlines():
             key, value = line.replace("export ", "", 1).split("=", 1)
             os.environ[key] = value
-        laion, mmc4 = corpus.make_corpus(tmp)
-        tokenizer, vocab = corpus.make_tokenizer(tmp)
         # The model and data of tests/checkpoint/test_resume_e2e.py, checkpointing every 5
         # steps; the timeouts are a safety net only (Slurm ends a step whose rank died).
-        common = ["data.tokenizer=" + tokenizer, "model.lang.vocab_size=%d" % vocab,
-                  "data.laion.shards=[%s]" % ",".join(laion),
-                  "data.mmc4.shards=[%s]" % ",".join(mmc4),
-                  "data.mmc4.max_images=2", "data.mmc4.min_image_bytes=0",
-                  "data.loader.shuffle_buffer=8",
-                  "train.steps=%d" % STEPS, "train.log_every=1",
-                  "train.schedule.warmup_steps=2", "train.optimizer.lr=3.0e-3",
-                  "train.checkpoint.every_steps=5", "train.checkpoint.keep=2",
-                  "train.checkpoint.watchdog_seconds=30", "train.comm_timeout_seconds=60"]
+        common, _ = resume.tiny_run(tmp, STEPS, 5)
+        common += ["train.checkpoint.watchdog_seconds=30", "train.comm_timeout_seconds=60"]
         test_train(common)
         test_shard()
     finally:
