@@ -18,13 +18,14 @@
 // the job with kExitPeerFailure instead of hanging it.
 //
 // Threads: every public method is called by the training thread of every rank, in the same order
-// (they issue collectives on `comm`). One background thread per rank writes the rank's file; MPI
-// is only ever called from the training thread.
+// (they issue collectives on `comm`). One background thread per rank writes the rank's file (and,
+// given a SliceCopy, first copies the slices into it); MPI is only ever called from the training
+// thread.
 #pragma once
 
 #include <atomic>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
