@@ -1,9 +1,10 @@
-// Checkpointer on real MPI ranks with synthetic slices: round trip, async commit, keep-K
-// pruning, checksum failures falling back to the previous checkpoint, partial directories,
+// Checkpointer on real MPI ranks with synthetic slices: round trip, async commit, the slice copy
+// on the writer thread, keep-K pruning, checksum failures falling back to the previous checkpoint, partial directories,
 // a different model, and failed saves counting towards max_failed_attempts.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -99,6 +100,34 @@ TEST_F(CheckpointerTest, AsyncSaveCommitsOnPollWithoutAnotherSave) {
   EXPECT_TRUE(ckpt.last_outcome()->committed);
   EXPECT_TRUE(fs::exists(step_dir(7) + "/manifest.json"));
   EXPECT_GT(ckpt.last_outcome()->bytes, 0);
+}
+
+TEST_F(CheckpointerTest, SliceCopyOnTheWriterThreadSnapshotsBeforeTheCallerMovesOn) {
+  Checkpointer ckpt(options_, run_, *comm_, "h");
+  RankState live = synthetic_state(layout_, rank(), 9);  // the "optimizer state"
+  RankState small = live;  // what the caller snapshots itself: everything but the slices
+  small.master.clear();
+  small.exp_avg.clear();
+  small.exp_avg_sq.clear();
+  std::thread::id copier;
+  ASSERT_TRUE(ckpt.save(9, layout_, std::move(small), /*sync=*/false, [&](RankState& s) {
+    copier = std::this_thread::get_id();
+    s.master = live.master;
+    s.exp_avg = live.exp_avg;
+    s.exp_avg_sq = live.exp_avg_sq;
+  }));
+  ckpt.wait_for_snapshot();
+  EXPECT_NE(copier, std::thread::id());
+  EXPECT_NE(copier, std::this_thread::get_id());
+  // The next "optimizer step" changes the live state; the checkpoint keeps the copy.
+  for (auto& slice : live.master) std::fill(slice.begin(), slice.end(), -1.0f);
+  ckpt.wait();
+  ASSERT_TRUE(ckpt.last_outcome()->committed);
+  auto loaded = ckpt.load_latest(layout_);
+  ASSERT_TRUE(loaded);
+  EXPECT_EQ(check_slices(layout_, rank(), 9, loaded->state), "");
+  // Without a save in flight, wait_for_snapshot() returns at once.
+  ckpt.wait_for_snapshot();
 }
 
 TEST_F(CheckpointerTest, KeepsTheNewestK) {
