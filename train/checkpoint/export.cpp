@@ -63,7 +63,7 @@ void export_checkpoint(const std::string& step_dir, const std::string& out_path,
   weights::NamedTensors tensors = consolidate_checkpoint(step_dir);
   const bool special_rows =
       std::any_of(tensors.begin(), tensors.end(), [](const auto& t) {
-        return t.first == "lang_encoder.special_token_embeddings";
+        return t.first == model::kSpecialTokenEmbeddings;
       });
   if (special_rows) {
     if (model == nullptr) {

@@ -58,6 +58,9 @@ struct SpecialTokens {
   int64_t pad;         // = lang.vocab_size + 2
 };
 SpecialTokens special_tokens(const ModelOptions& options);
+// The name of our [2, D] parameter holding the trained <|endofchunk|> and <image> rows, which
+// OpenFlamingo keeps inside lang_encoder.model.embed_tokens.weight (see above).
+inline constexpr const char* kSpecialTokenEmbeddings = "lang_encoder.special_token_embeddings";
 // The vocabulary size of the logits: lang.vocab_size + 3.
 int64_t full_vocab_size(const ModelOptions& options);
 

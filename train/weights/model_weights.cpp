@@ -211,7 +211,7 @@ void load_openflamingo_checkpoint(model::FlamingoImpl& model, const std::string&
   }
   std::vector<std::string> missing;
   for (const auto& item : model.named_parameters()) {
-    if (item.value().requires_grad() && item.key() != "lang_encoder.special_token_embeddings" &&
+    if (item.value().requires_grad() && item.key() != model::kSpecialTokenEmbeddings &&
         !t.count(item.key())) {
       missing.push_back(item.key());
     }
@@ -239,7 +239,7 @@ NamedTensors export_trainable(model::FlamingoImpl& model) {
   torch::NoGradGuard no_grad;
   NamedTensors out;
   for (const auto& item : model.named_parameters()) {
-    if (!item.value().requires_grad() || item.key() == "lang_encoder.special_token_embeddings") {
+    if (!item.value().requires_grad() || item.key() == model::kSpecialTokenEmbeddings) {
       continue;
     }
     out.emplace_back(item.key(), item.value().detach().to(torch::kCPU, torch::kFloat32).clone());
