@@ -150,6 +150,16 @@ def train_config(common, run, name, extra=()):
         common + slurm_sets(run, name) + list(extra))
 
 
+def submit_until(common, name, step, extra=()):
+    """Submits run `name` under tmp, watches it in the background and waits until it has logged
+    `step`; returns (run directory, watcher, id of the job running then)."""
+    run = os.path.join(tmp, name)
+    flam(*train_config(common, run, "t-" + name, extra))
+    watcher = watch(run)
+    wait_step(run, step, watcher)
+    return run, watcher, state(run)["jobs"][-1]["id"]
+
+
 def check_identical(reference, ref_params, run, what):
     n = resume.losses_match(reference, run, what)
     params = resume.exported(run, os.path.join(tmp, os.path.basename(run) + ".safetensors"))
@@ -210,11 +220,7 @@ def test_train(common):
 
     # ---- 3. kill -9 of one rank ----
     print("== 3. kill -9 of one rank: resubmitted, resumed, identical to the reference")
-    kill = os.path.join(tmp, "kill")
-    flam(*train_config(common, kill, "t-kill"))
-    watcher = watch(kill)
-    wait_step(kill, SIGNAL_AT, watcher)
-    first_job = state(kill)["jobs"][-1]["id"]
+    kill, watcher, first_job = submit_until(common, "kill", SIGNAL_AT)
     victim = rank_pid(kill, 1)
     if victim is None:
         fail("no process of rank 1 found", [kill])
@@ -255,11 +261,7 @@ def test_train(common):
 
     # ---- 4. scancel --signal=USR1 --batch ----
     print("== 4. scancel --signal=USR1 --batch: checkpoint, exit 3, resubmitted, resumed")
-    usr1 = os.path.join(tmp, "usr1")
-    flam(*train_config(common, usr1, "t-usr1"))
-    watcher = watch(usr1)
-    wait_step(usr1, SIGNAL_AT, watcher)
-    first_job = state(usr1)["jobs"][-1]["id"]
+    usr1, watcher, first_job = submit_until(common, "usr1", SIGNAL_AT)
     subprocess.run(["scancel", "--signal=USR1", "--batch", first_job], check=True)
     rc = finish(watcher)
     if rc != 0:
@@ -286,10 +288,7 @@ def test_train(common):
 
     # ---- 5. status of a running job, then flam cancel ----
     print("== 5. flam cancel stops the job and the watch")
-    cancel = os.path.join(tmp, "cancel")
-    flam(*train_config(common, cancel, "t-cancel", ["train.steps=100000"]))
-    watcher = watch(cancel)
-    wait_step(cancel, 2, watcher)
+    cancel, watcher, _ = submit_until(common, "cancel", 2, ["train.steps=100000"])
     status = flam("status", cancel).stdout
     if "RUNNING" not in status or "of 100000" not in status or "ETA" not in status:
         fail("status of a running job:\n" + status, [cancel])
