@@ -195,10 +195,10 @@ def openflamingo_skeleton(config):
     return root
 
 
-def check_openflamingo_load(run, out):
+def check_openflamingo_load(run, out, safetensors):
     """`flam export --out X.pt` loads into OpenFlamingo's module tree with load_state_dict
     (strict: every trained weight present, nothing unexpected, every shape right), with the same
-    values as the .safetensors export."""
+    values as `safetensors`, exported() of the same checkpoint."""
     import yaml
     pt = os.path.join(out, "openflamingo.pt")
     subprocess.run([FLAM, "export", "--checkpoint", run, "--out", pt], check=True,
@@ -206,9 +206,8 @@ def check_openflamingo_load(run, out):
     skeleton = openflamingo_skeleton(yaml.safe_load(open(os.path.join(run, "config.yaml"))))
     state = torch.load(pt)
     skeleton.load_state_dict(state, strict=True)
-    st = exported(run, os.path.join(out, "openflamingo.safetensors"))
     for name, t in state.items():
-        assert st[name][1] == t.contiguous().numpy().tobytes(), "%s: .pt != .safetensors" % name
+        assert safetensors[name][1] == t.contiguous().numpy().tobytes(), "%s: .pt != .safetensors" % name
     return len(state)
 
 
@@ -259,7 +258,7 @@ def main():
         check_openflamingo_table(ref_run, out, vocab)
         print("export: OpenFlamingo's embed_tokens [%d + 3, D], only the two trained rows move"
               % vocab)
-        n = check_openflamingo_load(ref_run, out)
+        n = check_openflamingo_load(ref_run, out, ref_params)
         print("export: %d tensors load strictly into OpenFlamingo's module tree" % n)
 
         # Exact resume across kill -9 at several points.
