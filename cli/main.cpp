@@ -121,7 +121,9 @@ int main(int argc, char** argv) {
     return argc < 2 ? flam::kExitUsage : flam::kExitOk;
   }
   if (!std::strcmp(argv[1], "--version")) {
-    std::printf("flam %s\n", FLAM_VERSION);
+    std::printf("flam %s\nLibTorch %s\nCUDA %s (toolkit %s)\nNCCL %s\n", FLAM_VERSION,
+                FLAM_TORCH_VERSION, FLAM_WITH_CUDA ? "on" : "off",
+                FLAM_WITH_CUDA ? FLAM_CUDA_VERSION : "not used", FLAM_WITH_NCCL ? "on" : "off");
     return flam::kExitOk;
   }
   const Command* cmd = find_command(argv[1]);

@@ -14,7 +14,7 @@ FLAM="$ROOT/$BUILD/flam"
 OUT=${DEMO_OUT:-demo-out}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)  # absolute: the paths below reach Slurm jobs that start elsewhere
-PY=/usr/bin/python3
+PY="$ROOT/.venv/bin/python"  # the venv's (scripts/setup.sh)
 STEPS=${DEMO_STEPS:-300}
 KILL_AT=${DEMO_KILL_AT:-120}
 CONFIG=configs/demo.yaml

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Makes the demo's small web-like corpus from the real photographs in tests/data/photos/.
 
     python3 scripts/demo_corpus.py --photos tests/data/photos --out DIR --base-url http://127.0.0.1:PORT

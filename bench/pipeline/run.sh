@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/pipeline/run.sh BUILD_DIR: read + decode + CLIP preprocess (224) per core, on a shard-like
-# set of 256-pixel q95 JPEGs cut from tests/data/photos, against (a) python3-pil + numpy doing the
+# set of 256-pixel q95 JPEGs cut from tests/data/photos, against (a) PIL + numpy (venv) doing the
 # same on the same files and (b) TurboJPEG decode alone. Everything runs pinned to one core, and
 # every rate is images per second of the measuring thread's CPU time (these machines are shared:
 # wall time would measure the neighbours).
@@ -8,7 +8,7 @@ set -euo pipefail
 BUILD=$(cd "$1" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
-PY=/usr/bin/python3  # Debian's python3, which has python3-pil and python3-numpy
+PY="$SRC/.venv/bin/python"  # the venv's (PIL, numpy)
 WORK=$(mktemp -d /tmp/flam_bench_pipeline.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 PIN=""
@@ -23,7 +23,7 @@ pil=$(awk '/^pil_images_per_s/ {print $2}' <<< "$pil_out")
 echo "images: 300 JPEGs q95, shorter side 256; images per CPU-second on one core (${PIN:-unpinned})"
 echo "ours (read + decode + clip_preprocess 224): $ours images/s"
 echo "TurboJPEG decode only:                      $decode images/s"
-echo "python3-pil + numpy (same preprocessing):   $pil images/s"
+echo "PIL + numpy (venv) (same preprocessing):   $pil images/s"
 awk -v o="$ours" -v p="$pil" -v d="$decode" 'BEGIN {
   printf "ours/PIL ratio: %.2f (goal >= 3)\n", o / p;
   printf "ours/decode-only ratio: %.2f (goal >= 0.7)\n", o / d }'

@@ -10,7 +10,7 @@ set -euo pipefail
 BUILD=$(cd "${1:-build}" && pwd)
 N=${2:-240}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-PY=/usr/bin/python3
+PY="$SRC/.venv/bin/python"  # the venv's
 TMP=$(mktemp -d)
 SERVER=
 trap '[ -n "$SERVER" ] && kill $SERVER 2>/dev/null; rm -rf "$TMP"' EXIT

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """End to end: exact resume, pre-emption and resharding of `flam train` on real MPI ranks.
 
 Uses the tiny model and the corpus of tests/train/test_train_e2e.py (real shards made with

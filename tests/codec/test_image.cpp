@@ -48,7 +48,8 @@ class Fixtures : public ::testing::Environment {
     char tmpl[] = "/tmp/flam_codec_XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    const std::string command = "/usr/bin/python3 " +
+    const char* python = std::getenv("FLAM_PYTHON");
+    const std::string command = std::string(python != nullptr ? python : "python3") + " " +
                                 (root / "tests/codec/make_fixtures.py").string() + " " +
                                 (root / "tests/data/photos").string() + " " + dir_.string();
     ASSERT_EQ(std::system(command.c_str()), 0) << command;

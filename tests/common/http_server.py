@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """A real HTTP server on 127.0.0.1 for tests, benches and the demo, with faults on demand.
 
     python3 tests/common/http_server.py --root DIR [--port 0] [--port-file F]

@@ -14,7 +14,7 @@ for kind in laion mmc4; do
   ls "$OUT/shards/$kind/"*.tar >/dev/null
   ls "$OUT/shards/$kind/"*_stats.json >/dev/null
 done
-/usr/bin/python3 - "$OUT" <<'PY'
+"${FLAM_PYTHON:-python3}" - "$OUT" <<'PY'
 import json, os, sys
 import xml.etree.ElementTree as ET
 out = sys.argv[1]

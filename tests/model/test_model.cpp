@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -83,6 +84,24 @@ void set_gates(FlamingoImpl& m, double attn, double ff) {
 }
 
 void set_gates(FlamingoImpl& m, double value) { set_gates(m, value, value); }
+
+// The fused SDPA path the ViT and LLaMA layers use equals attention written out by hand (fp32),
+// with no mask and with the causal + padding mask the decoder builds.
+TEST(Attention, SdpaEqualsTheManualPath) {
+  torch::manual_seed(11);
+  const int64_t B = 2, H = 3, T = 7, d = 16;
+  auto q = torch::randn({B, H, T, d}), k = torch::randn({B, H, T, d}), v = torch::randn({B, H, T, d});
+  auto attention_mask = torch::ones({B, T}, torch::kLong);
+  attention_mask.index_put_({1, torch::indexing::Slice(5)}, 0);  // row 1: two padding tokens
+  for (const auto& mask : {torch::Tensor(), causal_mask(attention_mask, T, torch::kFloat32)}) {
+    auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(d));
+    if (mask.defined()) scores = scores + mask;
+    const auto manual = torch::matmul(scores.softmax(-1), v);
+    const auto fused = attention(q, k, v, mask);
+    EXPECT_TRUE(torch::allclose(fused, manual, 1e-5, 1e-5))
+        << (fused - manual).abs().max().item<float>();
+  }
+}
 
 TEST(Flamingo, ZeroGatesGiveTheBareDecoder) {
   torch::manual_seed(1);

@@ -163,10 +163,10 @@ TEST_F(WeightsTest, ErrorsNameTheTensors) {
   }
 }
 
-// Runs a Python snippet with python3-torch; returns its exit status.
+// Runs a Python snippet with the venv's Python (torch); returns its exit status.
 int python(const std::string& code, const std::string& script_path) {
   std::ofstream(script_path) << code;
-  return std::system((std::string(FLAM_TORCH_PYTHON) + " " + script_path).c_str());
+  return std::system((std::string(FLAM_PYTHON) + " " + script_path).c_str());
 }
 
 TEST_F(WeightsTest, OpenFlamingoCheckpointFromPythonAndBack) {

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """flam submit / watch / status / cancel on a real one-node Slurm (scripts/slurm-local.sh), with
 the real `flam train` and `flam shard` as 2-rank jobs started by `srun --mpi=pmix` from the
 rendered sbatch script. Training uses configs/tiny.yaml on the shards and tokenizer that
@@ -33,7 +33,7 @@ import xml.etree.ElementTree as ET
 
 SRC = os.environ["FLAM_SOURCE_DIR"]
 FLAM = os.environ["FLAM_BIN"]
-PY = "/usr/bin/python3"
+PY = sys.executable
 SLURM_LOCAL = os.path.join(SRC, "scripts", "slurm-local.sh")
 sys.path.insert(0, os.path.join(SRC, "tests", "checkpoint"))
 import test_resume_e2e as resume  # noqa: E402  (tiny_run, metrics, losses_match, exported)

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """OpenFlamingo's own text and label code (data.py preprocess_interleaved's string steps,
 train_utils.py's label masking, run on torch tensors), as an oracle for test_packer.
 

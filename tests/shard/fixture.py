@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Fixtures and oracles for the `flam shard` tests (Python's PIL, tarfile and json as oracles).
 
     fixture.py files WWW                   images and pages served by tests/common/http_server.py

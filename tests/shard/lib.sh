@@ -3,7 +3,7 @@
 set -euo pipefail
 FLAM=${FLAM_BIN:?}
 SRC=${FLAM_SOURCE_DIR:?}
-PY=/usr/bin/python3  # Debian's, which has PIL
+PY=${FLAM_PYTHON:-python3}  # the venv's (PIL)
 FIXTURE="$SRC/tests/shard/fixture.py"
 TMP=$(mktemp -d)
 SERVER_PID=

@@ -35,7 +35,7 @@ class DownloaderTest : public ::testing::Test {
     const std::string root = src_ + "/tests/data/photos";
     server_ = ::fork();
     if (server_ == 0) {
-      ::execl("/usr/bin/python3", "python3", script.c_str(), "--root", root.c_str(), "--port-file",
+      ::execlp("python3", "python3", script.c_str(), "--root", root.c_str(), "--port-file",
               port_file.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);
     }

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """End to end: `flam train` on 2 real MPI ranks learns from real shards made here.
 
 Makes LAION shards (KEY.jpg + KEY.txt) and MMC4 shards (KEY.json + KEY.N.jpg members) with

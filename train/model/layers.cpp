@@ -8,10 +8,6 @@
 
 #include "core/check.h"
 
-#if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
-#define FLAM_HAVE_SDPA 1
-#endif
-
 namespace flam::model {
 namespace {
 
@@ -75,6 +71,11 @@ torch::Tensor rotate_half(const torch::Tensor& x) {
 }
 
 }  // namespace
+
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const torch::Tensor& mask) {
+  return at::scaled_dot_product_attention(q, k, v, mask);
+}
 
 // ---- FeedForward ----
 
@@ -141,12 +142,7 @@ torch::Tensor VisionEncoderImpl::forward(const torch::Tensor& pixels) {
     auto qkv = F::linear(h, b.in_proj_weight, b.in_proj_bias).chunk(3, -1);
     auto q = split_heads(qkv[0], heads), k = split_heads(qkv[1], heads);
     auto v = split_heads(qkv[2], heads);
-#ifdef FLAM_HAVE_SDPA
-    auto o = at::scaled_dot_product_attention(q, k, v);
-#else
-    const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-    auto o = torch::matmul((q * scale), k.transpose(-1, -2)).softmax(-1).matmul(v);
-#endif
+    auto o = attention(q, k, v, torch::Tensor());
     x = x + b.out_proj(merge_heads(o));
     x = x + b.c_proj(quick_gelu(b.c_fc(b.ln_2(x))));
   }
@@ -347,13 +343,7 @@ torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& x, const torch
   auto v = split_heads(v_proj_(h), heads_);
   q = q * cos + rotate_half(q) * sin;
   k = k * cos + rotate_half(k) * sin;
-#ifdef FLAM_HAVE_SDPA
-  auto o = at::scaled_dot_product_attention(q, k, v, mask);
-#else
-  auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim_));
-  if (mask.defined()) scores = scores + mask;
-  auto o = torch::matmul(scores.softmax(-1, torch::kFloat32).to(q.scalar_type()), v);
-#endif
+  auto o = attention(q, k, v, mask);
   auto r = x + o_proj_(merge_heads(o));
   auto g = rms_norm(r, post_attention_layernorm_, eps_);
   return r + down_proj_(torch::silu(gate_proj_(g)) * up_proj_(g));

@@ -142,6 +142,12 @@ class GatedCrossAttentionBlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(GatedCrossAttentionBlock);
 
+// Scaled dot-product attention softmax(q k^T / sqrt(d) + mask) v through LibTorch's fused
+// kernel (SDPA; flash or memory-efficient on CUDA, fused on CPU). q [B, H, Tq, d], k and v
+// [B, H, Tk, d], mask additive and broadcastable to [B, H, Tq, Tk], or undefined.
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const torch::Tensor& mask);
+
 // ---- LLaMA --------------------------------------------------------------------------------
 
 // Rotary tables as Hugging Face LLaMA computes them (fp32, rotate-half layout):
