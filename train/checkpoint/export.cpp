@@ -1,11 +1,8 @@
 #include "train/checkpoint/export.h"
 
-#include <torch/serialize.h>
-
 #include <algorithm>
 #include <filesystem>
 
-#include "core/atomic_file.h"
 #include "core/error.h"
 #include "train/checkpoint/checkpoint_reader.h"
 #include "train/checkpoint/manifest.h"
@@ -88,10 +85,7 @@ void export_checkpoint(const std::string& step_dir, const std::string& out_path,
                                 {"flamboyance_config_hash", m.config_hash}});
     return;
   }
-  c10::Dict<std::string, at::Tensor> dict;
-  for (const auto& [name, t] : tensors) dict.insert(name, t);
-  const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
-  write_file_atomic(out_path, std::string_view(bytes.data(), bytes.size()));
+  weights::write_state_dict_pt(out_path, tensors);
 }
 
 }  // namespace flam::train

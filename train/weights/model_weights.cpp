@@ -1,6 +1,9 @@
 #include "train/weights/model_weights.h"
 
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/export.h>
 #include <torch/csrc/jit/serialization/pickle.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/torch.h>
 
 #include <set>
@@ -257,10 +260,33 @@ void export_trainable_safetensors(model::FlamingoImpl& model, const std::string&
 }
 
 void export_trainable_pt(model::FlamingoImpl& model, const std::string& path) {
+  write_state_dict_pt(path, export_trainable(model));
+}
+
+void write_state_dict_pt(const std::string& path, const NamedTensors& tensors) {
   c10::Dict<std::string, at::Tensor> dict;
-  for (const auto& [name, t] : export_trainable(model)) dict.insert(name, t);
-  const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
-  write_file_atomic(path, std::string_view(bytes.data(), bytes.size()));
+  for (const auto& [name, t] : tensors) dict.insert(name, t);
+  // As torch::pickle_save, but without tagging the dict with its TorchScript type
+  // (torch.jit._pickle.restore_type_tag), a global that weights_only loading refuses.
+  std::vector<char> pickle;
+  torch::jit::Pickler pickler(
+      [&](const char* data, size_t size) { pickle.insert(pickle.end(), data, data + size); },
+      /*tensor_table=*/nullptr, /*type_renamer=*/nullptr, /*memoized_class_types=*/nullptr,
+      /*get_tensor_id=*/nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(c10::IValue(dict));
+  pickler.stop();
+  std::string zip;
+  {
+    caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t size) {
+      zip.append(static_cast<const char*>(data), size);
+      return size;
+    });
+    torch::jit::writeArchiveAndTensors("data", pickle.data(), pickle.size(), pickler.tensorData(),
+                                       writer);
+    writer.writeEndOfFile();
+  }
+  write_file_atomic(path, zip);
 }
 
 }  // namespace flam::weights

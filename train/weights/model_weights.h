@@ -59,5 +59,8 @@ model::Flamingo build_pretrained(const model::ModelOptions& options, int64_t see
 NamedTensors export_trainable(model::FlamingoImpl& model);
 void export_trainable_safetensors(model::FlamingoImpl& model, const std::string& path);
 void export_trainable_pt(model::FlamingoImpl& model, const std::string& path);
+// Writes `tensors` as a state dict in torch.save's zip format that `torch.load` reads with its
+// default weights_only=True (torch >= 2.6): plain dict, no TorchScript type tags. Atomic.
+void write_state_dict_pt(const std::string& path, const NamedTensors& tensors);
 
 }  // namespace flam::weights
