@@ -74,7 +74,10 @@ torch::Tensor rotate_half(const torch::Tensor& x) {
 
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& mask) {
-  return at::scaled_dot_product_attention(q, k, v, mask);
+  // An undefined mask is no mask: SDPA rejects an optional holding an undefined tensor.
+  return at::scaled_dot_product_attention(q, k, v,
+                                          mask.defined() ? std::optional<torch::Tensor>(mask)
+                                                         : std::nullopt);
 }
 
 // ---- FeedForward ----
