@@ -12,6 +12,7 @@
 #include "core/exit_codes.h"
 #include "core/log.h"
 #include "core/mpi_comm.h"
+#include "core/run_layout.h"
 #include "core/signals.h"
 #include "core/world.h"
 #include "flam/build_config.h"
@@ -59,7 +60,7 @@ int cmd_train(const Argv& argv) {
                                config.train, config_hash(config), world.local_rank};
   if (world.rank == 0) {
     std::filesystem::create_directories(config.run.dir);
-    write_file_atomic(config.run.dir + "/config.yaml", dump_config(config));
+    write_file_atomic(run_layout::config_file(config.run.dir), dump_config(config));
     FLAM_LOG(INFO) << "run " << config.run.name << " in " << config.run.dir << " on " << world.size
                    << " ranks (" << world.launcher << ")";
   }

@@ -7,6 +7,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/run_layout.h"
 #include "orchestrator/sbatch_templates.h"
 
 namespace flam::orchestrator {
@@ -90,7 +91,7 @@ std::string render_sbatch(const JobSpec& spec, const std::string& template_text)
     throw Error(ErrorKind::kConfig, "the run directory must be an absolute path",
                 at_key("run.dir"));
   }
-  values["output"] = spec.run_dir + "/jobs/slurm-%j.out";
+  values["output"] = run_layout::job_output_pattern(spec.run_dir);
   values["run_dir"] = shell_quote(spec.run_dir);
   values["flam_bin"] = shell_quote(spec.flam_bin);
   values["env"] = env_lines(s.env);

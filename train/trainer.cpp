@@ -19,12 +19,14 @@
 #include "core/exit_codes.h"
 #include "core/log.h"
 #include "core/progress.h"
+#include "core/run_layout.h"
 #include "core/signals.h"
 #include "pipeline/loader.h"
 #include "pipeline/tokenizer.h"
 #include "train/checkpoint/checkpointer.h"
 #include "train/model/flamingo.h"
 #include "train/optim/schedule.h"
+#include "train/precision.h"
 #include "train/tensor_comm.h"
 #include "train/weights/model_weights.h"
 #include "train/zero3/zero3_engine.h"
@@ -127,7 +129,8 @@ int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
   const torch::Device device = options.device == "cuda"
                                    ? torch::Device(torch::kCUDA, config.local_rank)
                                    : torch::Device(torch::kCPU);
-  const torch::Dtype dtype = options.precision == "bf16" ? torch::kBFloat16 : torch::kFloat;
+  const Precision precision = precision_of(options);
+  const torch::Dtype dtype = precision.compute;
   const bool lead = comm.rank() == 0;
   std::filesystem::create_directories(config.run.dir);
 
@@ -143,7 +146,7 @@ int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
 
   // The model: every rank builds the same random init (the engine broadcasts rank 0's anyway).
   model::Flamingo model = weights::build_pretrained(config.model, config.run.seed);
-  model->to(device, dtype);
+  place_model(*model, device, precision);
   Zero3Engine engine(
       model->trained_blocks(), [&](const std::string& name) { return model->weight_decay(name); },
       device_comm, options.optimizer, dtype);
@@ -211,7 +214,7 @@ int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
   };
 
   std::ofstream metrics;
-  if (lead) metrics.open(config.run.dir + "/metrics.jsonl", std::ios::app);
+  if (lead) metrics.open(run_layout::metrics_file(config.run.dir), std::ios::app);
   Progress progress("train", options.steps, 10.0);
   auto last_save = Clock::now();
   const int64_t first_step = step;

@@ -14,6 +14,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/mpi_comm.h"
+#include "core/run_layout.h"
 #include "tests/checkpoint/synthetic.h"
 #include "train/checkpoint/checkpoint_reader.h"
 #include "train/checkpoint/checkpointer.h"
@@ -24,6 +25,9 @@ namespace flam::train {
 namespace {
 
 namespace fs = std::filesystem;
+using run_layout::list_checkpoints;
+using run_layout::rank_file_name;
+using run_layout::step_dir_name;
 using testing::check_slices;
 using testing::synthetic_layout;
 using testing::synthetic_state;

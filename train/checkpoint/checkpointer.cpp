@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/mpi_comm.h"
+#include "core/run_layout.h"
 #include "train/checkpoint/checkpoint_reader.h"
 #include "train/checkpoint/manifest.h"
 #include "train/checkpoint/rank_file.h"
@@ -117,10 +118,9 @@ void check_same_model(const FlatLayout& saved, const FlatLayout& now, const std:
 }
 
 void remove_tree_quietly(const std::string& path) {
-  std::error_code ec;
-  fs::remove_all(path, ec);
-  if (ec) {
-    FLAM_LOG(WARN) << "checkpoint: cannot remove " << path << ": " << ec.message();
+  const std::string error = remove_tree(path);
+  if (!error.empty()) {
+    FLAM_LOG(WARN) << "checkpoint: cannot remove " << path << ": " << error;
   }
 }
 
@@ -190,7 +190,7 @@ Checkpointer::Checkpointer(const CheckpointOptions& options, std::string run_dir
                            std::string config_hash)
     : options_(options),
       run_dir_(std::move(run_dir)),
-      dir_(run_dir_ + "/checkpoints"),
+      dir_(run_layout::checkpoints_dir(run_dir_)),
       comm_(comm),
       config_hash_(std::move(config_hash)) {
   if (auto* mpi = dynamic_cast<MpiComm*>(&comm_); mpi && options_.watchdog_seconds > 0) {
@@ -205,8 +205,7 @@ Checkpointer::Checkpointer(const CheckpointOptions& options, std::string run_dir
   }
   // No save is in flight yet: every *.tmp here is left over from a crash.
   for (const auto& entry : fs::directory_iterator(dir_, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
+    if (run_layout::is_tmp_name(entry.path().filename().string())) {
       FLAM_LOG(INFO) << "checkpoint: removing partial " << entry.path().string()
                      << " left by an interrupted save";
       remove_tree_quietly(entry.path().string());
@@ -236,16 +235,16 @@ bool Checkpointer::save(int64_t step, const FlatLayout& layout, RankState state,
       << "layout for " << layout.world_size << " ranks, comm has " << comm_.size();
   if (!copy_slices) check_slices(layout, state);
   state.step = step;
-  const std::string tmp_dir = dir_ + "/" + step_dir_name(step) + ".tmp";
+  const std::string tmp_dir = run_layout::tmp_dir(run_layout::step_dir(dir_, step));
   int64_t created = 1;
   std::string error;
   if (comm_.rank() == 0) {
+    error = remove_tree(tmp_dir);
     std::error_code ec;
-    fs::remove_all(tmp_dir, ec);
-    if (!ec) fs::create_directories(tmp_dir, ec);
-    if (ec) {
+    if (error.empty()) fs::create_directories(tmp_dir, ec);
+    if (!error.empty() || ec) {
       created = 0;
-      error = "cannot create " + tmp_dir + ": " + ec.message();
+      error = "cannot create " + tmp_dir + ": " + (error.empty() ? ec.message() : error);
     }
   }
   comm_.broadcast(&created, 1, DType::kInt64, 0);
@@ -288,7 +287,7 @@ bool Checkpointer::save(int64_t step, const FlatLayout& layout, RankState state,
       job.copied.set_value();
       copied = true;
       start = Clock::now();
-      write_job(rank, world_size, job.layout, job.state, job.tmp_dir + "/" + rank_file_name(rank),
+      write_job(rank, world_size, job.layout, job.state, run_layout::rank_file(job.tmp_dir, rank),
                 job.summary);
       job.ok = true;
     } catch (const std::exception& e) {
@@ -355,8 +354,8 @@ void Checkpointer::commit(Job& job) {
                                                " failed to write its file (see its log)";
   }
 
-  const std::string name = step_dir_name(job.step);
-  const std::string final_dir = dir_ + "/" + name;
+  const std::string name = run_layout::step_dir_name(job.step);
+  const std::string final_dir = run_layout::step_dir(dir_, job.step);
   int64_t committed = 0;
   if (rank == 0) {
     if (first_failed < 0) {
@@ -369,16 +368,17 @@ void Checkpointer::commit(Job& job) {
         m.layout = job.layout;
         m.scalars = job.state.scalars;
         for (int r = 0; r < n; ++r) {
-          m.files.push_back({rank_file_name(r), static_cast<uint64_t>(all[4 * r + 1]),
+          m.files.push_back({run_layout::rank_file_name(r), static_cast<uint64_t>(all[4 * r + 1]),
                              static_cast<uint32_t>(all[4 * r + 2])});
         }
-        write_file_atomic(job.tmp_dir + "/manifest.json", manifest_to_json(m));
+        write_file_atomic(run_layout::manifest_file(job.tmp_dir), manifest_to_json(m));
         if (fs::exists(final_dir)) {
           FLAM_LOG(WARN) << "checkpoint: replacing existing " << final_dir;
-          fs::remove_all(final_dir);
+          const std::string removed = remove_tree(final_dir);
+          if (!removed.empty()) throw Error(ErrorKind::kIo, removed);
         }
         rename_durable(job.tmp_dir, final_dir);
-        write_file_atomic(dir_ + "/latest", name + "\n");
+        write_file_atomic(run_layout::latest_file(dir_), name + "\n");
         committed = 1;
       } catch (const std::exception& e) {
         outcome.error = std::string("commit failed: ") + e.what();
@@ -399,13 +399,14 @@ void Checkpointer::commit(Job& job) {
                      << " MB in " << outcome.write_seconds << " s ("
                      << outcome.bytes / 1e6 / std::max(outcome.write_seconds, 1e-9) << " MB/s)";
       // Prune to the newest `keep`; the one just committed is the newest and always stays.
-      const std::vector<int64_t> steps = list_checkpoints(dir_);
+      const std::vector<int64_t> steps = run_layout::list_checkpoints(dir_);
       for (size_t i = static_cast<size_t>(std::max(options_.keep, 1)); i < steps.size(); ++i) {
-        const std::string old_dir = dir_ + "/" + step_dir_name(steps[i]);
+        const std::string old_dir = run_layout::step_dir(dir_, steps[i]);
+        const std::string doomed = run_layout::tmp_dir(old_dir);
         // Renamed first so that a crash mid-delete leaves a *.tmp, which is ignored and cleaned.
         std::error_code ec;
-        fs::rename(old_dir, old_dir + ".tmp", ec);
-        remove_tree_quietly(ec ? old_dir : old_dir + ".tmp");
+        fs::rename(old_dir, doomed, ec);
+        remove_tree_quietly(ec ? old_dir : doomed);
       }
     }
     return;
@@ -432,7 +433,7 @@ std::optional<LoadedCheckpoint> Checkpointer::load_latest(const FlatLayout& layo
   std::vector<int64_t> steps;
   int64_t count = 0;
   if (rank == 0) {
-    steps = list_checkpoints(dir_);
+    steps = run_layout::list_checkpoints(dir_);
     count = static_cast<int64_t>(steps.size());
   }
   comm_.broadcast(&count, 1, DType::kInt64, 0);
@@ -440,7 +441,7 @@ std::optional<LoadedCheckpoint> Checkpointer::load_latest(const FlatLayout& layo
   if (count > 0) comm_.broadcast(steps.data(), count, DType::kInt64, 0);
 
   for (int64_t step : steps) {
-    const std::string step_dir = dir_ + "/" + step_dir_name(step);
+    const std::string step_dir = run_layout::step_dir(dir_, step);
     std::optional<CheckpointReader> reader;
     int64_t bad = 0;
     try {
@@ -463,7 +464,7 @@ std::optional<LoadedCheckpoint> Checkpointer::load_latest(const FlatLayout& layo
       continue;
     }
     const Manifest& m = reader->manifest();
-    check_same_model(m.layout, layout, step_dir + "/manifest.json");
+    check_same_model(m.layout, layout, run_layout::manifest_file(step_dir));
     if (rank == 0 && m.config_hash != config_hash_) {
       FLAM_LOG(WARN) << "checkpoint " << step_dir << " was written with config hash "
                      << m.config_hash << ", this run's is " << config_hash_;
