@@ -14,6 +14,7 @@
 #include "core/mpi_comm.h"
 #include "core/run_layout.h"
 #include "core/signals.h"
+#include "core/watchdog.h"
 #include "core/world.h"
 #include "flam/build_config.h"
 #if FLAM_WITH_CUDA
@@ -34,6 +35,8 @@ int cmd_train(const Argv& argv) {
   const WorldInfo& world = World::init(nullptr, nullptr);
   install_stop_signal_handlers();
   MpiComm comm(MPI_COMM_WORLD, MpiCommOptions{config.train.comm_timeout_seconds});
+  // A silent rank ends the job with kExitPeerFailure instead of hanging it.
+  Watchdog watchdog(comm.handle(), config.train.checkpoint.watchdog_seconds);
   // ZeRO-3 traffic: MpiComm on CPU; on CUDA one rank needs no communicator, several NcclComm
   // (bootstrapped over `comm`), in builds that have it.
   std::unique_ptr<Comm> device_comm;

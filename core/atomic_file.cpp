@@ -1,8 +1,6 @@
 #include "core/atomic_file.h"
 
 #include <fcntl.h>
-#include <ftw.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -83,32 +81,6 @@ std::string read_file(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-namespace {
-
-thread_local std::string remove_tree_error;  // nftw's callback cannot carry state
-
-int remove_entry(const char* path, const struct stat*, int type, struct FTW*) {
-  const bool dir = type == FTW_DP;
-  if ((dir ? ::rmdir(path) : ::unlink(path)) == 0) return 0;
-  remove_tree_error = std::string(dir ? "rmdir " : "unlink ") + path + ": " + std::strerror(errno);
-  return 1;
-}
-
-}  // namespace
-
-std::string remove_tree(const std::string& path) {
-  struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) {
-    return errno == ENOENT ? "" : "lstat " + path + ": " + std::strerror(errno);
-  }
-  remove_tree_error.clear();
-  if (::nftw(path.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 &&
-      remove_tree_error.empty()) {
-    remove_tree_error = "nftw " + path + ": " + std::strerror(errno);
-  }
-  return remove_tree_error;
 }
 
 }  // namespace flam

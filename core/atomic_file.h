@@ -17,10 +17,5 @@ void fsync_directory(const std::string& dir);
 void rename_durable(const std::string& from, const std::string& to);
 // Reads a whole file; throws flam::Error(kIo) naming the path.
 std::string read_file(const std::string& path);
-// Removes `path` and, for a directory, everything below it (links are removed, not followed); an
-// absent path is no error. Returns "" or the first failure ("unlink PATH: reason"). On nftw(3):
-// in a binary linked with libtorch, std::filesystem::remove_all binds to the copy libtorch.so
-// exports, which crashes (a null call) on a directory with entries.
-std::string remove_tree(const std::string& path);
 
 }  // namespace flam

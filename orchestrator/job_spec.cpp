@@ -33,7 +33,7 @@ std::string checked(const std::string& value, const std::regex& allowed, const s
 // --kill-on-bad-exit=1: when a task ends badly (a non-zero exit, or a signal: kill -9 counts)
 // srun ends the whole step at once: SIGTERM to the other tasks, SIGKILL KillWait seconds later.
 // flam train takes SIGTERM as a stop request; a rank blocked in a collective with the dead one
-// cannot reach the step boundary to checkpoint, so its watchdog (train/checkpoint/watchdog.h)
+// cannot reach the step boundary to checkpoint, so its watchdog (core/watchdog.h)
 // ends it a few seconds after the SIGTERM, with exit code 4.
 std::string launcher_line(const SlurmOptions& s) {
   if (s.launcher == "mpirun") return "mpirun";

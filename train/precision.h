@@ -9,7 +9,8 @@
 //   1. place_model() (once, before the Zero3Engine exists): frozen parameters and buffers to the
 //      compute dtype on the device; trained parameters stay fp32, so that the engine's master
 //      copy is their fp32 values (random init or imported weights) bitwise.
-//   2. to_compute() (each batch): uint8 images -> fp32, CLIP-normalised -> compute dtype.
+//   2. the trainer's to_device() (each batch): uint8 images -> fp32, CLIP-normalised -> compute
+//      dtype.
 //   3. Zero3Engine: fp32 master -> compute dtype at each gather; gradients -> fp32 into the
 //      slice at each reduce-scatter (train/zero3/zero3_engine.h).
 //   4. FlamingoImpl::loss: logits -> fp32 before the cross-entropy (train/model/flamingo.h).
