@@ -21,7 +21,7 @@ int cmd_cancel(const Argv& argv) {
   RunDir run(args.positionals()[0]);
   RunState state = run.load_state();
   // The marker first: a watcher that reads the job's CANCELLED state must already see it.
-  write_file_atomic(cancel_marker(run), utc_now() + "\n");
+  write_file_atomic(run.cancel_marker(), utc_now() + "\n");
   SlurmClient client;
   std::string cancelled;
   if (!state.jobs.empty() && !is_terminal(state.jobs.back().state)) {

@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/config.h"
 #include "core/exit_codes.h"
+#include "core/run_layout.h"
 #include "train/checkpoint/export.h"
 
 namespace flam::cli {
@@ -21,8 +22,9 @@ int cmd_export(const Argv& argv) {
   std::string config_path = args.get_or("config", "");
   if (config_path.empty()) {
     // DIR is RUN/checkpoints/step_N.
-    const auto run_config = std::filesystem::path(dir).parent_path().parent_path() / "config.yaml";
-    if (std::filesystem::is_regular_file(run_config)) config_path = run_config.string();
+    const std::string run = std::filesystem::path(dir).parent_path().parent_path().string();
+    const std::string run_config = run_layout::config_file(run);
+    if (std::filesystem::is_regular_file(run_config)) config_path = run_config;
   }
   std::optional<train::ExportModel> model;
   if (!config_path.empty()) {

@@ -12,6 +12,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/exit_codes.h"
+#include "core/run_layout.h"
 #include "train/checkpoint/checkpoint_reader.h"
 #include "train/checkpoint/export.h"
 #include "train/checkpoint/manifest.h"
@@ -43,7 +44,7 @@ int cmd_inspect_checkpoint(const Argv& argv) {
   const bool resumable = broken.empty();
 
   if (args.flag("json")) {
-    nlohmann::json j = nlohmann::json::parse(read_file(dir + "/manifest.json"));
+    nlohmann::json j = nlohmann::json::parse(read_file(run_layout::manifest_file(dir)));
     j["path"] = dir;
     j["verification"] = files;
     j["resumable"] = resumable;
@@ -51,7 +52,7 @@ int cmd_inspect_checkpoint(const Argv& argv) {
     return resumable ? kExitOk : kExitDataError;
   }
   const std::string parent = std::filesystem::path(dir).parent_path().string();
-  const std::vector<int64_t> all = train::list_checkpoints(parent);
+  const std::vector<int64_t> all = run_layout::list_checkpoints(parent);
   if (all.size() > 1) {
     std::printf("checkpoints in %s:", parent.c_str());
     for (int64_t s : all) std::printf(" %" PRId64, s);

@@ -57,9 +57,9 @@ int cmd_submit(const Argv& argv) {
   }
   fs::create_directories(run.jobs_dir());
   std::error_code ignored;
-  fs::remove(cancel_marker(run), ignored);
+  fs::remove(run.cancel_marker(), ignored);
   write_file_atomic(run.config_path(), dump_config(config));
-  write_file_atomic(job_script(run), script);
+  write_file_atomic(run.job_script(), script);
 
   SlurmClient client;
   Supervisor supervisor(run, client, config.slurm);

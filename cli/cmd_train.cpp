@@ -12,7 +12,9 @@
 #include "core/exit_codes.h"
 #include "core/log.h"
 #include "core/mpi_comm.h"
+#include "core/run_layout.h"
 #include "core/signals.h"
+#include "core/watchdog.h"
 #include "core/world.h"
 #include "flam/build_config.h"
 #if FLAM_WITH_CUDA
@@ -33,6 +35,8 @@ int cmd_train(const Argv& argv) {
   const WorldInfo& world = World::init(nullptr, nullptr);
   install_stop_signal_handlers();
   MpiComm comm(MPI_COMM_WORLD, MpiCommOptions{config.train.comm_timeout_seconds});
+  // A silent rank ends the job with kExitPeerFailure instead of hanging it.
+  Watchdog watchdog(comm.handle(), config.train.checkpoint.watchdog_seconds);
   // ZeRO-3 traffic: MpiComm on CPU; on CUDA one rank needs no communicator, several NcclComm
   // (bootstrapped over `comm`), in builds that have it.
   std::unique_ptr<Comm> device_comm;
@@ -59,7 +63,7 @@ int cmd_train(const Argv& argv) {
                                config.train, config_hash(config), world.local_rank};
   if (world.rank == 0) {
     std::filesystem::create_directories(config.run.dir);
-    write_file_atomic(config.run.dir + "/config.yaml", dump_config(config));
+    write_file_atomic(run_layout::config_file(config.run.dir), dump_config(config));
     FLAM_LOG(INFO) << "run " << config.run.name << " in " << config.run.dir << " on " << world.size
                    << " ranks (" << world.launcher << ")";
   }

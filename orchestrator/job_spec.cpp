@@ -7,6 +7,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/run_layout.h"
 #include "orchestrator/sbatch_templates.h"
 
 namespace flam::orchestrator {
@@ -32,7 +33,7 @@ std::string checked(const std::string& value, const std::regex& allowed, const s
 // --kill-on-bad-exit=1: when a task ends badly (a non-zero exit, or a signal: kill -9 counts)
 // srun ends the whole step at once: SIGTERM to the other tasks, SIGKILL KillWait seconds later.
 // flam train takes SIGTERM as a stop request; a rank blocked in a collective with the dead one
-// cannot reach the step boundary to checkpoint, so its watchdog (train/checkpoint/watchdog.h)
+// cannot reach the step boundary to checkpoint, so its watchdog (core/watchdog.h)
 // ends it a few seconds after the SIGTERM, with exit code 4.
 std::string launcher_line(const SlurmOptions& s) {
   if (s.launcher == "mpirun") return "mpirun";
@@ -90,7 +91,7 @@ std::string render_sbatch(const JobSpec& spec, const std::string& template_text)
     throw Error(ErrorKind::kConfig, "the run directory must be an absolute path",
                 at_key("run.dir"));
   }
-  values["output"] = spec.run_dir + "/jobs/slurm-%j.out";
+  values["output"] = run_layout::job_output_pattern(spec.run_dir);
   values["run_dir"] = shell_quote(spec.run_dir);
   values["flam_bin"] = shell_quote(spec.flam_bin);
   values["env"] = env_lines(s.env);

@@ -105,7 +105,7 @@ void RunDir::log(const std::string& message) const {
 }
 
 std::optional<int> RunDir::exit_file(const std::string& job_id) const {
-  std::ifstream in(jobs_dir() + "/" + job_id + ".exit");
+  std::ifstream in(run_layout::job_exit_file(path_, job_id));
   int code = 0;
   if (in >> code) return code;
   return std::nullopt;
@@ -129,18 +129,8 @@ std::vector<MetricsRow> RunDir::read_metrics() const {
 }
 
 int64_t RunDir::newest_checkpoint_step() const {
-  int64_t newest = -1;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(checkpoints_dir(), ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind("step_", 0) != 0 || name.find('.') != std::string::npos) continue;
-    if (!std::filesystem::exists(entry.path() / "manifest.json")) continue;
-    try {
-      newest = std::max<int64_t>(newest, std::stoll(name.substr(5)));
-    } catch (const std::exception&) {
-    }
-  }
-  return newest;
+  const std::vector<int64_t> steps = run_layout::list_checkpoints(checkpoints_dir());
+  return steps.empty() ? -1 : steps.front();
 }
 
 }  // namespace flam::orchestrator

@@ -1,12 +1,10 @@
 // RunDir: the on-disk state of one run, shared by `flam submit`, `status`, `watch`, `cancel`
-// and the jobs themselves:
-//   RUN/config.yaml        the resolved config the jobs run with (written by submit)
+// and the jobs themselves. The names of its files and folders are core/run_layout.h's; here:
 //   RUN/state.json         RunState below, replaced atomically (version 1, docs/formats.md)
 //   RUN/orchestrator.log   one timestamped line per decision, appended
-//   RUN/metrics.jsonl      JSON lines from the trainer: {"step":..,"loss_laion":..,...}
-//   RUN/jobs/ID.exit       the step's exit status, written by the sbatch script at its end
-//   RUN/jobs/slurm-ID.out  the job's output
-//   RUN/checkpoints/step_N/manifest.json   committed checkpoints (train/checkpoint/)
+//   RUN/metrics.jsonl      read: JSON lines from the trainer: {"step":..,"loss_laion":..,...}
+//   RUN/jobs/ID.exit       read: the step's exit status, written by the sbatch script at its end
+//   RUN/checkpoints/       read: the newest committed checkpoint's step
 //
 // Thread safety: none; one process (the watcher) writes state.json at a time, the others read.
 #pragma once
@@ -18,6 +16,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "core/run_layout.h"
 
 namespace flam::orchestrator {
 
@@ -57,12 +57,16 @@ class RunDir {
   explicit RunDir(std::string path);
 
   const std::string& path() const { return path_; }
-  std::string config_path() const { return path_ + "/config.yaml"; }
-  std::string state_path() const { return path_ + "/state.json"; }
-  std::string log_path() const { return path_ + "/orchestrator.log"; }
-  std::string metrics_path() const { return path_ + "/metrics.jsonl"; }
-  std::string jobs_dir() const { return path_ + "/jobs"; }
-  std::string checkpoints_dir() const { return path_ + "/checkpoints"; }
+  std::string config_path() const { return run_layout::config_file(path_); }
+  std::string state_path() const { return run_layout::state_file(path_); }
+  std::string log_path() const { return run_layout::orchestrator_log(path_); }
+  std::string metrics_path() const { return run_layout::metrics_file(path_); }
+  std::string jobs_dir() const { return run_layout::jobs_dir(path_); }
+  std::string checkpoints_dir() const { return run_layout::checkpoints_dir(path_); }
+  // The marker `flam cancel` writes and `flam watch` obeys.
+  std::string cancel_marker() const { return run_layout::cancel_marker(path_); }
+  // The sbatch script `flam submit` writes and the supervisor resubmits.
+  std::string job_script() const { return run_layout::job_script(path_); }
 
   bool has_state() const;
   // Throws flam::Error(kIo) when missing, kData naming the file when malformed.

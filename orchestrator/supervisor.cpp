@@ -35,9 +35,6 @@ std::string describe_end(const JobRecord& job) {
 
 }  // namespace
 
-std::string cancel_marker(const RunDir& run) { return run.path() + "/cancel"; }
-std::string job_script(const RunDir& run) { return run.path() + "/job.sbatch"; }
-
 Decision decide(const JobRecord& job, int restarts, int failures_without_progress,
                 const SlurmOptions& options) {
   const bool progress = job.step_at_end > job.step_at_submit;
@@ -104,14 +101,14 @@ int64_t Supervisor::progress_step() const {
   return step;
 }
 
-bool Supervisor::cancel_requested() const { return std::filesystem::exists(cancel_marker(run_)); }
+bool Supervisor::cancel_requested() const { return std::filesystem::exists(run_.cancel_marker()); }
 
 std::string Supervisor::submit_next(RunState& state) {
   JobRecord job;
   job.kind = state.kind;
   job.submitted = utc_now();
   job.step_at_submit = progress_step();
-  job.id = client_.submit(job_script(run_));
+  job.id = client_.submit(run_.job_script());
   state.jobs.push_back(job);
   state.status = "submitted";
   run_.save_state(state);

@@ -53,9 +53,4 @@ class Supervisor {
   SlurmOptions options_;
 };
 
-// Path of the cancel marker `flam cancel` writes and `flam watch` obeys.
-std::string cancel_marker(const RunDir& run);
-// Path of the sbatch script `flam submit` writes and the supervisor resubmits.
-std::string job_script(const RunDir& run);
-
 }  // namespace flam::orchestrator

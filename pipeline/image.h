@@ -108,9 +108,14 @@ Image flip_horizontal(const Image& in);
 
 // OpenFlamingo's image processor (open_clip's eval transform) without normalisation: resize the
 // shorter side to `size` (bicubic, torchvision's rounding of the longer side), then center crop
-// size x size. The result is size x size uint8 RGB; the trainer normalises (CLIP mean/std) on its
-// device. REQUIRES: !in.empty(), size >= 1.
+// size x size. The result is size x size uint8 RGB; the trainer normalises it on its device:
+// (pixel / 255 - kClipMean[c]) / kClipStd[c] per channel c (R, G, B). REQUIRES: !in.empty(),
+// size >= 1.
 Image clip_preprocess(const Image& in, int size);
+
+// CLIP's normalisation (open_clip's OPENAI_DATASET_MEAN / OPENAI_DATASET_STD), RGB.
+inline constexpr float kClipMean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+inline constexpr float kClipStd[3] = {0.26862954f, 0.26130258f, 0.27577711f};
 
 // decode_image + clip_preprocess in one call, for the loader's decode threads: the full-size
 // decode stays in a per-thread buffer and out->pixels is reused, so a thread that passes the same

@@ -5,27 +5,28 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 
-#include "core/check.h"
 #include "core/error.h"
 #include "core/exit_codes.h"
 #include "core/log.h"
 #include "core/progress.h"
+#include "core/run_layout.h"
 #include "core/signals.h"
+#include "pipeline/image.h"
 #include "pipeline/loader.h"
 #include "pipeline/tokenizer.h"
+#include "train/checkpoint/checkpoint_interval.h"
 #include "train/checkpoint/checkpointer.h"
 #include "train/model/flamingo.h"
 #include "train/optim/schedule.h"
+#include "train/precision.h"
 #include "train/tensor_comm.h"
+#include "train/train_state.h"
 #include "train/weights/model_weights.h"
 #include "train/zero3/zero3_engine.h"
 
@@ -40,26 +41,27 @@ double seconds_since(Clock::time_point start) {
 
 // One dataset's micro-batch as tensors on the compute device.
 struct DeviceBatch {
-  torch::Tensor images;          // [B, T_img, 1, 3, S, S] float, CLIP-normalised
+  torch::Tensor images;          // [B, T_img, 1, 3, S, S] compute dtype, CLIP-normalised
   torch::Tensor input_ids;       // [B, T] int64
   torch::Tensor attention_mask;  // [B, T] int64
   torch::Tensor labels;          // [B, T] int64, -100 where no loss
   int64_t tokens = 0;            // real (unpadded) tokens
 };
 
-// uint8 RGB -> CLIP mean/std normalised floats, on the device (the host copy stays uint8).
+// uint8 RGB -> CLIP mean/std normalised, in the compute dtype, on the device (the host copy stays
+// uint8): cast 2 of train/precision.h.
 DeviceBatch to_device(const pipeline::Batch& batch, torch::Device device, torch::Dtype dtype) {
-  static const float kMean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
-  static const float kStd[3] = {0.26862954f, 0.26130258f, 0.27577711f};
   const int64_t B = batch.batch_size, T = batch.seq_len;
   const int64_t S = batch.image_size;
   DeviceBatch out;
   torch::Tensor images = torch::from_blob(const_cast<uint8_t*>(batch.images.data()),
                                           {B, batch.max_images, 1, 3, S, S}, torch::kUInt8)
                              .to(device);
-  auto mean = torch::tensor({kMean[0], kMean[1], kMean[2]}, torch::TensorOptions(device))
+  const auto& m = pipeline::kClipMean;
+  const auto& s = pipeline::kClipStd;
+  auto mean = torch::tensor({m[0], m[1], m[2]}, torch::TensorOptions(device))
                   .view({1, 1, 1, 3, 1, 1});
-  auto std = torch::tensor({kStd[0], kStd[1], kStd[2]}, torch::TensorOptions(device))
+  auto std = torch::tensor({s[0], s[1], s[2]}, torch::TensorOptions(device))
                  .view({1, 1, 1, 3, 1, 1});
   out.images = ((images.to(torch::kFloat) / 255.0f - mean) / std).to(dtype);
   auto ids = [&](const std::vector<int64_t>& values) {
@@ -69,24 +71,8 @@ DeviceBatch to_device(const pipeline::Batch& batch, torch::Device device, torch:
   out.input_ids = ids(batch.input_ids);
   out.attention_mask = ids(batch.attention_mask);
   out.labels = ids(batch.labels);
-  for (int64_t m : batch.attention_mask) out.tokens += m;
+  for (int64_t mask : batch.attention_mask) out.tokens += mask;
   return out;
-}
-
-std::string rng_state() {
-  at::Generator generator = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  torch::Tensor state = generator.get_state();
-  return std::string(reinterpret_cast<const char*>(state.data_ptr<uint8_t>()), state.numel());
-}
-
-void restore_rng_state(const std::string& bytes) {
-  FLAM_CHECK(!bytes.empty()) << "a checkpoint of this world size without a generator state";
-  torch::Tensor state = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kUInt8);
-  std::memcpy(state.data_ptr<uint8_t>(), bytes.data(), bytes.size());
-  at::Generator generator = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  generator.set_state(state);
 }
 
 int64_t resident_bytes() {
@@ -103,35 +89,27 @@ bool any_rank(Comm& comm, bool local) {
   return flag.item<float>() > 0.0f;
 }
 
-// What a step measured, summed or averaged over the ranks.
-struct StepMetrics {
-  double loss_laion = 0.0, loss_mmc4 = 0.0;  // mean over ranks and micro-steps
-  double tokens = 0.0, samples = 0.0, images = 0.0;  // over all ranks
-  double data_wait = 0.0;                    // slowest rank
-};
-
-}  // namespace
-
-int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
-  const TrainOptions& options = config.train;
+// The compute device, once the config has what training needs. Throws flam::Error(kConfig).
+torch::Device checked_device(const TrainerConfig& config) {
   if (config.data.tokenizer.empty()) {
     throw Error(ErrorKind::kConfig,
                 "data.tokenizer is empty: training needs a SentencePiece model (LLaMA's "
                 "tokenizer.model, or one made with spm_train for a demo)",
                 at_key("data.tokenizer"));
   }
-  if (options.device == "cuda" && !torch::cuda::is_available()) {
+  if (config.train.device == "cuda" && !torch::cuda::is_available()) {
     throw Error(ErrorKind::kConfig, "train.device is cuda but LibTorch sees no CUDA device",
                 at_key("train.device"));
   }
-  const torch::Device device = options.device == "cuda"
-                                   ? torch::Device(torch::kCUDA, config.local_rank)
-                                   : torch::Device(torch::kCPU);
-  const torch::Dtype dtype = options.precision == "bf16" ? torch::kBFloat16 : torch::kFloat;
-  const bool lead = comm.rank() == 0;
   std::filesystem::create_directories(config.run.dir);
+  return config.train.device == "cuda" ? torch::Device(torch::kCUDA, config.local_rank)
+                                       : torch::Device(torch::kCPU);
+}
 
-  pipeline::Tokenizer tokenizer(config.data.tokenizer);
+// The model every rank builds, the same init (the engine broadcasts rank 0's anyway), placed per
+// train/precision.h. Throws flam::Error(kConfig) when `tokenizer` does not fit its vocabulary.
+model::Flamingo new_model(const TrainerConfig& config, const pipeline::Tokenizer& tokenizer,
+                          torch::Device device, const Precision& precision) {
   if (tokenizer.base_vocab_size() != config.model.lang.vocab_size) {
     throw Error(ErrorKind::kConfig,
                 "the tokenizer has " + std::to_string(tokenizer.base_vocab_size()) +
@@ -140,211 +118,255 @@ int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
                     ": the added tokens' ids would not match the model's embedding rows",
                 at_key("model.lang.vocab_size"));
   }
-
-  // The model: every rank builds the same random init (the engine broadcasts rank 0's anyway).
   model::Flamingo model = weights::build_pretrained(config.model, config.run.seed);
-  model->to(device, dtype);
-  Zero3Engine engine(
-      model->trained_blocks(), [&](const std::string& name) { return model->weight_decay(name); },
-      device_comm, options.optimizer, dtype);
-  model->set_block_runner(&engine);
-  const Zero3Memory memory = engine.memory();
-  if (lead) {
-    FLAM_LOG(INFO) << "trained parameters " << engine.layout().total_numel() << " in "
-                   << engine.layout().blocks.size() << " blocks over " << comm.size()
-                   << " ranks; per rank: master " << memory.master_bytes << " B, moments "
-                   << memory.moment_bytes << " B";
+  place_model(*model, device, precision);
+  return model;
+}
+
+// What one step measured: this rank's share until log_metrics() reduces it over the ranks.
+struct StepMetrics {
+  Clock::time_point start;
+  double loss_laion = 0.0, loss_mmc4 = 0.0;          // mean over micro-steps
+  double tokens = 0.0, samples = 0.0, images = 0.0;  // this rank's
+  double data_wait = 0.0;                            // seconds in Loader::next()
+  double lr = 0.0, grad_norm = 0.0;
+};
+
+// The parts of a run, built in the order they depend on each other (the constructor is the
+// setup), and the phases of run_training().
+class Trainer {
+ public:
+  Trainer(const TrainerConfig& config, Comm& comm, Comm& device_comm)
+      : config_(config),
+        options_(config.train),
+        comm_(comm),
+        lead_(comm.rank() == 0),
+        device_(checked_device(config)),
+        precision_(precision_of(config.train)),
+        tokenizer_(config.data.tokenizer),
+        model_(new_model(config, tokenizer_, device_, precision_)),
+        engine_(
+            model_->trained_blocks(),
+            [this](const std::string& name) { return model_->weight_decay(name); }, device_comm,
+            options_.optimizer, precision_.compute),
+        laion_(config.data, pipeline::DatasetKind::kLaion, tokenizer_, comm.rank(), comm.size(),
+               static_cast<uint64_t>(config.run.seed)),
+        mmc4_(config.data, pipeline::DatasetKind::kMmc4, tokenizer_, comm.rank(), comm.size(),
+              static_cast<uint64_t>(config.run.seed)),
+        state_(engine_, laion_, mmc4_),
+        checkpointer_(options_.checkpoint, config.run.dir, comm, config.config_hash) {
+    model_->set_block_runner(&engine_);
+    const Zero3Memory memory = engine_.memory();
+    if (lead_) {
+      FLAM_LOG(INFO) << "trained parameters " << engine_.layout().total_numel() << " in "
+                     << engine_.layout().blocks.size() << " blocks over " << comm.size()
+                     << " ranks; per rank: master " << memory.master_bytes << " B, moments "
+                     << memory.moment_bytes << " B";
+    }
   }
 
-  const uint64_t seed = static_cast<uint64_t>(config.run.seed);
-  pipeline::Loader laion(config.data, pipeline::DatasetKind::kLaion, tokenizer, comm.rank(),
-                         comm.size(), seed);
-  pipeline::Loader mmc4(config.data, pipeline::DatasetKind::kMmc4, tokenizer, comm.rank(),
-                        comm.size(), seed);
+  bool done() const { return state_.step() >= options_.steps; }
 
-  Checkpointer checkpointer(options.checkpoint, config.run.dir, comm, config.config_hash);
-  int64_t step = 0;
-  int64_t skipped_steps = 0;
-  if (std::optional<LoadedCheckpoint> loaded = checkpointer.load_latest(engine.layout())) {
-    engine.import_slices(loaded->state.master, loaded->state.exp_avg, loaded->state.exp_avg_sq,
-                         static_cast<int64_t>(loaded->state.scalars["optimizer_step"]));
-    step = loaded->step;
-    skipped_steps = static_cast<int64_t>(loaded->state.scalars["skipped_steps"]);
-    laion.restore(loaded->loader_laion_all);
-    mmc4.restore(loaded->loader_mmc4_all);
-    if (loaded->old_world_size == comm.size()) {
-      restore_rng_state(loaded->state.rng);
-    } else {
-      // A new rank count has no saved generator per rank: seed each from (seed, step, rank),
-      // the same on every resume of this reshard.
-      torch::manual_seed(static_cast<uint64_t>(config.run.seed) * 1000003u +
-                         static_cast<uint64_t>(step) * 1009u + static_cast<uint64_t>(comm.rank()));
-    }
-    if (lead) {
-      FLAM_LOG(INFO) << "resumed from " << loaded->path << " at step " << step;
-    }
-  }
-  double checkpoint_stall = 0.0;  // training-thread seconds in saves since the last metrics line
-  // A save snapshots the small state here; the background writer copies the slices into the last
-  // save's buffers (already paged in) while the next step computes, and the optimizer step waits
-  // for that copy (Checkpointer::wait_for_snapshot).
-  auto save = [&](bool sync) {
-    const auto start = Clock::now();
-    RankState state = checkpointer.take_spare();
-    state.loader_laion = laion.state();
-    state.loader_mmc4 = mmc4.state();
-    state.rng = rng_state();
-    state.step = step;
-    state.scalars["optimizer_step"] = static_cast<double>(engine.optimizer_step());
-    state.scalars["skipped_steps"] = static_cast<double>(skipped_steps);
-    const bool ok =
-        checkpointer.save(step, engine.layout(), std::move(state), sync, [&engine](RankState& s) {
-          engine.export_slices(&s.master, &s.exp_avg, &s.exp_avg_sq);
-        });
-    const double stall = seconds_since(start);
-    checkpoint_stall += stall;
-    if (lead) {
-      FLAM_LOG(INFO) << "checkpoint of step " << step << (sync ? " (sync)" : " (async)")
-                     << ": " << stall << " s on the training thread";
-    }
-    return ok;
-  };
-
-  std::ofstream metrics;
-  if (lead) metrics.open(config.run.dir + "/metrics.jsonl", std::ios::app);
-  Progress progress("train", options.steps, 10.0);
-  auto last_save = Clock::now();
-  const int64_t first_step = step;
-  const double multiplier_laion = config.data.laion.loss_multiplier;
-  const double multiplier_mmc4 = config.data.mmc4.loss_multiplier;
-
-  while (step < options.steps) {
-    // ---- one optimizer step, top to bottom ----
-    const auto step_start = Clock::now();
-    StepMetrics m;
-    bool finite = true;
-    engine.begin_step();
-    for (int micro = 0; micro < options.grad_accum; ++micro) {
-      if (micro > 0) engine.begin_micro_step();
-      const auto wait_start = Clock::now();
-      const pipeline::Batch laion_batch = laion.next();
-      const pipeline::Batch mmc4_batch = mmc4.next();
-      m.data_wait += seconds_since(wait_start);
-      const DeviceBatch a = to_device(laion_batch, device, dtype);
-      const DeviceBatch b = to_device(mmc4_batch, device, dtype);
-
-      torch::Tensor loss_laion = model::FlamingoImpl::loss(
-          model->forward(a.images, a.input_ids, a.attention_mask), a.labels);
-      torch::Tensor loss_mmc4 = model::FlamingoImpl::loss(
-          model->forward(b.images, b.input_ids, b.attention_mask), b.labels);
-      torch::Tensor loss = (loss_laion * multiplier_laion + loss_mmc4 * multiplier_mmc4) /
-                           static_cast<double>(options.grad_accum);
-      loss.backward();
-
-      m.loss_laion += loss_laion.item<double>() / options.grad_accum;
-      m.loss_mmc4 += loss_mmc4.item<double>() / options.grad_accum;
-      finite = finite && std::isfinite(loss.item<double>());
-      m.tokens += static_cast<double>(a.tokens + b.tokens);
-      m.samples += laion_batch.batch_size + mmc4_batch.batch_size;
-      for (const auto* batch : {&laion_batch, &mmc4_batch}) {
-        m.images += static_cast<double>(
-            std::count(batch->image_present.begin(), batch->image_present.end(), 1));
+  // Continues from the newest valid checkpoint of the run directory, if there is one.
+  void resume() {
+    if (std::optional<LoadedCheckpoint> loaded = checkpointer_.load_latest(engine_.layout())) {
+      state_.restore(*loaded, comm_.rank(), comm_.size(), static_cast<uint64_t>(config_.run.seed));
+      if (lead_) {
+        FLAM_LOG(INFO) << "resumed from " << loaded->path << " at step " << state_.step();
       }
     }
-    const bool skip = any_rank(comm, !finite);
-    if (skip && !options.skip_nonfinite) {
-      throw Error(ErrorKind::kData, "non-finite loss at step " + std::to_string(step) +
+    first_step_ = state_.step();
+    if (lead_) metrics_.open(run_layout::metrics_file(config_.run.dir), std::ios::app);
+    last_save_ = Clock::now();
+  }
+
+  // One optimizer step: grad_accum micro-steps of both datasets, then the update (skipped on
+  // every rank when any rank's loss is not finite).
+  StepMetrics train_step() {
+    StepMetrics m;
+    m.start = Clock::now();
+    bool finite = true;
+    engine_.begin_step();
+    for (int micro = 0; micro < options_.grad_accum; ++micro) {
+      if (micro > 0) engine_.begin_micro_step();
+      const bool micro_finite = micro_step(m);
+      finite = finite && micro_finite;
+    }
+    const bool skip = any_rank(comm_, !finite);
+    if (skip && !options_.skip_nonfinite) {
+      throw Error(ErrorKind::kData, "non-finite loss at step " + std::to_string(state_.step()) +
                                         " (train.skip_nonfinite is off)");
     }
-    const double lr = scheduled_lr(options.schedule, options.optimizer.lr, step, options.steps);
-    const auto snapshot_wait = Clock::now();
-    checkpointer.wait_for_snapshot();  // an async save may still be copying what step() changes
-    checkpoint_stall += seconds_since(snapshot_wait);
-    const Zero3StepResult result = engine.step(lr, options.grad_clip, skip);
+    m.lr = scheduled_lr(options_.schedule, options_.optimizer.lr, state_.step(), options_.steps);
+    const Zero3StepResult result = state_.step(m.lr, options_.grad_clip, skip);
     if (result.skipped) {
-      ++skipped_steps;
-      FLAM_LOG(WARN) << "step " << step << ": non-finite loss or gradient norm, step skipped ("
-                     << skipped_steps << " so far)";
+      FLAM_LOG(WARN) << "step " << state_.step() - 1
+                     << ": non-finite loss or gradient norm, step skipped ("
+                     << state_.skipped_steps() << " so far)";
     }
-    ++step;
+    m.grad_norm = result.grad_norm;
+    return m;
+  }
 
-    // ---- metrics (losses averaged over ranks, counts summed, data wait of the slowest) ----
+  // Collective: losses averaged over ranks, counts summed, the data wait of the slowest rank.
+  // Rank 0 updates the progress line and, every log_every steps, appends to metrics.jsonl.
+  void log_metrics(const StepMetrics& m) {
     torch::Tensor sums =
         torch::tensor({static_cast<float>(m.loss_laion), static_cast<float>(m.loss_mmc4),
                        static_cast<float>(m.tokens), static_cast<float>(m.samples),
                        static_cast<float>(m.images)});
-    all_reduce(comm, sums, ReduceOp::kSum);
+    all_reduce(comm_, sums, ReduceOp::kSum);
     torch::Tensor wait = torch::tensor({static_cast<float>(m.data_wait)});
-    all_reduce(comm, wait, ReduceOp::kMax);
-    const double step_time = seconds_since(step_start);
-    const double loss_laion = sums[0].item<double>() / comm.size();
-    const double loss_mmc4 = sums[1].item<double>() / comm.size();
-    if (lead) {
-      std::ostringstream extra;
-      extra << "loss laion " << loss_laion << " mmc4 " << loss_mmc4 << " lr " << lr;
-      progress.update(step, extra.str());
-      if (step % options.log_every == 0 || step == options.steps) {
-        const Zero3Memory mem = engine.memory();
-        nlohmann::json line = {
-            {"step", step},
-            {"loss_laion", loss_laion},
-            {"loss_mmc4", loss_mmc4},
-            {"lr", lr},
-            {"grad_norm", result.grad_norm},
-            {"skipped_steps", skipped_steps},
-            {"samples_per_s", sums[3].item<double>() / step_time},
-            {"tokens_per_s", sums[2].item<double>() / step_time},
-            {"images_per_s", sums[4].item<double>() / step_time},
-            {"step_time", step_time},
-            {"data_wait", wait.item<double>()},
-            {"checkpoint_stall", checkpoint_stall},
-            {"memory",
-             {{"master_bytes", mem.master_bytes},
-              {"moment_bytes", mem.moment_bytes},
-              {"grad_bytes", mem.grad_bytes},
-              {"gathered_peak_bytes", mem.gathered_peak_bytes},
-              {"resident_bytes", resident_bytes()}}},
-        };
-        metrics << line.dump() << '\n' << std::flush;
-        checkpoint_stall = 0.0;
-      }
-    }
+    all_reduce(comm_, wait, ReduceOp::kMax);
+    const double step_time = seconds_since(m.start);
+    checkpoint_stall_ += state_.take_stall_seconds();
+    if (!lead_) return;
+    const int64_t step = state_.step();
+    const double loss_laion = sums[0].item<double>() / comm_.size();
+    const double loss_mmc4 = sums[1].item<double>() / comm_.size();
+    std::ostringstream extra;
+    extra << "loss laion " << loss_laion << " mmc4 " << loss_mmc4 << " lr " << m.lr;
+    progress_.update(step, extra.str());
+    if (step % options_.log_every != 0 && step != options_.steps) return;
+    const Zero3Memory mem = engine_.memory();
+    const nlohmann::json line = {
+        {"step", step},
+        {"loss_laion", loss_laion},
+        {"loss_mmc4", loss_mmc4},
+        {"lr", m.lr},
+        {"grad_norm", m.grad_norm},
+        {"skipped_steps", state_.skipped_steps()},
+        {"samples_per_s", sums[3].item<double>() / step_time},
+        {"tokens_per_s", sums[2].item<double>() / step_time},
+        {"images_per_s", sums[4].item<double>() / step_time},
+        {"step_time", step_time},
+        {"data_wait", wait.item<double>()},
+        {"checkpoint_stall", checkpoint_stall_},
+        {"memory",
+         {{"master_bytes", mem.master_bytes},
+          {"moment_bytes", mem.moment_bytes},
+          {"grad_bytes", mem.grad_bytes},
+          {"gathered_peak_bytes", mem.gathered_peak_bytes},
+          {"resident_bytes", resident_bytes()}}},
+    };
+    metrics_ << line.dump() << '\n' << std::flush;
+    checkpoint_stall_ = 0.0;
+  }
 
-    // ---- checkpoint when due; a stop signal on any rank: checkpoint now, exit for requeue ----
-    checkpointer.poll();
-    if (any_rank(comm, stop_requested() != 0)) {
-      if (lead) {
-        FLAM_LOG(WARN) << "stop requested: checkpointing step " << step << " and exiting";
-      }
-      if (!save(/*sync=*/true)) {
-        // The failure is logged and the previous checkpoint is intact: a resubmitted job
-        // resumes from there, losing the steps since.
-        FLAM_LOG(ERROR) << "stop requested but the checkpoint of step " << step
-                        << " failed: "
-                        << (checkpointer.last_outcome() ? checkpointer.last_outcome()->error : "")
-                        << "; exiting with the I/O error code";
-        return kExitIoError;
-      }
-      return kExitRequeue;
-    }
-    torch::Tensor since = torch::tensor({static_cast<float>(seconds_since(last_save))});
-    broadcast(comm, since, 0);
-    const double save_cost =
-        checkpointer.last_outcome() ? checkpointer.last_outcome()->write_seconds : 0.0;
-    if (step < options.steps &&
-        checkpoint_due(options.checkpoint, step, since.item<double>(), save_cost)) {
+  // Collective. Commits a finished save, checkpoints when due (checkpoint_interval.h), and on a
+  // stop signal seen by any rank checkpoints synchronously and returns the exit code.
+  std::optional<int> maybe_checkpoint() {
+    checkpointer_.poll();
+    if (any_rank(comm_, stop_requested() != 0)) return stop();
+    torch::Tensor since = torch::tensor({static_cast<float>(seconds_since(last_save_))});
+    broadcast(comm_, since, 0);
+    const std::optional<SaveOutcome>& last = checkpointer_.last_outcome();
+    const double save_cost = last ? last->write_seconds : 0.0;
+    if (!done() && checkpoint_due(options_.checkpoint, state_.step(), since.item<double>(),
+                                  save_cost)) {
       save(/*sync=*/false);
-      last_save = Clock::now();
+      last_save_ = Clock::now();
     }
+    return std::nullopt;
   }
-  const bool checkpointing =
-      options.checkpoint.every_steps > 0 || options.checkpoint.every_minutes > 0.0;
-  if (checkpointing && step > first_step) {
-    save(/*sync=*/true);
+
+  // Collective. The final checkpoint (when checkpointing is on and this run took a step).
+  int finish() {
+    const bool checkpointing =
+        options_.checkpoint.every_steps > 0 || options_.checkpoint.every_minutes > 0.0;
+    if (checkpointing && state_.step() > first_step_) save(/*sync=*/true);
+    checkpointer_.wait();
+    if (lead_) progress_.finish(state_.step());
+    return kExitOk;
   }
-  checkpointer.wait();
-  if (lead) progress.finish(step);
-  return kExitOk;
+
+ private:
+  // Forward and backward of one LAION and one MMC4 micro-batch; false if the loss is not finite.
+  bool micro_step(StepMetrics& m) {
+    const double accum = options_.grad_accum;
+    const auto wait_start = Clock::now();
+    const pipeline::Batch laion_batch = laion_.next();
+    const pipeline::Batch mmc4_batch = mmc4_.next();
+    m.data_wait += seconds_since(wait_start);
+    const DeviceBatch a = to_device(laion_batch, device_, precision_.compute);
+    const DeviceBatch b = to_device(mmc4_batch, device_, precision_.compute);
+
+    torch::Tensor loss_laion = model::FlamingoImpl::loss(
+        model_->forward(a.images, a.input_ids, a.attention_mask), a.labels);
+    torch::Tensor loss_mmc4 = model::FlamingoImpl::loss(
+        model_->forward(b.images, b.input_ids, b.attention_mask), b.labels);
+    torch::Tensor loss = (loss_laion * config_.data.laion.loss_multiplier +
+                          loss_mmc4 * config_.data.mmc4.loss_multiplier) /
+                         accum;
+    loss.backward();
+
+    m.loss_laion += loss_laion.item<double>() / options_.grad_accum;
+    m.loss_mmc4 += loss_mmc4.item<double>() / options_.grad_accum;
+    m.tokens += static_cast<double>(a.tokens + b.tokens);
+    m.samples += laion_batch.batch_size + mmc4_batch.batch_size;
+    for (const auto* batch : {&laion_batch, &mmc4_batch}) {
+      m.images += static_cast<double>(
+          std::count(batch->image_present.begin(), batch->image_present.end(), 1));
+    }
+    return std::isfinite(loss.item<double>());
+  }
+
+  // A sync checkpoint of this step; kExitRequeue once written, kExitIoError if it failed (the
+  // failure is logged and the previous checkpoint is intact: a resubmitted job resumes there).
+  int stop() {
+    if (lead_) {
+      FLAM_LOG(WARN) << "stop requested: checkpointing step " << state_.step() << " and exiting";
+    }
+    if (save(/*sync=*/true)) return kExitRequeue;
+    const std::optional<SaveOutcome>& last = checkpointer_.last_outcome();
+    FLAM_LOG(ERROR) << "stop requested but the checkpoint of step " << state_.step()
+                    << " failed: " << (last ? last->error : "")
+                    << "; exiting with the I/O error code";
+    return kExitIoError;
+  }
+
+  bool save(bool sync) {
+    const auto start = Clock::now();
+    const bool ok = checkpointer_.save(state_.step(), state_, sync);
+    const double stall = seconds_since(start);
+    checkpoint_stall_ += stall;
+    if (lead_) {
+      FLAM_LOG(INFO) << "checkpoint of step " << state_.step() << (sync ? " (sync)" : " (async)")
+                     << ": " << stall << " s on the training thread";
+    }
+    return ok;
+  }
+
+  const TrainerConfig& config_;
+  const TrainOptions& options_;
+  Comm& comm_;
+  const bool lead_;
+  const torch::Device device_;
+  const Precision precision_;
+  pipeline::Tokenizer tokenizer_;
+  model::Flamingo model_;
+  Zero3Engine engine_;
+  pipeline::Loader laion_, mmc4_;
+  TrainState state_;
+  Checkpointer checkpointer_;  // after state_: its writer thread reads state_ until joined
+  std::ofstream metrics_;      // rank 0: RUN/metrics.jsonl
+  Progress progress_{"train", config_.train.steps, 10.0};
+  Clock::time_point last_save_;
+  int64_t first_step_ = 0;
+  double checkpoint_stall_ = 0.0;  // training-thread seconds in saves since the last metrics line
+};
+
+}  // namespace
+
+int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
+  Trainer trainer(config, comm, device_comm);
+  trainer.resume();
+  while (!trainer.done()) {
+    const StepMetrics metrics = trainer.train_step();
+    trainer.log_metrics(metrics);
+    if (const std::optional<int> exit_code = trainer.maybe_checkpoint()) return *exit_code;
+  }
+  return trainer.finish();
 }
 
 }  // namespace flam::train

@@ -1,10 +1,11 @@
-// Trainer: `flam train`'s loop. Builds the Flamingo model (random frozen weights, or pretrained
-// ones from model.weights), wraps its trained blocks in a Zero3Engine over `comm`, opens one
-// LAION and one MMC4 Loader for this rank, resumes from the newest valid checkpoint in the run
-// directory, then runs train.steps optimizer steps (see trainer.cpp for one step, top to bottom).
+// Trainer: `flam train`'s loop, in trainer.cpp's run_training(): setup (the Flamingo model with
+// random frozen weights or pretrained ones from model.weights, placed per train/precision.h; its
+// trained blocks in a Zero3Engine over `device`; one LAION and one MMC4 Loader for this rank),
+// resume() from the newest valid checkpoint in the run directory, then a loop of train_step(),
+// log_metrics() and maybe_checkpoint() to train.steps optimizer steps.
 //
 // Writes RUN/metrics.jsonl (rank 0, one JSON object per log step) and checkpoints under
-// RUN/checkpoints/. Stops early, after a synchronous checkpoint, when any rank received SIGUSR1
+// RUN/checkpoints/ (core/run_layout.h). Stops early, after a synchronous checkpoint, when any rank received SIGUSR1
 // or SIGTERM (core/signals.h; the caller installs the handlers).
 //
 // Thread safety: call from the main thread of every rank (collective throughout).

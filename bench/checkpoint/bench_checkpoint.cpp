@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <future>
 #include <map>
 #include <string>
 #include <utility>
@@ -55,6 +56,38 @@ RankState state_for(const FlatLayout& layout, int rank) {
   return s;
 }
 
+// The training state stand-in: its slices are copied by the Checkpointer's writer thread, into
+// the previous save's buffers, as the trainer's are.
+class LiveState final : public SnapshotSource {
+ public:
+  LiveState(const FlatLayout& layout, RankState state) : layout_(layout), state_(std::move(state)) {}
+  // Before the "optimizer step": waits for the background copy, as the trainer does.
+  void wait_for_copy() {
+    if (copied_.valid()) copied_.wait();
+  }
+
+  const FlatLayout& layout() const override { return layout_; }
+  void snapshot(RankState& s) override {
+    s.loader_laion = state_.loader_laion;
+    s.loader_mmc4 = state_.loader_mmc4;
+    s.rng = state_.rng;
+  }
+  void copy_slices(RankState& s) const override {
+    for (auto [to, from] : {std::pair{&s.master, &state_.master},
+                            {&s.exp_avg, &state_.exp_avg},
+                            {&s.exp_avg_sq, &state_.exp_avg_sq}}) {
+      to->resize(from->size());
+      for (size_t b = 0; b < from->size(); ++b) (*to)[b].assign((*from)[b].begin(), (*from)[b].end());
+    }
+  }
+  void hold_updates(std::shared_future<void> copied) override { copied_ = std::move(copied); }
+
+ private:
+  const FlatLayout& layout_;
+  RankState state_;
+  std::shared_future<void> copied_;
+};
+
 // A compute-bound "training step" of about `ms` milliseconds.
 double compute(double ms) {
   const auto t0 = Clock::now();
@@ -78,44 +111,40 @@ int main(int argc, char** argv) {
   options.keep = 1;
   Checkpointer ckpt(options, a["run"], comm, "bench");
   if (mode == "write") {
-    RankState state = state_for(layout, comm.rank());
+    LiveState state(layout, state_for(layout, comm.rank()));
     comm.barrier();
     const auto t0 = Clock::now();
-    ckpt.save(1, layout, std::move(state), /*sync=*/true);
+    ckpt.save(1, state, /*sync=*/true);
     const double seconds = since(t0);
     if (comm.rank() == 0) {
       std::printf("bytes %lld\nseconds %.6f\n", static_cast<long long>(ckpt.last_outcome()->bytes),
                   seconds);
     }
   } else if (mode == "stall") {
-    const RankState live = state_for(layout, comm.rank());  // stands for the training state
+    LiveState live(layout, state_for(layout, comm.rank()));
     const int steps = std::stoi(a["steps"]);
     const double step_ms = std::stod(a["step-ms"]);
     double stall = 0, copy_wait = 0, step_total = 0, sink = 0;
     int saves = 0;
+    int64_t in_flight = -1;  // the step of the save not yet committed, -1: none
     for (int step = 1; step <= steps; ++step) {
       const auto t0 = Clock::now();
       sink += compute(step_ms);
       // The optimizer step would change `live` now: wait for the background copy, as the
       // trainer does.
       const auto w0 = Clock::now();
-      ckpt.wait_for_snapshot();
+      live.wait_for_copy();
       copy_wait += since(w0);
       ckpt.poll();
       // A new checkpoint once the previous one has committed: with an interval longer than a
       // write (the normal case), save() never waits for its predecessor.
-      if (!ckpt.in_flight()) {
+      if (in_flight >= 0 && ckpt.last_outcome() && ckpt.last_outcome()->step == in_flight) {
+        in_flight = -1;
+      }
+      if (in_flight < 0) {
         const auto s0 = Clock::now();
-        ckpt.save(step, layout, ckpt.take_spare(), /*sync=*/false, [&live](RankState& s) {
-          // The copy to host memory the trainer makes, into the previous save's buffers.
-          for (auto [to, from] : {std::pair{&s.master, &live.master},
-                                  {&s.exp_avg, &live.exp_avg},
-                                  {&s.exp_avg_sq, &live.exp_avg_sq}}) {
-            to->resize(from->size());
-            for (size_t b = 0; b < from->size(); ++b)
-              (*to)[b].assign((*from)[b].begin(), (*from)[b].end());
-          }
-        });
+        ckpt.save(step, live, /*sync=*/false);
+        in_flight = step;
         stall += since(s0);
         ++saves;
       }

@@ -20,10 +20,10 @@
 #include "core/exit_codes.h"
 #include "core/mpi_comm.h"
 #include "core/signals.h"
+#include "core/watchdog.h"
 #include "core/world.h"
 #include "tests/checkpoint/synthetic.h"
 #include "train/checkpoint/checkpointer.h"
-#include "train/checkpoint/watchdog.h"
 
 namespace {
 
@@ -55,8 +55,8 @@ int run_save(Comm& comm, const std::map<std::string, std::string>& a) {
   const int64_t step = num(a, "step", 1);
   Checkpointer ckpt(o, a.at("run"), comm, "tool");
   const bool async = a.count("async") || a.count("kill-after-start");
-  const bool ok =
-      ckpt.save(step, layout, testing::synthetic_state(layout, comm.rank(), step), !async);
+  testing::StateSource source(layout, testing::synthetic_state(layout, comm.rank(), step));
+  const bool ok = ckpt.save(step, source, !async);
   if (a.count("kill-after-start")) {
     // The background write has started; the commit would happen on this thread. Die first.
     std::printf("rank %d: killing itself mid-save\n", comm.rank());
@@ -109,7 +109,8 @@ int run_resume(Comm& comm, const std::map<std::string, std::string>& a) {
   if (bad) return 1;
   if (a.count("then-save")) {
     const int64_t step = num(a, "then-save", 0);
-    if (!ckpt.save(step, layout, testing::synthetic_state(layout, comm.rank(), step), true)) {
+    testing::StateSource source(layout, testing::synthetic_state(layout, comm.rank(), step));
+    if (!ckpt.save(step, source, true)) {
       return kExitIoError;
     }
   }
@@ -145,10 +146,11 @@ int run_bench(Comm& comm, const std::map<std::string, std::string>& a) {
   double stall = 0.0, write_seconds = 0.0;
   int64_t bytes = 0;
   const bool sync = a.count("sync") > 0;
+  testing::StateSource source(layout, testing::synthetic_state(layout, comm.rank(), 1));
   for (int64_t step = 1; step <= steps; ++step) {
-    RankState state = testing::synthetic_state(layout, comm.rank(), step);  // the host snapshot
+    source.set(testing::synthetic_state(layout, comm.rank(), step));  // the "optimizer update"
     const auto t0 = Clock::now();
-    ckpt.save(step, layout, std::move(state), sync);
+    ckpt.save(step, source, sync);
     stall += std::chrono::duration<double>(Clock::now() - t0).count();
     if (sync) {
       write_seconds += ckpt.last_outcome()->write_seconds;

@@ -4,7 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <future>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "train/checkpoint/checkpointer.h"
@@ -50,9 +53,55 @@ inline RankState synthetic_state(const FlatLayout& layout, int rank, int64_t ste
   s.loader_laion = "laion-rank" + std::to_string(rank) + "-step" + std::to_string(step);
   s.loader_mmc4 = std::string("mmc4\0binary", 11) + std::to_string(rank);
   s.rng = "rng-" + std::to_string(rank * 1000 + step);
-  s.scalars = {{"skipped_steps", static_cast<double>(step % 3)}, {"rank", rank}};
+  s.optimizer_step = step * 10 + rank;
+  s.skipped_steps = step % 3;
   return s;
 }
+
+// A SnapshotSource over a RankState in memory that keeps the contract the trainer's TrainState
+// keeps: its slices are copied on the Checkpointer's writer thread, and set() (the "optimizer
+// update") first waits for that copy.
+class StateSource final : public SnapshotSource {
+ public:
+  StateSource(FlatLayout layout, RankState state)
+      : layout_(std::move(layout)), state_(std::move(state)) {}
+
+  // Replaces the live state once the in-flight copy of the previous one is done.
+  void set(RankState state) {
+    wait_for_copy();
+    state_ = std::move(state);
+  }
+  void wait_for_copy() {
+    if (copied_.valid()) copied_.wait();
+  }
+  // The live state. REQUIRES: wait_for_copy() before changing it.
+  RankState& live() { return state_; }
+  // The thread that last ran copy_slices(); read after wait_for_copy().
+  std::thread::id copier() const { return copier_; }
+
+  const FlatLayout& layout() const override { return layout_; }
+  void snapshot(RankState& s) override {
+    s.loader_laion = state_.loader_laion;
+    s.loader_mmc4 = state_.loader_mmc4;
+    s.rng = state_.rng;
+    s.step = state_.step;
+    s.optimizer_step = state_.optimizer_step;
+    s.skipped_steps = state_.skipped_steps;
+  }
+  void copy_slices(RankState& s) const override {
+    copier_ = std::this_thread::get_id();
+    s.master = state_.master;
+    s.exp_avg = state_.exp_avg;
+    s.exp_avg_sq = state_.exp_avg_sq;
+  }
+  void hold_updates(std::shared_future<void> copied) override { copied_ = std::move(copied); }
+
+ private:
+  FlatLayout layout_;
+  RankState state_;
+  std::shared_future<void> copied_;
+  mutable std::thread::id copier_;
+};
 
 // "" if this rank's loaded slices are the synthetic values of `step`, else the first mismatch.
 inline std::string check_slices(const FlatLayout& layout, int rank, int64_t step,

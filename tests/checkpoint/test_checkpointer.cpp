@@ -1,12 +1,12 @@
 // Checkpointer on real MPI ranks with synthetic slices: round trip, async commit, the slice copy
-// on the writer thread, keep-K pruning, checksum failures falling back to the previous checkpoint, partial directories,
-// a different model, and failed saves counting towards max_failed_attempts.
+// on the writer thread, keep-K pruning, checksum failures falling back to the previous
+// checkpoint, partial directories, a different model, failed saves counting towards
+// max_failed_attempts, and the interval policy (checkpoint_interval.h).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -15,6 +15,8 @@
 #include "core/error.h"
 #include "core/mpi_comm.h"
 #include "tests/checkpoint/synthetic.h"
+#include "core/run_layout.h"
+#include "train/checkpoint/checkpoint_interval.h"
 #include "train/checkpoint/checkpoint_reader.h"
 #include "train/checkpoint/checkpointer.h"
 #include "train/checkpoint/manifest.h"
@@ -24,7 +26,11 @@ namespace flam::train {
 namespace {
 
 namespace fs = std::filesystem;
+using run_layout::list_checkpoints;
+using run_layout::rank_file_name;
+using run_layout::step_dir_name;
 using testing::check_slices;
+using testing::StateSource;
 using testing::synthetic_layout;
 using testing::synthetic_state;
 
@@ -57,9 +63,9 @@ class CheckpointerTest : public ::testing::Test {
 
 TEST_F(CheckpointerTest, RoundTripRestoresEveryField) {
   Checkpointer ckpt(options_, run_, *comm_, "hash-a");
-  RankState state = synthetic_state(layout_, rank(), 5);
-  state.scalars["nan_counter"] = std::nan("");
-  ASSERT_TRUE(ckpt.save(5, layout_, state, /*sync=*/true));
+  const RankState state = synthetic_state(layout_, rank(), 5);
+  StateSource source(layout_, state);
+  ASSERT_TRUE(ckpt.save(5, source, /*sync=*/true));
   ASSERT_TRUE(ckpt.last_outcome()->committed);
   EXPECT_EQ(read_file(ckpt_dir() + "/latest"), "step_00000005\n");
   EXPECT_FALSE(fs::exists(step_dir(5) + ".tmp"));
@@ -73,8 +79,8 @@ TEST_F(CheckpointerTest, RoundTripRestoresEveryField) {
   EXPECT_EQ(loaded->state.rng, state.rng);
   EXPECT_EQ(loaded->state.loader_laion, state.loader_laion);
   EXPECT_EQ(loaded->state.loader_mmc4, state.loader_mmc4);
-  EXPECT_EQ(loaded->state.scalars.at("skipped_steps"), state.scalars.at("skipped_steps"));
-  EXPECT_TRUE(std::isnan(loaded->state.scalars.at("nan_counter")));
+  EXPECT_EQ(loaded->state.skipped_steps, state.skipped_steps);
+  EXPECT_EQ(loaded->state.optimizer_step, state.optimizer_step);
   ASSERT_EQ(static_cast<int>(loaded->loader_mmc4_all.size()), size());
   for (int r = 0; r < size(); ++r) {
     EXPECT_EQ(loaded->loader_mmc4_all[r], synthetic_state(layout_, r, 5).loader_mmc4);
@@ -90,13 +96,15 @@ TEST_F(CheckpointerTest, RoundTripRestoresEveryField) {
 
 TEST_F(CheckpointerTest, AsyncSaveCommitsOnPollWithoutAnotherSave) {
   Checkpointer ckpt(options_, run_, *comm_, "h");
-  ASSERT_TRUE(ckpt.save(7, layout_, synthetic_state(layout_, rank(), 7), /*sync=*/false));
-  EXPECT_TRUE(ckpt.in_flight());
-  for (int i = 0; i < 2000 && ckpt.in_flight(); ++i) {
+  StateSource source(layout_, synthetic_state(layout_, rank(), 7));
+  ASSERT_TRUE(ckpt.save(7, source, /*sync=*/false));
+  EXPECT_FALSE(ckpt.last_outcome()) << "nothing has finished yet";
+  for (int i = 0; i < 2000 && !ckpt.last_outcome(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     ckpt.poll();
   }
-  ASSERT_FALSE(ckpt.in_flight());
+  ASSERT_TRUE(ckpt.last_outcome()) << "poll() never committed the save";
+  EXPECT_EQ(ckpt.last_outcome()->step, 7);
   EXPECT_TRUE(ckpt.last_outcome()->committed);
   EXPECT_TRUE(fs::exists(step_dir(7) + "/manifest.json"));
   EXPECT_GT(ckpt.last_outcome()->bytes, 0);
@@ -104,37 +112,27 @@ TEST_F(CheckpointerTest, AsyncSaveCommitsOnPollWithoutAnotherSave) {
 
 TEST_F(CheckpointerTest, SliceCopyOnTheWriterThreadSnapshotsBeforeTheCallerMovesOn) {
   Checkpointer ckpt(options_, run_, *comm_, "h");
-  RankState live = synthetic_state(layout_, rank(), 9);  // the "optimizer state"
-  RankState small = live;  // what the caller snapshots itself: everything but the slices
-  small.master.clear();
-  small.exp_avg.clear();
-  small.exp_avg_sq.clear();
-  std::thread::id copier;
-  ASSERT_TRUE(ckpt.save(9, layout_, std::move(small), /*sync=*/false, [&](RankState& s) {
-    copier = std::this_thread::get_id();
-    s.master = live.master;
-    s.exp_avg = live.exp_avg;
-    s.exp_avg_sq = live.exp_avg_sq;
-  }));
-  ckpt.wait_for_snapshot();
-  EXPECT_NE(copier, std::thread::id());
-  EXPECT_NE(copier, std::this_thread::get_id());
+  StateSource source(layout_, synthetic_state(layout_, rank(), 9));  // the "optimizer state"
+  ASSERT_TRUE(ckpt.save(9, source, /*sync=*/false));
+  source.wait_for_copy();
+  EXPECT_NE(source.copier(), std::thread::id());
+  EXPECT_NE(source.copier(), std::this_thread::get_id());
   // The next "optimizer step" changes the live state; the checkpoint keeps the copy.
-  for (auto& slice : live.master) std::fill(slice.begin(), slice.end(), -1.0f);
+  for (auto& slice : source.live().master) std::fill(slice.begin(), slice.end(), -1.0f);
   ckpt.wait();
   ASSERT_TRUE(ckpt.last_outcome()->committed);
   auto loaded = ckpt.load_latest(layout_);
   ASSERT_TRUE(loaded);
   EXPECT_EQ(check_slices(layout_, rank(), 9, loaded->state), "");
-  // Without a save in flight, wait_for_snapshot() returns at once.
-  ckpt.wait_for_snapshot();
 }
 
 TEST_F(CheckpointerTest, KeepsTheNewestK) {
   options_.keep = 3;
   Checkpointer ckpt(options_, run_, *comm_, "h");
+  StateSource source(layout_, synthetic_state(layout_, rank(), 1));
   for (int64_t step = 1; step <= 5; ++step) {
-    ASSERT_TRUE(ckpt.save(step, layout_, synthetic_state(layout_, rank(), step), false));
+    source.set(synthetic_state(layout_, rank(), step));
+    ASSERT_TRUE(ckpt.save(step, source, false));
   }
   ckpt.wait();
   comm_->barrier();
@@ -156,8 +154,10 @@ class CorruptionTest : public CheckpointerTest,
 TEST_P(CorruptionTest, FallsBackToThePreviousCheckpoint) {
   {
     Checkpointer ckpt(options_, run_, *comm_, "h");
-    ASSERT_TRUE(ckpt.save(1, layout_, synthetic_state(layout_, rank(), 1), true));
-    ASSERT_TRUE(ckpt.save(2, layout_, synthetic_state(layout_, rank(), 2), true));
+    StateSource one(layout_, synthetic_state(layout_, rank(), 1));
+    StateSource two(layout_, synthetic_state(layout_, rank(), 2));
+    ASSERT_TRUE(ckpt.save(1, one, true));
+    ASSERT_TRUE(ckpt.save(2, two, true));
   }
   comm_->barrier();
   if (rank() == 0) {
@@ -194,7 +194,8 @@ INSTANTIATE_TEST_SUITE_P(Modes, CorruptionTest, ::testing::Values("data", "heade
 TEST_F(CheckpointerTest, PartialDirectoriesAreIgnoredAndCleaned) {
   {
     Checkpointer ckpt(options_, run_, *comm_, "h");
-    ASSERT_TRUE(ckpt.save(3, layout_, synthetic_state(layout_, rank(), 3), true));
+    StateSource source(layout_, synthetic_state(layout_, rank(), 3));
+    ASSERT_TRUE(ckpt.save(3, source, true));
   }
   comm_->barrier();
   if (rank() == 0) {
@@ -220,7 +221,8 @@ TEST_F(CheckpointerTest, NoCheckpointGivesNullopt) {
 
 TEST_F(CheckpointerTest, DifferentModelIsAConfigError) {
   Checkpointer ckpt(options_, run_, *comm_, "h");
-  ASSERT_TRUE(ckpt.save(1, layout_, synthetic_state(layout_, rank(), 1), true));
+  StateSource source(layout_, synthetic_state(layout_, rank(), 1));
+  ASSERT_TRUE(ckpt.save(1, source, true));
   const FlatLayout bigger = synthetic_layout(size(), 2);
   try {
     ckpt.load_latest(bigger);
@@ -239,11 +241,13 @@ TEST_F(CheckpointerTest, FailedSavesCountAndThenStopTraining) {
   }
   comm_->barrier();
   Checkpointer ckpt(options_, run_, *comm_, "h");
-  EXPECT_FALSE(ckpt.save(1, layout_, synthetic_state(layout_, rank(), 1), true));
-  EXPECT_EQ(ckpt.consecutive_failures(), 1);
+  StateSource source(layout_, synthetic_state(layout_, rank(), 1));
+  EXPECT_FALSE(ckpt.save(1, source, true));
   EXPECT_FALSE(ckpt.last_outcome()->committed);
+  EXPECT_FALSE(ckpt.last_outcome()->error.empty());
   try {
-    ckpt.save(2, layout_, synthetic_state(layout_, rank(), 2), true);
+    source.set(synthetic_state(layout_, rank(), 2));
+    ckpt.save(2, source, true);
     FAIL() << "expected an I/O error after 2 failed attempts";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::kIo);

@@ -1,10 +1,13 @@
 // Rank file format: CRC32C against the RFC 3720 check value and a bitwise reference, round trip
-// of sections, and every single flipped byte or truncation caught by verification.
+// of sections, every single flipped byte or truncation caught by verification, and the scalars
+// codec (exact, NaN included; a truncated section is an error).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 
 #include "core/atomic_file.h"
@@ -104,6 +107,21 @@ TEST_F(RankFileTest, TruncationAndUnwritableDirectoryAreErrors) {
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::kIo);
   }
+}
+
+TEST(Scalars, RoundTripIsExactNanIncludedAndTruncationIsAnError) {
+  const std::map<std::string, double> scalars = {
+      {"optimizer_step", 12345.0}, {"skipped_steps", 3.0}, {"nan_counter", std::nan("")},
+      {"tiny", 1e-300}};
+  const std::string bytes = encode_scalars(scalars);
+  const std::map<std::string, double> back = decode_scalars(bytes, "x.bin");
+  ASSERT_EQ(back.size(), scalars.size());
+  EXPECT_EQ(back.at("optimizer_step"), 12345.0);
+  EXPECT_EQ(back.at("skipped_steps"), 3.0);
+  EXPECT_EQ(back.at("tiny"), 1e-300);
+  EXPECT_TRUE(std::isnan(back.at("nan_counter")));
+  EXPECT_TRUE(decode_scalars(encode_scalars({}), "x.bin").empty());
+  EXPECT_THROW(decode_scalars(bytes.substr(0, bytes.size() - 1), "x.bin"), Error);
 }
 
 }  // namespace

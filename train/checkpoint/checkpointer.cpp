@@ -1,25 +1,25 @@
 #include "train/checkpoint/checkpointer.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
-#include <cmath>
-#include <cstring>
 #include <ctime>
 #include <exception>
 #include <filesystem>
-#include <future>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <utility>
 
 #include "core/atomic_file.h"
 #include "core/check.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "core/mpi_comm.h"
+#include "core/run_layout.h"
 #include "train/checkpoint/checkpoint_reader.h"
 #include "train/checkpoint/manifest.h"
 #include "train/checkpoint/rank_file.h"
-#include "train/checkpoint/watchdog.h"
+#include "train/zero3/flat_layout_check.h"
 
 namespace flam::train {
 namespace {
@@ -40,80 +40,19 @@ std::string utc_now_iso() {
   return buf;
 }
 
-// "scalars" section: u32 count, then { u32 name_len, name, f64 bits } (exact, NaN included).
-std::string encode_scalars(const std::map<std::string, double>& scalars) {
-  std::string out;
-  auto put32 = [&](uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); };
-  put32(static_cast<uint32_t>(scalars.size()));
-  for (const auto& [name, value] : scalars) {
-    put32(static_cast<uint32_t>(name.size()));
-    out += name;
-    out.append(reinterpret_cast<const char*>(&value), 8);
-  }
-  return out;
+// The counters as the rank file's "scalars" section and the manifest store them.
+constexpr const char* kOptimizerStep = "optimizer_step";
+constexpr const char* kSkippedSteps = "skipped_steps";
+
+std::map<std::string, double> counters(const RankState& state) {
+  return {{kOptimizerStep, static_cast<double>(state.optimizer_step)},
+          {kSkippedSteps, static_cast<double>(state.skipped_steps)}};
 }
 
-std::map<std::string, double> decode_scalars(const std::string& in, const std::string& path) {
-  std::map<std::string, double> scalars;
-  size_t pos = 0;
-  auto need = [&](size_t n) {
-    if (pos + n > in.size()) {
-      ErrorContext ctx;
-      ctx.file = path;
-      throw Error(ErrorKind::kData, "corrupt checkpoint file: scalars section truncated", ctx);
-    }
-  };
-  auto get32 = [&] {
-    need(4);
-    uint32_t v;
-    std::memcpy(&v, in.data() + pos, 4);
-    pos += 4;
-    return v;
-  };
-  const uint32_t count = get32();
-  for (uint32_t i = 0; i < count; ++i) {
-    const uint32_t len = get32();
-    need(len);
-    std::string name = in.substr(pos, len);
-    pos += len;
-    need(8);
-    double value;
-    std::memcpy(&value, in.data() + pos, 8);
-    pos += 8;
-    scalars[name] = value;
-  }
-  return scalars;
-}
-
-// Throws flam::Error(kConfig) if the checkpoint's blocks are not the model's.
-void check_same_model(const FlatLayout& saved, const FlatLayout& now, const std::string& where) {
-  ErrorContext ctx;
-  ctx.file = where;
-  auto fail = [&](const std::string& why) {
-    throw Error(ErrorKind::kConfig,
-                "checkpoint was saved for a different model (" + why +
-                    "); point train.run_dir at a fresh directory or restore the model config",
-                ctx);
-  };
-  if (saved.blocks.size() != now.blocks.size()) {
-    fail(std::to_string(saved.blocks.size()) + " blocks, the model has " +
-         std::to_string(now.blocks.size()));
-  }
-  for (size_t b = 0; b < now.blocks.size(); ++b) {
-    const BlockLayout& s = saved.blocks[b];
-    const BlockLayout& n = now.blocks[b];
-    if (s.name != n.name || s.numel != n.numel || s.params.size() != n.params.size()) {
-      fail("block " + std::to_string(b) + " '" + s.name + "' of " + std::to_string(s.numel) +
-           " elements, the model's '" + n.name + "' has " + std::to_string(n.numel));
-    }
-    for (size_t p = 0; p < n.params.size(); ++p) {
-      if (s.params[p].name != n.params[p].name || s.params[p].offset != n.params[p].offset ||
-          s.params[p].shape != n.params[p].shape) {
-        fail("parameter '" + s.params[p].name + "' differs from the model's '" + n.params[p].name +
-             "'");
-      }
-    }
-  }
+// A counter absent from the file (a checkpoint written without it) reads as 0.
+int64_t counter(const std::map<std::string, double>& scalars, const char* name) {
+  const auto it = scalars.find(name);
+  return it == scalars.end() ? 0 : static_cast<int64_t>(it->second);
 }
 
 void remove_tree_quietly(const std::string& path) {
@@ -123,26 +62,6 @@ void remove_tree_quietly(const std::string& path) {
     FLAM_LOG(WARN) << "checkpoint: cannot remove " << path << ": " << ec.message();
   }
 }
-
-}  // namespace
-
-struct Checkpointer::Job {
-  int64_t step = 0;
-  FlatLayout layout;
-  RankState state;
-  std::string tmp_dir;
-  std::thread thread;
-  std::atomic<bool> done{false};
-  std::promise<void> copied;        // set by the thread once the slices are in `state`
-  std::future<void> copied_future;  // of `copied`, waited on by wait_for_snapshot()
-  // Written by the thread before `done`, read after join.
-  bool ok = false;
-  std::string error;
-  RankFileSummary summary;
-  double seconds = 0.0;
-};
-
-namespace {
 
 // FLAM_CHECKs that `state` holds one slice of layout.slice_numel(b) floats per block.
 void check_slices(const FlatLayout& layout, const RankState& state) {
@@ -157,15 +76,15 @@ void check_slices(const FlatLayout& layout, const RankState& state) {
   }
 }
 
-void write_job(int rank, int world_size, const FlatLayout& layout, const RankState& state,
-               const std::string& path, RankFileSummary& summary) {
+RankFileSummary write_state(int rank, int world_size, const FlatLayout& layout,
+                            const RankState& state, const std::string& path) {
   nlohmann::json meta = {{"rank", rank}, {"world_size", world_size}, {"step", state.step}};
   for (size_t b = 0; b < layout.blocks.size(); ++b) {
     meta["blocks"].push_back(layout.blocks[b].name);
     meta["slice_numel"].push_back(layout.slice_numel(b));
   }
   const std::string meta_text = meta.dump();
-  const std::string scalars = encode_scalars(state.scalars);
+  const std::string scalars = encode_scalars(counters(state));
   std::vector<SectionData> sections = {
       {"meta", meta_text.data(), meta_text.size()},
       {"scalars", scalars.data(), scalars.size()},
@@ -181,21 +100,32 @@ void write_job(int rank, int world_size, const FlatLayout& layout, const RankSta
       sections.push_back({block_section_name(kStateKinds[k], b), v.data(), v.size() * 4});
     }
   }
-  summary = write_rank_file(path, sections);
+  return write_rank_file(path, sections);
 }
 
 }  // namespace
 
+struct Checkpointer::Job {
+  int64_t step = 0;
+  FlatLayout layout;
+  RankState state;
+  std::string tmp_dir;
+  std::thread thread;
+  std::atomic<bool> done{false};
+  std::promise<void> copied;  // set by the thread once the slices are in `state`
+  // Written by the thread before `done`, read after join.
+  bool ok = false;
+  std::string error;
+  RankFileSummary summary;
+  double seconds = 0.0;
+};
+
 Checkpointer::Checkpointer(const CheckpointOptions& options, std::string run_dir, Comm& comm,
                            std::string config_hash)
     : options_(options),
-      run_dir_(std::move(run_dir)),
-      dir_(run_dir_ + "/checkpoints"),
+      dir_(run_layout::checkpoints_dir(run_dir)),
       comm_(comm),
       config_hash_(std::move(config_hash)) {
-  if (auto* mpi = dynamic_cast<MpiComm*>(&comm_); mpi && options_.watchdog_seconds > 0) {
-    watchdog_ = std::make_unique<Watchdog>(mpi->handle(), options_.watchdog_seconds);
-  }
   if (comm_.rank() != 0) return;
   std::error_code ec;
   fs::create_directories(dir_, ec);
@@ -205,8 +135,7 @@ Checkpointer::Checkpointer(const CheckpointOptions& options, std::string run_dir
   }
   // No save is in flight yet: every *.tmp here is left over from a crash.
   for (const auto& entry : fs::directory_iterator(dir_, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
+    if (run_layout::is_tmp_name(entry.path().filename().string())) {
       FLAM_LOG(INFO) << "checkpoint: removing partial " << entry.path().string()
                      << " left by an interrupted save";
       remove_tree_quietly(entry.path().string());
@@ -228,15 +157,12 @@ Checkpointer::~Checkpointer() {
   }
 }
 
-bool Checkpointer::save(int64_t step, const FlatLayout& layout, RankState state, bool sync,
-                        SliceCopy copy_slices) {
-  const auto t0 = Clock::now();
+bool Checkpointer::save(int64_t step, SnapshotSource& source, bool sync) {
   finish(true);
+  const FlatLayout& layout = source.layout();
   FLAM_CHECK(layout.world_size == comm_.size())
       << "layout for " << layout.world_size << " ranks, comm has " << comm_.size();
-  if (!copy_slices) check_slices(layout, state);
-  state.step = step;
-  const std::string tmp_dir = dir_ + "/" + step_dir_name(step) + ".tmp";
+  const std::string tmp_dir = run_layout::tmp_dir(run_layout::step_dir(dir_, step));
   int64_t created = 1;
   std::string error;
   if (comm_.rank() == 0) {
@@ -250,21 +176,11 @@ bool Checkpointer::save(int64_t step, const FlatLayout& layout, RankState state,
   }
   comm_.broadcast(&created, 1, DType::kInt64, 0);
   if (!created) {
-    if (error.empty()) error = "rank 0 cannot create " + tmp_dir;
     SaveOutcome outcome;
     outcome.step = step;
-    outcome.error = error;
+    outcome.error = error.empty() ? "rank 0 cannot create " + tmp_dir : error;
     last_outcome_ = outcome;
-    ++consecutive_failures_;
-    FLAM_LOG(WARN) << "checkpoint step " << step << " failed (" << consecutive_failures_ << "/"
-                   << options_.max_failed_attempts << "): " << error
-                   << "; earlier checkpoints are untouched";
-    last_stall_seconds_ = seconds_since(t0);
-    if (consecutive_failures_ >= options_.max_failed_attempts) {
-      throw Error(ErrorKind::kIo, "no checkpoint could be written in " +
-                                      std::to_string(consecutive_failures_) +
-                                      " consecutive attempts: " + error);
-    }
+    count_failure(step);
     return false;
   }
 
@@ -272,24 +188,24 @@ bool Checkpointer::save(int64_t step, const FlatLayout& layout, RankState state,
   Job& job = *job_;
   job.step = step;
   job.layout = layout;
-  job.state = std::move(state);
+  job.state = std::exchange(spare_, RankState{});
+  source.snapshot(job.state);
+  job.state.step = step;
   job.tmp_dir = tmp_dir;
+  source.hold_updates(job.copied.get_future().share());
   const int rank = comm_.rank();
   const int world_size = comm_.size();
-  job.copied_future = job.copied.get_future();
-  job.thread = std::thread([&job, rank, world_size, copy_slices = std::move(copy_slices)] {
+  job.thread = std::thread([&job, &source, rank, world_size] {
     bool copied = false;
     auto start = Clock::now();
     try {
-      if (copy_slices) {
-        copy_slices(job.state);
-        check_slices(job.layout, job.state);
-      }
+      source.copy_slices(job.state);
+      check_slices(job.layout, job.state);
       job.copied.set_value();
       copied = true;
       start = Clock::now();
-      write_job(rank, world_size, job.layout, job.state, job.tmp_dir + "/" + rank_file_name(rank),
-                job.summary);
+      job.summary = write_state(rank, world_size, job.layout, job.state,
+                                run_layout::rank_file(job.tmp_dir, rank));
       job.ok = true;
     } catch (const std::exception& e) {
       if (!copied) job.copied.set_value();
@@ -300,18 +216,12 @@ bool Checkpointer::save(int64_t step, const FlatLayout& layout, RankState state,
   });
   if (sync || !options_.async) {
     finish(true);
-    last_stall_seconds_ = seconds_since(t0);
     return last_outcome_ && last_outcome_->committed;
   }
-  last_stall_seconds_ = seconds_since(t0);
   return true;
 }
 
 void Checkpointer::poll() { finish(false); }
-
-void Checkpointer::wait_for_snapshot() {
-  if (job_ && job_->copied_future.valid()) job_->copied_future.wait();
-}
 
 void Checkpointer::wait() { finish(true); }
 
@@ -326,6 +236,18 @@ void Checkpointer::finish(bool block) {
   if (job->thread.joinable()) job->thread.join();
   commit(*job);
   spare_ = std::move(job->state);
+}
+
+void Checkpointer::count_failure(int64_t step) {
+  ++consecutive_failures_;
+  FLAM_LOG(WARN) << "checkpoint step " << step << " failed (" << consecutive_failures_ << "/"
+                 << options_.max_failed_attempts << "): " << last_outcome_->error
+                 << "; earlier checkpoints are untouched";
+  if (consecutive_failures_ >= options_.max_failed_attempts) {
+    throw Error(ErrorKind::kIo, "no checkpoint could be written in " +
+                                    std::to_string(consecutive_failures_) +
+                                    " consecutive attempts: " + last_outcome_->error);
+  }
 }
 
 void Checkpointer::commit(Job& job) {
@@ -355,8 +277,8 @@ void Checkpointer::commit(Job& job) {
                                                " failed to write its file (see its log)";
   }
 
-  const std::string name = step_dir_name(job.step);
-  const std::string final_dir = dir_ + "/" + name;
+  const std::string name = run_layout::step_dir_name(job.step);
+  const std::string final_dir = run_layout::step_dir(dir_, job.step);
   int64_t committed = 0;
   if (rank == 0) {
     if (first_failed < 0) {
@@ -367,18 +289,18 @@ void Checkpointer::commit(Job& job) {
         m.config_hash = config_hash_;
         m.created = utc_now_iso();
         m.layout = job.layout;
-        m.scalars = job.state.scalars;
+        m.scalars = counters(job.state);
         for (int r = 0; r < n; ++r) {
-          m.files.push_back({rank_file_name(r), static_cast<uint64_t>(all[4 * r + 1]),
+          m.files.push_back({run_layout::rank_file_name(r), static_cast<uint64_t>(all[4 * r + 1]),
                              static_cast<uint32_t>(all[4 * r + 2])});
         }
-        write_file_atomic(job.tmp_dir + "/manifest.json", manifest_to_json(m));
+        write_file_atomic(run_layout::manifest_file(job.tmp_dir), manifest_to_json(m));
         if (fs::exists(final_dir)) {
           FLAM_LOG(WARN) << "checkpoint: replacing existing " << final_dir;
           fs::remove_all(final_dir);
         }
         rename_durable(job.tmp_dir, final_dir);
-        write_file_atomic(dir_ + "/latest", name + "\n");
+        write_file_atomic(run_layout::latest_file(dir_), name + "\n");
         committed = 1;
       } catch (const std::exception& e) {
         outcome.error = std::string("commit failed: ") + e.what();
@@ -391,33 +313,24 @@ void Checkpointer::commit(Job& job) {
   if (!committed && outcome.error.empty()) outcome.error = "rank 0 failed to commit (see its log)";
   outcome.committed = committed != 0;
   last_outcome_ = outcome;
-
-  if (committed) {
-    consecutive_failures_ = 0;
-    if (rank == 0) {
-      FLAM_LOG(INFO) << "checkpoint " << final_dir << " committed: " << outcome.bytes / 1e6
-                     << " MB in " << outcome.write_seconds << " s ("
-                     << outcome.bytes / 1e6 / std::max(outcome.write_seconds, 1e-9) << " MB/s)";
-      // Prune to the newest `keep`; the one just committed is the newest and always stays.
-      const std::vector<int64_t> steps = list_checkpoints(dir_);
-      for (size_t i = static_cast<size_t>(std::max(options_.keep, 1)); i < steps.size(); ++i) {
-        const std::string old_dir = dir_ + "/" + step_dir_name(steps[i]);
-        // Renamed first so that a crash mid-delete leaves a *.tmp, which is ignored and cleaned.
-        std::error_code ec;
-        fs::rename(old_dir, old_dir + ".tmp", ec);
-        remove_tree_quietly(ec ? old_dir : old_dir + ".tmp");
-      }
-    }
+  if (!committed) {
+    count_failure(job.step);
     return;
   }
-  ++consecutive_failures_;
-  FLAM_LOG(WARN) << "checkpoint step " << job.step << " failed (" << consecutive_failures_ << "/"
-                 << options_.max_failed_attempts << "): " << outcome.error
-                 << "; earlier checkpoints are untouched";
-  if (consecutive_failures_ >= options_.max_failed_attempts) {
-    throw Error(ErrorKind::kIo, "no checkpoint could be written in " +
-                                    std::to_string(consecutive_failures_) +
-                                    " consecutive attempts: " + outcome.error);
+  consecutive_failures_ = 0;
+  if (rank != 0) return;
+  FLAM_LOG(INFO) << "checkpoint " << final_dir << " committed: " << outcome.bytes / 1e6
+                 << " MB in " << outcome.write_seconds << " s ("
+                 << outcome.bytes / 1e6 / std::max(outcome.write_seconds, 1e-9) << " MB/s)";
+  // Prune to the newest `keep`; the one just committed is the newest and always stays.
+  const std::vector<int64_t> steps = run_layout::list_checkpoints(dir_);
+  for (size_t i = static_cast<size_t>(std::max(options_.keep, 1)); i < steps.size(); ++i) {
+    const std::string old_dir = run_layout::step_dir(dir_, steps[i]);
+    const std::string doomed = run_layout::tmp_dir(old_dir);
+    // Renamed first so that a crash mid-delete leaves a *.tmp, which is ignored and cleaned.
+    std::error_code ec;
+    fs::rename(old_dir, doomed, ec);
+    remove_tree_quietly(ec ? old_dir : doomed);
   }
 }
 
@@ -432,7 +345,7 @@ std::optional<LoadedCheckpoint> Checkpointer::load_latest(const FlatLayout& layo
   std::vector<int64_t> steps;
   int64_t count = 0;
   if (rank == 0) {
-    steps = list_checkpoints(dir_);
+    steps = run_layout::list_checkpoints(dir_);
     count = static_cast<int64_t>(steps.size());
   }
   comm_.broadcast(&count, 1, DType::kInt64, 0);
@@ -440,7 +353,7 @@ std::optional<LoadedCheckpoint> Checkpointer::load_latest(const FlatLayout& layo
   if (count > 0) comm_.broadcast(steps.data(), count, DType::kInt64, 0);
 
   for (int64_t step : steps) {
-    const std::string step_dir = dir_ + "/" + step_dir_name(step);
+    const std::string step_dir = run_layout::step_dir(dir_, step);
     std::optional<CheckpointReader> reader;
     int64_t bad = 0;
     try {
@@ -463,7 +376,7 @@ std::optional<LoadedCheckpoint> Checkpointer::load_latest(const FlatLayout& layo
       continue;
     }
     const Manifest& m = reader->manifest();
-    check_same_model(m.layout, layout, step_dir + "/manifest.json");
+    check_same_layout(m.layout, layout, run_layout::manifest_file(step_dir));
     if (rank == 0 && m.config_hash != config_hash_) {
       FLAM_LOG(WARN) << "checkpoint " << step_dir << " was written with config hash "
                      << m.config_hash << ", this run's is " << config_hash_;
@@ -490,7 +403,10 @@ std::optional<LoadedCheckpoint> Checkpointer::load_latest(const FlatLayout& layo
       loaded.loader_mmc4_all.push_back(reader->read_section(r, "loader/mmc4"));
     }
     const int own = m.world_size == n ? rank : 0;
-    s.scalars = decode_scalars(reader->read_section(own, "scalars"), reader->file_path(own));
+    const std::map<std::string, double> scalars =
+        decode_scalars(reader->read_section(own, "scalars"), reader->file_path(own));
+    s.optimizer_step = counter(scalars, kOptimizerStep);
+    s.skipped_steps = counter(scalars, kSkippedSteps);
     if (m.world_size == n) {
       s.rng = reader->read_section(rank, "rng");
       s.loader_laion = loaded.loader_laion_all[rank];
@@ -505,24 +421,6 @@ std::optional<LoadedCheckpoint> Checkpointer::load_latest(const FlatLayout& layo
     return loaded;
   }
   return std::nullopt;
-}
-
-bool checkpoint_due(const CheckpointOptions& options, int64_t step, double seconds_since_last_save,
-                    double save_seconds) {
-  if (options.every_steps > 0 && step % options.every_steps == 0) return true;
-  if (options.every_minutes > 0 && seconds_since_last_save >= options.every_minutes * 60.0) {
-    return true;
-  }
-  if (options.mtbf_hours > 0) {
-    if (save_seconds <= 0) return true;
-    return seconds_since_last_save >=
-           young_daly_interval_seconds(save_seconds, options.mtbf_hours * 3600.0);
-  }
-  return false;
-}
-
-double young_daly_interval_seconds(double save_seconds, double mtbf_seconds) {
-  return std::sqrt(2.0 * save_seconds * mtbf_seconds);
 }
 
 }  // namespace flam::train

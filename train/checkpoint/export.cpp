@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/run_layout.h"
 #include "train/checkpoint/checkpoint_reader.h"
 #include "train/checkpoint/manifest.h"
 #include "train/model/flamingo.h"
@@ -22,10 +23,10 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }  // namespace
 
 std::string resolve_checkpoint_dir(const std::string& path) {
-  if (fs::is_regular_file(fs::path(path) / "manifest.json")) return path;
-  for (const std::string& dir : {path + "/checkpoints", path}) {
-    const std::vector<int64_t> steps = list_checkpoints(dir);
-    if (!steps.empty()) return dir + "/" + step_dir_name(steps.front());
+  if (fs::is_regular_file(run_layout::manifest_file(path))) return path;
+  for (const std::string& dir : {run_layout::checkpoints_dir(path), path}) {
+    const std::vector<int64_t> steps = run_layout::list_checkpoints(dir);
+    if (!steps.empty()) return run_layout::step_dir(dir, steps.front());
   }
   ErrorContext ctx;
   ctx.file = path;

@@ -1,19 +1,17 @@
 #include "train/checkpoint/manifest.h"
 
-#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
-#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/run_layout.h"
 
 namespace flam::train {
 namespace {
 
 using nlohmann::json;
-namespace fs = std::filesystem;
 
 json layout_to_json(const FlatLayout& layout) {
   json blocks = json::array();
@@ -120,7 +118,7 @@ Manifest parse_manifest(const std::string& text, const std::string& path) {
     invalid("world_size does not match its files and layout", path);
   }
   for (int r = 0; r < m.world_size; ++r) {
-    if (m.files[r].name != rank_file_name(r)) invalid("unexpected file " + m.files[r].name, path);
+    if (m.files[r].name != run_layout::rank_file_name(r)) invalid("unexpected file " + m.files[r].name, path);
   }
   for (const BlockLayout& b : m.layout.blocks) {
     if (b.numel < 0 || b.padded_numel < b.numel || b.padded_numel % m.world_size != 0) {
@@ -131,44 +129,8 @@ Manifest parse_manifest(const std::string& text, const std::string& path) {
 }
 
 Manifest read_manifest(const std::string& step_dir) {
-  const std::string path = step_dir + "/manifest.json";
+  const std::string path = run_layout::manifest_file(step_dir);
   return parse_manifest(read_file(path), path);
-}
-
-std::string step_dir_name(int64_t step) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "step_%08" PRId64, step);
-  return buf;
-}
-
-std::string rank_file_name(int rank) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "rank_%05d.bin", rank);
-  return buf;
-}
-
-std::optional<int64_t> parse_step_dir_name(const std::string& name) {
-  constexpr std::string_view kPrefix = "step_";
-  if (name.size() <= kPrefix.size() || name.compare(0, kPrefix.size(), kPrefix) != 0) {
-    return std::nullopt;
-  }
-  int64_t step = 0;
-  for (size_t i = kPrefix.size(); i < name.size(); ++i) {
-    if (name[i] < '0' || name[i] > '9' || step > (INT64_MAX - 9) / 10) return std::nullopt;
-    step = step * 10 + (name[i] - '0');
-  }
-  return step;
-}
-
-std::vector<int64_t> list_checkpoints(const std::string& checkpoint_dir) {
-  std::vector<int64_t> steps;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(checkpoint_dir, ec)) {
-    auto step = parse_step_dir_name(entry.path().filename().string());
-    if (step && fs::is_regular_file(entry.path() / "manifest.json", ec)) steps.push_back(*step);
-  }
-  std::sort(steps.rbegin(), steps.rend());
-  return steps;
 }
 
 }  // namespace flam::train

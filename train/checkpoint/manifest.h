@@ -1,13 +1,13 @@
-// Manifest: the committed description of one checkpoint (step_N/manifest.json) and the naming of
-// checkpoint directories. A checkpoint exists once its manifest does; readers trust nothing
-// else in a step directory before checking it against the manifest (docs/formats.md).
+// Manifest: the committed description of one checkpoint (step_N/manifest.json; the names of a
+// run's files and folders are core/run_layout.h's). A checkpoint exists once its manifest does;
+// readers trust nothing else in a step directory before checking it against the manifest
+// (docs/formats.md).
 //
 // Thread safety: pure functions and plain data.
 #pragma once
 
 #include <cstdint>
 #include <map>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,13 +39,5 @@ std::string manifest_to_json(const Manifest& manifest);
 Manifest parse_manifest(const std::string& text, const std::string& path);
 // Reads STEP_DIR/manifest.json. Throws flam::Error(kIo) if unreadable, kData if invalid.
 Manifest read_manifest(const std::string& step_dir);
-
-std::string step_dir_name(int64_t step);  // step_00001234
-std::string rank_file_name(int rank);     // rank_00000.bin
-// 1234 for "step_00001234"; nullopt for anything else ("step_00001234.tmp" included).
-std::optional<int64_t> parse_step_dir_name(const std::string& name);
-// Steps of the committed checkpoints in `checkpoint_dir` (step_N/ holding a manifest.json),
-// newest first. An absent directory has none.
-std::vector<int64_t> list_checkpoints(const std::string& checkpoint_dir);
 
 }  // namespace flam::train

@@ -333,4 +333,48 @@ void read_section_range(const std::string& path, const RankFileHeader& header,
   pread_all(fd.get(), out, size, e->offset + offset, path);
 }
 
+std::string encode_scalars(const std::map<std::string, double>& scalars) {
+  std::string out;
+  auto put32 = [&](uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); };
+  put32(static_cast<uint32_t>(scalars.size()));
+  for (const auto& [name, value] : scalars) {
+    put32(static_cast<uint32_t>(name.size()));
+    out += name;
+    out.append(reinterpret_cast<const char*>(&value), 8);
+  }
+  return out;
+}
+
+std::map<std::string, double> decode_scalars(const std::string& in, const std::string& path) {
+  std::map<std::string, double> scalars;
+  size_t pos = 0;
+  auto need = [&](size_t n) {
+    if (pos + n > in.size()) {
+      ErrorContext ctx;
+      ctx.file = path;
+      throw Error(ErrorKind::kData, "corrupt checkpoint file: scalars section truncated", ctx);
+    }
+  };
+  auto get32 = [&] {
+    need(4);
+    uint32_t v;
+    std::memcpy(&v, in.data() + pos, 4);
+    pos += 4;
+    return v;
+  };
+  const uint32_t count = get32();
+  for (uint32_t i = 0; i < count; ++i) {
+    const uint32_t len = get32();
+    need(len);
+    std::string name = in.substr(pos, len);
+    pos += len;
+    need(8);
+    double value;
+    std::memcpy(&value, in.data() + pos, 8);
+    pos += 8;
+    scalars[name] = value;
+  }
+  return scalars;
+}
+
 }  // namespace flam::train

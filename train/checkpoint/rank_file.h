@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -72,5 +73,11 @@ std::string read_section(const std::string& path, const RankFileHeader& header,
 // bytes [offset, offset + size) of a section into `out`, unchecked (verify the file first).
 void read_section_range(const std::string& path, const RankFileHeader& header,
                         const std::string& name, uint64_t offset, uint64_t size, void* out);
+
+// The "scalars" section: named counters, u32 count, then per counter { u32 name_len, name, f64
+// bits } in name order; exact, NaN included.
+std::string encode_scalars(const std::map<std::string, double>& scalars);
+// Throws flam::Error(kData) naming `path` if `bytes` is truncated.
+std::map<std::string, double> decode_scalars(const std::string& bytes, const std::string& path);
 
 }  // namespace flam::train

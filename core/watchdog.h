@@ -10,6 +10,8 @@
 // where they would checkpoint. A rank that shuts down normally sends a goodbye first, so an
 // early finisher is not mistaken for a dead one.
 //
+// Owned by `flam train` (cli/cmd_train.cpp) for the whole run, on its MPI communicator.
+//
 // REQUIRES: World::init() with MPI_THREAD_MULTIPLE (otherwise the watchdog logs a warning and
 // stays off). Construct and destroy on the training thread, at the same point on every rank
 // (construction duplicates the communicator, a collective).
@@ -24,7 +26,7 @@
 #include <thread>
 #include <vector>
 
-namespace flam::train {
+namespace flam {
 
 class Watchdog {
  public:
@@ -52,4 +54,4 @@ class Watchdog {
   bool stop_ = false;  // guarded by mu_
 };
 
-}  // namespace flam::train
+}  // namespace flam

@@ -1,4 +1,4 @@
-#include "train/checkpoint/watchdog.h"
+#include "core/watchdog.h"
 
 #include <unistd.h>
 
@@ -13,7 +13,7 @@
 #include "core/signals.h"
 #include "core/world.h"
 
-namespace flam::train {
+namespace flam {
 namespace {
 
 constexpr int kTag = 7001;
@@ -125,4 +125,4 @@ void Watchdog::run() {
   }
 }
 
-}  // namespace flam::train
+}  // namespace flam

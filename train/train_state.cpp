@@ -1,0 +1,82 @@
+#include "train/train_state.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "core/check.h"
+
+namespace flam::train {
+namespace {
+
+std::string rng_state() {
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  torch::Tensor state = generator.get_state();
+  return std::string(reinterpret_cast<const char*>(state.data_ptr<uint8_t>()), state.numel());
+}
+
+void restore_rng_state(const std::string& bytes) {
+  FLAM_CHECK(!bytes.empty()) << "a checkpoint of this world size without a generator state";
+  torch::Tensor state = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kUInt8);
+  std::memcpy(state.data_ptr<uint8_t>(), bytes.data(), bytes.size());
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state);
+}
+
+}  // namespace
+
+TrainState::TrainState(Zero3Engine& engine, pipeline::Loader& laion, pipeline::Loader& mmc4)
+    : engine_(engine), laion_(laion), mmc4_(mmc4) {}
+
+void TrainState::restore(const LoadedCheckpoint& loaded, int rank, int world_size,
+                         uint64_t seed) {
+  const RankState& s = loaded.state;
+  engine_.import_slices(s.master, s.exp_avg, s.exp_avg_sq, s.optimizer_step);
+  step_ = loaded.step;
+  skipped_steps_ = s.skipped_steps;
+  laion_.restore(loaded.loader_laion_all);
+  mmc4_.restore(loaded.loader_mmc4_all);
+  if (loaded.old_world_size == world_size) {
+    restore_rng_state(s.rng);
+  } else {
+    torch::manual_seed(seed * 1000003u + static_cast<uint64_t>(step_) * 1009u +
+                       static_cast<uint64_t>(rank));
+  }
+}
+
+Zero3StepResult TrainState::step(double lr, double max_norm, bool skip) {
+  if (copied_.valid()) {
+    const auto start = std::chrono::steady_clock::now();
+    copied_.wait();
+    copied_ = {};
+    stall_seconds_ +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  const Zero3StepResult result = engine_.step(lr, max_norm, skip);
+  if (result.skipped) ++skipped_steps_;
+  ++step_;
+  return result;
+}
+
+double TrainState::take_stall_seconds() { return std::exchange(stall_seconds_, 0.0); }
+
+void TrainState::snapshot(RankState& state) {
+  state.loader_laion = laion_.state();
+  state.loader_mmc4 = mmc4_.state();
+  state.rng = rng_state();
+  state.step = step_;
+  state.optimizer_step = engine_.optimizer_step();
+  state.skipped_steps = skipped_steps_;
+}
+
+void TrainState::copy_slices(RankState& state) const {
+  engine_.export_slices(&state.master, &state.exp_avg, &state.exp_avg_sq);
+}
+
+}  // namespace flam::train
