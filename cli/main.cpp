@@ -39,6 +39,11 @@ const Command kCommands[] = {
      "flam train --config F [--set key=value ...]\n"
      "  Runs as N ranks under mpirun or srun; resumes from the newest valid checkpoint.",
      &flam::cli::cmd_train},
+    {"plan", "per-rank memory budget of a run: what fits on the GPUs, micro-batch, accumulation",
+     "flam plan --config F [--ranks N] [--gpu-memory 24GiB] [--workspace 1.5GiB]\n"
+     "          [--set key=value ...]\n"
+     "  Exit 0 when the run fits, 2 when it does not (naming the keys to change).",
+     &flam::cli::cmd_plan},
     {"submit", "render an sbatch script for a run and submit it to Slurm",
      "flam submit --config F [--set key=value ...] [--job train|shard] [--dry-run]",
      &flam::cli::cmd_submit},
