@@ -54,7 +54,8 @@ const Command kCommands[] = {
     {"cancel", "cancel a run's current Slurm job and stop its watch", "flam cancel RUN",
      &flam::cli::cmd_cancel},
     {"export", "write a checkpoint's trained weights as safetensors or OpenFlamingo .pt",
-     "flam export --checkpoint DIR --out FILE.safetensors|FILE.pt [--config RUN/config.yaml]",
+     "flam export --checkpoint DIR --out FILE.safetensors|FILE.pt [--config RUN/config.yaml]\n"
+     "flam export --checkpoint DIR --format hf-flamingo --out DIR [--config RUN/config.yaml]",
      &flam::cli::cmd_export},
     {"parity", "run one model module on given tensors, for numeric checks against references",
      "flam parity --module perceiver|xattn|vision|decoder_layer --weights W.safetensors\n"
