@@ -1,6 +1,8 @@
 #include "train/weights/model_weights.h"
 
+#include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/serialization/pickle.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/torch.h>
 
 #include <set>
@@ -256,11 +258,37 @@ void export_trainable_safetensors(model::FlamingoImpl& model, const std::string&
   write_safetensors(path, export_trainable(model), {{"format", "pt"}});
 }
 
-void export_trainable_pt(model::FlamingoImpl& model, const std::string& path) {
+void write_state_dict_pt(const std::string& path, const NamedTensors& tensors) {
   c10::Dict<std::string, at::Tensor> dict;
-  for (const auto& [name, t] : export_trainable(model)) dict.insert(name, t);
-  const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
-  write_file_atomic(path, std::string_view(bytes.data(), bytes.size()));
+  for (const auto& [name, t] : tensors) dict.insert(name, t);
+  // torch::pickle_save tags typed dicts with torch.jit._pickle.restore_type_tag, a global that
+  // torch.load's default weights_only unpickler (PyTorch >= 2.6) refuses; pickle without tags
+  // into the same zip layout (data.pkl, data/<storage index>, version).
+  std::vector<char> pickled;
+  torch::jit::Pickler pickler(
+      [&](const char* bytes, size_t n) { pickled.insert(pickled.end(), bytes, bytes + n); },
+      /*tensor_table=*/nullptr, /*type_renamer=*/nullptr, /*memoized_class_types=*/nullptr,
+      /*get_tensor_id=*/nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(c10::IValue(dict));
+  pickler.stop();
+  std::string archive;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* bytes, size_t n) {
+    archive.append(static_cast<const char*>(bytes), n);
+    return n;
+  });
+  writer.writeRecord("data.pkl", pickled.data(), pickled.size());
+  const std::vector<at::Tensor>& storages = pickler.tensorData();
+  for (size_t i = 0; i < storages.size(); ++i) {
+    const torch::jit::WriteableTensorData data = torch::jit::getWriteableTensorData(storages[i]);
+    writer.writeRecord("data/" + std::to_string(i), data.data(), data.sizeInBytes());
+  }
+  writer.writeEndOfFile();
+  write_file_atomic(path, archive);
+}
+
+void export_trainable_pt(model::FlamingoImpl& model, const std::string& path) {
+  write_state_dict_pt(path, export_trainable(model));
 }
 
 }  // namespace flam::weights

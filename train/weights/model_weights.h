@@ -59,5 +59,8 @@ model::Flamingo build_pretrained(const model::ModelOptions& options, int64_t see
 NamedTensors export_trainable(model::FlamingoImpl& model);
 void export_trainable_safetensors(model::FlamingoImpl& model, const std::string& path);
 void export_trainable_pt(model::FlamingoImpl& model, const std::string& path);
+// `tensors` (CPU) as a torch.save'd dict of str -> Tensor that torch.load reads with its default
+// weights_only=True and torch::pickle_load reads too; PATH.tmp + fsync + rename.
+void write_state_dict_pt(const std::string& path, const NamedTensors& tensors);
 
 }  // namespace flam::weights
