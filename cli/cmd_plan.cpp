@@ -85,6 +85,17 @@ int cmd_plan(const Argv& argv) {
   std::printf("\nper-GPU total (peak): %s of %s: %s\n", train::format_bytes(plan.peak_bytes).c_str(),
               train::format_bytes(in.device_bytes).c_str(),
               plan.fits ? "fits" : "DOES NOT FIT");
+  if (!in.shard_frozen) {
+    train::PlanInput sharded = in;
+    sharded.shard_frozen = true;
+    const train::MemoryPlan alternative = train::plan_memory(sharded);
+    std::printf("with train.shard_frozen: true: %s, checkpointing %s, micro-batch",
+                train::format_bytes(alternative.peak_bytes).c_str(),
+                train::checkpointing_name(alternative.policy));
+    for (const train::DatasetPlan& dp : alternative.datasets)
+      std::printf(" %s %d x %d", dp.name.c_str(), dp.micro_batch, dp.grad_accum);
+    std::printf("%s\n", alternative.fits ? "" : " (does not fit either)");
+  }
   if (plan.fits) return kExitOk;
   std::fprintf(stderr,
                "flam plan: the run does not fit; change %sdata.*.batch_size / train.grad_accum, "

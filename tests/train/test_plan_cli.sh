@@ -10,7 +10,13 @@ for ranks in 8 4; do
   grep -q "^mmc4: configured 16x256, .*; micro-batch 16 x grad_accum 1$" <<<"$out"
   grep -q "^laion: configured 32x32, .*; micro-batch 32 x grad_accum 1$" <<<"$out"
   grep -q "frozen weights (sharded)" <<<"$out"
+  if grep -q "^with train.shard_frozen" <<<"$out"; then exit 1; fi
 done
+# Replicated frozen weights (the config as shipped): 8 ranks fit with MMC4 micro-batches of 8
+# and two accumulation steps; the plan names what sharding them would need.
+out=$("$FLAM_BIN" plan --config "$config" --ranks 8 --gpu-memory 24GiB)
+grep -q "^mmc4: configured 16x256, .*; micro-batch 8 x grad_accum 2$" <<<"$out"
+grep -q "^with train.shard_frozen: true: .* micro-batch laion 32 x 1 mmc4 16 x 1$" <<<"$out"
 set +e
 err=$("$FLAM_BIN" plan --config "$config" --ranks 2 --gpu-memory 24GiB 2>&1 >/dev/null)
 rc=$?
