@@ -2,21 +2,32 @@
 // trained weights of a checkpoint (a step directory, or the newest in a run directory), verified
 // first, under OpenFlamingo's names. The run's model (for the frozen embedding table the two
 // trained rows go into) comes from --config, else from the run directory's config.yaml.
+// --format hf-flamingo --out DIR: the whole model (frozen weights as the run loads them, plus
+// the checkpoint's trained ones) as an OpenFlamingo-9B-HF folder (train/weights/hf_flamingo.h).
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <optional>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/config.h"
+#include "core/error.h"
 #include "core/exit_codes.h"
 #include "core/run_layout.h"
 #include "train/checkpoint/export.h"
+#include "train/model/flamingo.h"
+#include "train/weights/hf_flamingo.h"
+#include "train/weights/model_weights.h"
 
 namespace flam::cli {
 
 int cmd_export(const Argv& argv) {
-  Args args(argv, {"checkpoint", "out", "config"}, {});
+  Args args(argv, {"checkpoint", "out", "config", "format"}, {});
+  const std::string format = args.get_or("format", "trained");
+  if (format != "trained" && format != "hf-flamingo") {
+    throw Error(ErrorKind::kUsage, "--format must be trained or hf-flamingo, not " + format);
+  }
   const std::string dir = train::resolve_checkpoint_dir(args.require("checkpoint"));
   const std::string out = args.require("out");
   std::string config_path = args.get_or("config", "");
@@ -25,6 +36,19 @@ int cmd_export(const Argv& argv) {
     const std::string run = std::filesystem::path(dir).parent_path().parent_path().string();
     const std::string run_config = run_layout::config_file(run);
     if (std::filesystem::is_regular_file(run_config)) config_path = run_config;
+  }
+  if (format == "hf-flamingo") {
+    if (config_path.empty()) {
+      throw Error(ErrorKind::kUsage, "--format hf-flamingo needs the run's model: --config F");
+    }
+    const Config config = load_config(config_path);
+    model::Flamingo flamingo = weights::build_pretrained(config.model, config.run.seed);
+    std::map<std::string, at::Tensor> trained;
+    for (auto& [name, tensor] : train::consolidate_checkpoint(dir)) trained[name] = tensor;
+    weights::load_into(*flamingo, trained, dir, /*require_all=*/false);
+    weights::export_hf_flamingo(*flamingo, out);
+    std::printf("exported %s -> %s (OpenFlamingo-HF folder)\n", dir.c_str(), out.c_str());
+    return kExitOk;
   }
   std::optional<train::ExportModel> model;
   if (!config_path.empty()) {

@@ -39,6 +39,11 @@ const Command kCommands[] = {
      "flam train --config F [--set key=value ...]\n"
      "  Runs as N ranks under mpirun or srun; resumes from the newest valid checkpoint.",
      &flam::cli::cmd_train},
+    {"plan", "per-rank memory budget of a run: what fits on the GPUs, micro-batch, accumulation",
+     "flam plan --config F [--ranks N] [--gpu-memory 24GiB] [--workspace 1.5GiB]\n"
+     "          [--set key=value ...]\n"
+     "  Exit 0 when the run fits, 2 when it does not (naming the keys to change).",
+     &flam::cli::cmd_plan},
     {"submit", "render an sbatch script for a run and submit it to Slurm",
      "flam submit --config F [--set key=value ...] [--job train|shard] [--dry-run]",
      &flam::cli::cmd_submit},
@@ -49,7 +54,8 @@ const Command kCommands[] = {
     {"cancel", "cancel a run's current Slurm job and stop its watch", "flam cancel RUN",
      &flam::cli::cmd_cancel},
     {"export", "write a checkpoint's trained weights as safetensors or OpenFlamingo .pt",
-     "flam export --checkpoint DIR --out FILE.safetensors|FILE.pt [--config RUN/config.yaml]",
+     "flam export --checkpoint DIR --out FILE.safetensors|FILE.pt [--config RUN/config.yaml]\n"
+     "flam export --checkpoint DIR --format hf-flamingo --out DIR [--config RUN/config.yaml]",
      &flam::cli::cmd_export},
     {"parity", "run one model module on given tensors, for numeric checks against references",
      "flam parity --module perceiver|xattn|vision|decoder_layer --weights W.safetensors\n"

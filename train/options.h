@@ -42,6 +42,12 @@ struct TrainOptions {
   bool skip_nonfinite = true;     // a NaN/Inf loss or gradient norm skips the step (counted)
   int log_every = 10;
   double comm_timeout_seconds = 600.0;  // a collective slower than this aborts the job
+  // Frozen weights (CLIP, LLaMA) sharded like the trained ones: each rank keeps one slice per
+  // frozen unit in the compute dtype, gathered just before use (train/zero3/zero3_engine.h).
+  bool shard_frozen = false;
+  // What backward recomputes instead of saving (train/plan.h): auto (the least recomputing
+  // policy that fits, chosen by the memory plan) | none | xattn | decoder_layer.
+  std::string checkpointing = "auto";
   OptimizerOptions optimizer;
   ScheduleOptions schedule;
   CheckpointOptions checkpoint;
@@ -79,6 +85,8 @@ inline void describe(ConfigMap& m, TrainOptions& o) {
   m.field("skip_nonfinite", o.skip_nonfinite);
   m.field("log_every", o.log_every, Bounds::at_least(1));
   m.field("comm_timeout_seconds", o.comm_timeout_seconds, Bounds::positive());
+  m.field("shard_frozen", o.shard_frozen);
+  m.choice("checkpointing", o.checkpointing, {"auto", "none", "xattn", "decoder_layer"});
   m.section("optimizer", o.optimizer);
   m.section("schedule", o.schedule);
   m.section("checkpoint", o.checkpoint);

@@ -27,4 +27,21 @@ std::vector<ComponentCount> count_parameters(const ModelOptions& options);
 // and masks all but two rows' gradients in train.py).
 int64_t openflamingo_trainable_count(const ModelOptions& options);
 
+// One ZeRO-3 unit: the parameters gathered together.
+struct UnitCount {
+  std::string name;
+  int64_t params = 0;
+};
+
+// The trained units in the engine's order (model::Flamingo::trained_blocks()):
+// perceiver.layers.i, lang_encoder.gated_cross_attn_layers.K (ascending K), then "rest".
+std::vector<UnitCount> trained_units(const ModelOptions& options);
+
+// The frozen units in call order, as sharded under train.shard_frozen: "vision_encoder" (patch
+// and position embeddings, ln_pre, ln_post), vision_encoder.transformer.resblocks.i,
+// lang_encoder.model.embed_tokens (with the two special rows when model.freeze_lm_embeddings),
+// lang_encoder.model.layers.i.decoder_layer, and
+// "lang_encoder.head" (final norm and lm_head). Sums to the frozen total of count_parameters().
+std::vector<UnitCount> frozen_units(const ModelOptions& options);
+
 }  // namespace flam::model

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <span>
 
 #include "core/check.h"
 #include "train/tensor_comm.h"
@@ -12,7 +13,7 @@ namespace flam::train {
 
 struct Zero3Engine::Block {
   std::vector<at::Tensor> params;  // the model's parameter tensors, in layout order (aliases)
-  at::Tensor master;               // [slice] fp32
+  at::Tensor master;               // [slice] fp32; a frozen unit's: [slice] compute dtype
   at::Tensor exp_avg;              // [slice] fp32
   at::Tensor exp_avg_sq;           // [slice] fp32
   at::Tensor grad;                 // [slice] fp32, averaged over ranks, summed over micro-steps
@@ -35,7 +36,7 @@ struct Zero3Engine::PendingReduce {
 };
 
 struct Zero3Engine::Call {
-  size_t block = 0;
+  size_t block = 0;                 // unit id (trained block or frozen unit)
   std::function<at::Tensor(const std::vector<at::Tensor>&)> fn;
   size_t index = 0;                 // position among this micro-step's forward calls
   std::vector<bool> requires_grad;  // per input (without the anchor)
@@ -72,7 +73,8 @@ int64_t element_size(at::ScalarType type) { return static_cast<int64_t>(c10::ele
 
 Zero3Engine::Zero3Engine(std::vector<model::TrainedBlock> blocks,
                          const std::function<bool(const std::string&)>& weight_decay, Comm& comm,
-                         const OptimizerOptions& optimizer, at::ScalarType compute_dtype)
+                         const OptimizerOptions& optimizer, at::ScalarType compute_dtype,
+                         std::vector<model::TrainedBlock> frozen)
     : comm_(comm), optimizer_(optimizer), compute_dtype_(compute_dtype) {
   FLAM_CHECK(!blocks.empty() && blocks.back().name == "rest")
       << "trained blocks must end with \"rest\"";
@@ -123,6 +125,46 @@ Zero3Engine::Zero3Engine(std::vector<model::TrainedBlock> blocks,
       param.set_data(torch::empty({0}, param.options().dtype(compute_dtype_)));
     }
   }
+
+  std::vector<BlockSpec> frozen_specs;
+  for (const model::TrainedBlock& unit : frozen) {
+    BlockSpec spec{unit.name, {}};
+    for (const auto& [name, tensor] : unit.params)
+      spec.second.emplace_back(name, tensor.sizes().vec());
+    frozen_specs.push_back(std::move(spec));
+  }
+  frozen_layout_ = make_flat_layout(frozen_specs, comm.size());
+  for (size_t f = 0; f < frozen.size(); ++f) {
+    const BlockLayout& layout = frozen_layout_.blocks[f];
+    const int64_t slice = frozen_layout_.slice_numel(f);
+    const int64_t begin = comm.rank() * slice;
+    Block state;
+    for (size_t p = 0; p < layout.params.size(); ++p) {
+      const ParamSlot& slot = layout.params[p];
+      const at::Tensor& param = frozen[f].params[p].second;
+      FLAM_CHECK(!param.requires_grad()) << slot.name << " is frozen but requires grad";
+      if (!state.master.defined()) {
+        state.master = torch::zeros({slice}, param.options().dtype(compute_dtype_));
+      }
+      // This rank's part of the slot: [start, end) of the unit's flat buffer.
+      const int64_t start = std::max(slot.offset, begin);
+      const int64_t end = std::min(slot.offset + slot.numel, begin + slice);
+      if (start < end) {
+        state.master.narrow(0, start - begin, end - start)
+            .copy_(param.reshape(-1).narrow(0, start - slot.offset, end - start));
+      }
+      state.params.push_back(param);
+    }
+    if (!state.master.defined()) state.master = torch::zeros({slice}, fp32.dtype(compute_dtype_));
+    for (at::Tensor& param : state.params) {
+      param.set_data(torch::empty({0}, param.options().dtype(compute_dtype_)));
+    }
+    blocks_.push_back(std::move(state));
+  }
+}
+
+const BlockLayout& Zero3Engine::unit_layout(size_t id) const {
+  return is_frozen(id) ? frozen_layout_.blocks[id - rest_ - 1] : layout_.blocks[id];
 }
 
 Zero3Engine::~Zero3Engine() = default;
@@ -137,7 +179,7 @@ void Zero3Engine::start_gather(size_t block) {
   gather->block = block;
   const Block& state = blocks_[block];
   gather->send = state.master.to(compute_dtype_).contiguous();
-  gather->full = torch::empty({layout_.blocks[block].padded_numel}, gather->send.options());
+  gather->full = torch::empty({unit_layout(block).padded_numel}, gather->send.options());
   gather->work = start_all_gather(comm_, gather->send, gather->full);
   const int64_t bytes = gather->full.numel() * element_size(compute_dtype_);
   traffic_.gathers += 1;
@@ -146,8 +188,16 @@ void Zero3Engine::start_gather(size_t block) {
   gathers_.push_back(std::move(gather));
 }
 
+void Zero3Engine::prefetch_next(size_t block, size_t index) {
+  if (index + 1 < previous_sequence_.size()) {
+    prefetch(previous_sequence_[index + 1]);
+  } else if (previous_sequence_.empty()) {
+    prefetch(block + 1);
+  }
+}
+
 void Zero3Engine::prefetch(size_t block) {
-  if (block >= rest_ || blocks_[block].full.defined()) return;
+  if (block == rest_ || block >= blocks_.size() || blocks_[block].full.defined()) return;
   for (const auto& gather : gathers_) {
     if (gather->block == block) return;
   }
@@ -168,7 +218,7 @@ void Zero3Engine::acquire(size_t block) {
   gathers_.erase(it);
   gather->work->wait();
   state.full = gather->full;
-  const BlockLayout& layout = layout_.blocks[block];
+  const BlockLayout& layout = unit_layout(block);
   for (size_t p = 0; p < layout.params.size(); ++p) {
     const ParamSlot& slot = layout.params[p];
     state.params[p].set_data(state.full.narrow(0, slot.offset, slot.numel).view(slot.shape));
@@ -195,14 +245,39 @@ void Zero3Engine::begin_step() {
 void Zero3Engine::begin_micro_step() {
   if (!sequence_.empty()) previous_sequence_ = std::move(sequence_);
   sequence_.clear();
+  recorded_.clear();
 }
 
 at::Tensor Zero3Engine::run(size_t block,
                             const std::function<at::Tensor(const std::vector<at::Tensor>&)>& fn,
                             const std::vector<at::Tensor>& inputs) {
   FLAM_CHECK(block < rest_) << "block " << block << " is not a per-layer block";
-  if (!at::GradMode::is_enabled()) {
+  return call_unit(block, fn, inputs);
+}
+
+at::Tensor Zero3Engine::run_frozen(
+    size_t unit, const std::function<at::Tensor(const std::vector<at::Tensor>&)>& fn,
+    const std::vector<at::Tensor>& inputs) {
+  FLAM_CHECK(rest_ + 1 + unit < blocks_.size()) << "frozen unit " << unit << " out of range";
+  return call_unit(rest_ + 1 + unit, fn, inputs);
+}
+
+at::Tensor Zero3Engine::call_unit(
+    size_t block, const std::function<at::Tensor(const std::vector<at::Tensor>&)>& fn,
+    const std::vector<at::Tensor>& inputs) {
+  const bool grad_mode = at::GradMode::is_enabled();
+  bool needs_backward = grad_mode && !is_frozen(block);
+  for (const at::Tensor& input : inputs)
+    needs_backward = needs_backward || (grad_mode && input.defined() && input.requires_grad());
+  if (!needs_backward) {
     acquire(block);
+    if (grad_mode) {  // a training forward: part of the call order the prefetch learns
+      sequence_.push_back(block);
+      recorded_.push_back(false);
+      prefetch_next(block, sequence_.size() - 1);
+    } else if (is_frozen(block)) {  // e.g. the vision encoder: frozen units run in id order
+      prefetch(block + 1);
+    }
     at::Tensor out = fn(inputs);
     release(block);
     return out;
@@ -221,14 +296,10 @@ at::Tensor Zero3Engine::run(size_t block,
 
 at::Tensor Zero3Engine::forward_call(int64_t call_id, const std::vector<at::Tensor>& inputs) {
   Call& call = *calls_.at(call_id);
-  const size_t index = sequence_.size();
-  sequence_.push_back(call.block);
   acquire(call.block);
-  if (index + 1 < previous_sequence_.size()) {
-    prefetch(previous_sequence_[index + 1]);
-  } else if (previous_sequence_.empty()) {
-    prefetch(call.block + 1);
-  }
+  sequence_.push_back(call.block);
+  recorded_.push_back(true);
+  prefetch_next(call.block, sequence_.size() - 1);
   std::vector<at::Tensor> args(inputs.begin(), inputs.end() - 1);  // without the anchor
   at::Tensor out = call.fn(args);
   release(call.block);
@@ -244,7 +315,12 @@ std::vector<at::Tensor> Zero3Engine::backward_call(int64_t call_id,
   calls_.erase(found);
   const size_t block = call->block;
   acquire(block);
-  if (call->index > 0 && call->index - 1 < sequence_.size()) prefetch(sequence_[call->index - 1]);
+  for (size_t i = std::min(call->index, sequence_.size()); i-- > 0;) {  // the previous backward
+    if (recorded_[i]) {
+      prefetch(sequence_[i]);
+      break;
+    }
+  }
 
   std::vector<at::Tensor> args;
   std::vector<at::Tensor> targets;
@@ -259,7 +335,9 @@ std::vector<at::Tensor> Zero3Engine::backward_call(int64_t call_id,
     }
   }
   const size_t n_input_targets = targets.size();
-  for (const at::Tensor& param : blocks_[block].params) targets.push_back(param);
+  if (!is_frozen(block)) {
+    for (const at::Tensor& param : blocks_[block].params) targets.push_back(param);
+  }
 
   std::vector<at::Tensor> grads;
   {
@@ -268,7 +346,10 @@ std::vector<at::Tensor> Zero3Engine::backward_call(int64_t call_id,
     grads = torch::autograd::grad({out}, targets, {grad_output}, /*retain_graph=*/false,
                                   /*create_graph=*/false, /*allow_unused=*/true);
   }
-  reduce_gradients(block, std::vector<at::Tensor>(grads.begin() + n_input_targets, grads.end()));
+  if (!is_frozen(block)) {
+    reduce_gradients(block,
+                     std::vector<at::Tensor>(grads.begin() + n_input_targets, grads.end()));
+  }
   release(block);
 
   std::vector<at::Tensor> input_grads(inputs.size());
@@ -328,8 +409,10 @@ Zero3StepResult Zero3Engine::step(double lr, double max_norm, bool skip) {
     release(rest_);
   }
 
+  // Only the trained blocks (ids 0..rest_) have optimizer state.
+  const auto trained = std::span(blocks_).first(rest_ + 1);
   at::Tensor squares = torch::zeros({1}, blocks_.front().grad.options());
-  for (const Block& block : blocks_) squares += block.grad.square().sum();
+  for (const Block& block : trained) squares += block.grad.square().sum();
   all_reduce(comm_, squares, ReduceOp::kSum);
   traffic_.all_reduce_bytes += 4;
   Zero3StepResult result;
@@ -339,16 +422,16 @@ Zero3StepResult Zero3Engine::step(double lr, double max_norm, bool skip) {
     if (max_norm > 0.0) {
       const double coefficient = max_norm / (result.grad_norm + 1e-6);
       if (coefficient < 1.0) {
-        for (Block& block : blocks_) block.grad.mul_(coefficient);
+        for (Block& block : trained) block.grad.mul_(coefficient);
       }
     }
     ++optimizer_step_;
-    for (Block& block : blocks_) {
+    for (Block& block : trained) {
       adamw_step(block.master, block.grad, block.exp_avg, block.exp_avg_sq, optimizer_step_, lr,
                  optimizer_, block.decay);
     }
   }
-  for (Block& block : blocks_) block.grad.zero_();
+  for (Block& block : trained) block.grad.zero_();
   return result;
 }
 
@@ -358,8 +441,8 @@ void Zero3Engine::export_slices(std::vector<std::vector<float>>* master,
   // Copies into the vectors' existing storage when it is large enough (the checkpointer hands
   // the previous save's buffers back), straight from the device on GPU.
   auto copy = [&](std::vector<std::vector<float>>* out, auto member) {
-    out->resize(blocks_.size());
-    for (size_t b = 0; b < blocks_.size(); ++b) {
+    out->resize(rest_ + 1);
+    for (size_t b = 0; b <= rest_; ++b) {
       const at::Tensor& tensor = blocks_[b].*member;
       std::vector<float>& host = (*out)[b];
       host.resize(static_cast<size_t>(tensor.numel()));
@@ -375,9 +458,9 @@ void Zero3Engine::import_slices(const std::vector<std::vector<float>>& master,
                                 const std::vector<std::vector<float>>& exp_avg,
                                 const std::vector<std::vector<float>>& exp_avg_sq,
                                 int64_t optimizer_step) {
-  FLAM_CHECK(master.size() == blocks_.size() && exp_avg.size() == blocks_.size() &&
-             exp_avg_sq.size() == blocks_.size())
-      << "slices for " << master.size() << " blocks, engine has " << blocks_.size();
+  const size_t n = rest_ + 1;
+  FLAM_CHECK(master.size() == n && exp_avg.size() == n && exp_avg_sq.size() == n)
+      << "slices for " << master.size() << " blocks, engine has " << n;
   torch::NoGradGuard no_grad;
   auto paste = [](const std::vector<float>& values, at::Tensor& tensor) {
     FLAM_CHECK(static_cast<int64_t>(values.size()) == tensor.numel())
@@ -385,7 +468,7 @@ void Zero3Engine::import_slices(const std::vector<std::vector<float>>& master,
     tensor.copy_(torch::from_blob(const_cast<float*>(values.data()),
                                   {static_cast<int64_t>(values.size())}, at::kFloat));
   };
-  for (size_t b = 0; b < blocks_.size(); ++b) {
+  for (size_t b = 0; b < n; ++b) {
     paste(master[b], blocks_[b].master);
     paste(exp_avg[b], blocks_[b].exp_avg);
     paste(exp_avg_sq[b], blocks_[b].exp_avg_sq);
@@ -396,7 +479,7 @@ void Zero3Engine::import_slices(const std::vector<std::vector<float>>& master,
 std::map<std::string, at::Tensor> Zero3Engine::full_parameters() {
   torch::NoGradGuard no_grad;
   std::map<std::string, at::Tensor> out;
-  for (size_t b = 0; b < blocks_.size(); ++b) {
+  for (size_t b = 0; b <= rest_; ++b) {
     const BlockLayout& layout = layout_.blocks[b];
     at::Tensor full = torch::empty({layout.padded_numel}, blocks_[b].master.options());
     all_gather(comm_, blocks_[b].master, full);
@@ -415,6 +498,7 @@ Zero3Memory Zero3Engine::memory() const {
   memory.moment_bytes = 8 * slice;
   memory.grad_bytes = 4 * slice;
   memory.rest_bytes = layout_.blocks[rest_].padded_numel * element_size(compute_dtype_);
+  memory.frozen_bytes = frozen_layout_.total_slice_numel() * element_size(compute_dtype_);
   memory.gathered_peak_bytes = gathered_peak_bytes_;
   return memory;
 }

@@ -14,7 +14,15 @@
 //   - "rest" (the last block): gathered by begin_step() and kept for the whole step; autograd
 //     accumulates its gradients in the parameters' .grad, reduce-scattered once by step().
 // step() then clips by the global gradient norm (all-reduce of the slices' squared norms) and
-// runs AdamW on the slices. Frozen parameters are not the engine's business (replicated).
+// runs AdamW on the slices.
+//
+// Frozen parameters are replicated by default (the engine never sees them). Passed as frozen
+// units (train.shard_frozen), each is one more flat buffer of which rank r keeps only its slice,
+// in the compute dtype (no master, moments or gradient); the model calls them through
+// run_frozen(), which gathers the unit (prefetched in the same queue as the trained blocks),
+// computes and frees it. In backward it gathers the unit again and recomputes it to take the
+// input gradients (activation checkpointing of the unit; no parameter gradients). A frozen unit
+// called with no input requiring grad (or under NoGradGuard) records nothing for backward.
 //
 // Collectives: every rank must run the same forward/backward graph structure in the same order
 // (same blocks called the same number of times), as every collective is issued in call order.
@@ -47,6 +55,7 @@ struct Zero3Memory {
   int64_t moment_bytes = 0;         // exp_avg + exp_avg_sq: 8 x sum of slice_numel
   int64_t grad_bytes = 0;           // fp32 gradient slice: 4 x sum of slice_numel
   int64_t rest_bytes = 0;           // the "rest" block gathered for the step (compute dtype)
+  int64_t frozen_bytes = 0;         // frozen slices: element size x sum of frozen slice_numel
   int64_t gathered_peak_bytes = 0;  // most bytes of gathered blocks alive at once (rest included)
 };
 
@@ -73,14 +82,21 @@ class Zero3Engine : public model::BlockRunner {
   // master, and frees the parameters' storage. Parameters are gathered in `compute_dtype`
   // (kFloat or kBFloat16). `weight_decay(name)` says which parameters AdamW decays.
   // Collective.
+  //
+  // `frozen` (may be empty): frozen units in call order, parameters not requiring grad, holding
+  // the same values on every rank (loaded weights); each rank keeps its slice of each in the
+  // compute dtype and frees the parameters' storage. Nothing is broadcast for them.
   Zero3Engine(std::vector<model::TrainedBlock> blocks,
               const std::function<bool(const std::string&)>& weight_decay, Comm& comm,
-              const OptimizerOptions& optimizer, at::ScalarType compute_dtype = at::kFloat);
+              const OptimizerOptions& optimizer, at::ScalarType compute_dtype = at::kFloat,
+              std::vector<model::TrainedBlock> frozen = {});
   ~Zero3Engine() override;
   Zero3Engine(const Zero3Engine&) = delete;
   Zero3Engine& operator=(const Zero3Engine&) = delete;
 
   const FlatLayout& layout() const { return layout_; }
+  // The frozen units' layout (empty when frozen weights are replicated); not checkpointed.
+  const FlatLayout& frozen_layout() const { return frozen_layout_; }
 
   // Collective. Starts an optimizer step: gathers "rest" for the step. Call once per step
   // before the first forward.
@@ -91,6 +107,12 @@ class Zero3Engine : public model::BlockRunner {
   // model::BlockRunner. Collective (gathers); see the class comment.
   at::Tensor run(size_t block, const std::function<at::Tensor(const std::vector<at::Tensor>&)>& fn,
                  const std::vector<at::Tensor>& inputs) override;
+
+  // Collective (gathers). Frozen unit `unit` (index into the constructor's `frozen`) computing
+  // fn(inputs), as run() does for trained blocks; see the class comment.
+  at::Tensor run_frozen(size_t unit,
+                        const std::function<at::Tensor(const std::vector<at::Tensor>&)>& fn,
+                        const std::vector<at::Tensor>& inputs);
 
   // Collective. Ends the step: reduce-scatters the outstanding gradients, clips the averaged
   // gradient to `max_norm` (0: no clipping), runs AdamW at `lr` (unless `skip` or the norm is
@@ -132,22 +154,33 @@ class Zero3Engine : public model::BlockRunner {
   void acquire(size_t block);  // gathered and installed into the parameters
   void release(size_t block);  // parameters emptied, buffer dropped
   void prefetch(size_t block);
+  // After the forward call at `index` of this micro-step: the unit the last micro-step called
+  // next (or, in the first micro-step, the next id).
+  void prefetch_next(size_t block, size_t index);
   void reduce_gradients(size_t block, const std::vector<at::Tensor>& grads);
   void finish_reduce(PendingReduce& pending);
   void drain();
   void add_gathered(int64_t bytes);
+  at::Tensor call_unit(size_t id, const std::function<at::Tensor(const std::vector<at::Tensor>&)>& fn,
+                       const std::vector<at::Tensor>& inputs);
+  bool is_frozen(size_t id) const { return id > rest_; }
+  const BlockLayout& unit_layout(size_t id) const;
 
   Comm& comm_;
   OptimizerOptions optimizer_;
   at::ScalarType compute_dtype_;
   FlatLayout layout_;
+  FlatLayout frozen_layout_;
+  // Trained blocks, then "rest", then the frozen units: a unit id indexes this vector.
   std::vector<Block> blocks_;
   size_t rest_ = 0;                                      // index of "rest"
   std::vector<std::unique_ptr<Gather>> gathers_;         // issued, oldest first
   std::vector<std::unique_ptr<PendingReduce>> reduces_;  // issued, oldest first
   std::map<int64_t, std::unique_ptr<Call>> calls_;
   int64_t next_call_id_ = 0;
-  std::vector<size_t> sequence_, previous_sequence_;  // forward calls of this / last micro-step
+  // Unit ids of this / the last micro-step's forward calls, and whether each has a backward.
+  std::vector<size_t> sequence_, previous_sequence_;
+  std::vector<bool> recorded_;
   at::Tensor anchor_;  // requires grad, so that run()'s autograd node is always recorded
   int64_t optimizer_step_ = 0;
   int64_t gathered_bytes_ = 0;
