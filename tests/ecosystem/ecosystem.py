@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Inputs as LAION and MMC4 ship them, and the peers (webdataset) as oracles, for `flam shard`.
+
+    ecosystem.py laion-parquet PORT DIR    DIR/part-0000{0,1}.parquet: LAION's columns and types,
+                                           snappy, several row groups; DIR/expect.json per row
+    ecosystem.py check-parquet OUT DIR     read OUT's shards with webdataset, compare with DIR
+    ecosystem.py mmc4-zip PORT ZIP         MMC4 documents, zipped as MMC4 ships them (deflate)
+    ecosystem.py not-mmc4-zip ZIP          a zip of a LAION table (not MMC4)
+    ecosystem.py check-mmc4 OUT            read OUT's MMC4 shards with webdataset
+"""
+import base64
+import glob
+import io
+import json
+import math
+import os
+import sys
+import zipfile
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import webdataset as wds
+from PIL import Image
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shard"))
+import fixture  # noqa: E402
+
+# LAION-5B's metadata schema (laion2B-en parts), in its order and types.
+LAION_SCHEMA = pa.schema([
+    ("SAMPLE_ID", pa.int64()),
+    ("URL", pa.string()),
+    ("TEXT", pa.string()),
+    ("HEIGHT", pa.int32()),
+    ("WIDTH", pa.int32()),
+    ("LICENSE", pa.string()),
+    ("NSFW", pa.string()),
+    ("similarity", pa.float64()),
+    ("punsafe", pa.float32()),
+    ("pwatermark", pa.float32()),
+])
+
+
+def fail(msg):
+    print("FAIL: " + msg)
+    sys.exit(1)
+
+
+def laion_parquet(port, out_dir):
+    base = "http://127.0.0.1:%d" % port
+    paths = ["/f/a.jpg", "/f/b.webp", "/f/c.png", "/x/status=404/f/a.jpg", "/f/astronaut.jpg",
+             None, "/f/gray.jpg", "/f/crop0.jpg", "/f/crop1.jpg", "/f/crop2.jpg", "/f/crop3.jpg",
+             "/f/tiny.jpg", "/f/rocket.jpg"]
+    rows = []
+    for i, p in enumerate(paths):
+        rows.append({
+            "SAMPLE_ID": 1000 + i,
+            "URL": None if p is None else base + p,
+            "TEXT": None if i == 2 else "caption %d, with \"quotes\"\tand a tab" % i,
+            "HEIGHT": 200 + i, "WIDTH": 300 + i,
+            "LICENSE": "?" if i % 2 else None,
+            "NSFW": "UNLIKELY",
+            "similarity": 0.3 + i / 100,
+            "punsafe": float("nan") if i == 4 else i / 64,
+            "pwatermark": 0.5,
+        })
+    os.makedirs(out_dir, exist_ok=True)
+    # Two parts (8 rows and 5 rows), row groups of 3: a part boundary inside shard 1 and row
+    # groups that straddle shards.
+    for part, chunk in enumerate((rows[:8], rows[8:])):
+        table = pa.Table.from_pylist(chunk, schema=LAION_SCHEMA)
+        pq.write_table(table, os.path.join(out_dir, "part-%05d.parquet" % part),
+                       compression="snappy", row_group_size=3)
+    meta = pq.ParquetFile(os.path.join(out_dir, "part-00000.parquet")).metadata
+    if meta.num_row_groups != 3 or meta.row_group(0).column(1).compression != "SNAPPY":
+        fail("fixture: expected 3 snappy row groups, got %s" % meta)
+    with open(os.path.join(out_dir, "expect.json"), "w") as f:
+        json.dump(rows, f)
+
+
+def same_float(a, b):
+    return a is None and b is None or (a is not None and b is not None and
+                                       abs(a - b) < 1e-6)
+
+
+def check_parquet(out, src):
+    rows = json.load(open(os.path.join(src, "expect.json")))
+    by_id = {r["SAMPLE_ID"]: r for r in rows}
+    shards = sorted(glob.glob(os.path.join(out, "*.tar")))
+    if [os.path.basename(s) for s in shards] != ["00000.tar", "00001.tar", "00002.tar"]:
+        fail("shards: %s" % shards)
+    seen = []
+    for sample in wds.WebDataset(shards, shardshuffle=False).decode("pil"):
+        meta = sample["json"]
+        want = by_id[meta["SAMPLE_ID"]]
+        seen.append(meta["SAMPLE_ID"])
+        if meta["url"] != want["URL"]:
+            fail("%s: url %s" % (sample["__key__"], meta["url"]))
+        text = sample["txt"]
+        if text != (want["TEXT"] or ""):
+            fail("%s: caption %r vs %r" % (sample["__key__"], text, want["TEXT"]))
+        if not isinstance(meta["WIDTH"], int) or meta["WIDTH"] != want["WIDTH"]:
+            fail("%s: WIDTH kept as %r" % (sample["__key__"], meta["WIDTH"]))
+        if not same_float(meta["similarity"], want["similarity"]):
+            fail("%s: similarity %r" % (sample["__key__"], meta["similarity"]))
+        want_punsafe = None if math.isnan(want["punsafe"]) else want["punsafe"]
+        if not same_float(meta["punsafe"], want_punsafe):
+            fail("%s: punsafe %r vs %r" % (sample["__key__"], meta["punsafe"], want_punsafe))
+        if meta["LICENSE"] != want["LICENSE"]:
+            fail("%s: LICENSE %r" % (sample["__key__"], meta["LICENSE"]))
+        image = sample["jpg"]
+        if image.size != (meta["width"], meta["height"]):
+            fail("%s: image %s vs json %s" % (sample["__key__"], image.size, meta))
+    want_ids = [r["SAMPLE_ID"] for r in rows if r["URL"] and "status=404" not in r["URL"]]
+    if seen != want_ids:
+        fail("samples %s, want %s" % (seen, want_ids))
+    statuses = []
+    for path in sorted(glob.glob(os.path.join(out, "*_rows.jsonl"))):
+        statuses += [json.loads(line)["status"] for line in open(path)]
+    if statuses.count("success") != len(want_ids) or statuses.count("bad_row") != 1 or \
+            statuses.count("failed_to_download") != 1:
+        fail("row statuses %s" % statuses)
+    print("ok: %d samples from parquet, read back by webdataset" % len(seen))
+
+
+def mmc4_docs(port):
+    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "mmc4-%d.jsonl" % os.getpid())
+    fixture.mmc4(port, path)
+    lines = open(path).read().splitlines()
+    os.remove(path)
+    return [line for line in lines if line.startswith("{\"")]  # the fixture's bad line dropped
+
+
+def mmc4_zip(port, zip_path):
+    docs = mmc4_docs(port)
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        name = os.path.basename(zip_path)[:-len(".zip")]
+        z.writestr(name, "\n".join(docs) + "\n")
+    with open(zip_path[:-len(".zip")], "w") as f:
+        f.write("\n".join(docs) + "\n")
+
+
+def not_mmc4_zip(zip_path):
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("part-00000.tsv", "url\tcaption\nhttp://127.0.0.1:1/a.jpg\ta photo\n")
+        z.writestr("part-00001.jsonl", "{\"url\": \"http://127.0.0.1:1/b.jpg\"}\n")
+
+
+def check_mmc4(out):
+    samples = list(wds.WebDataset(os.path.join(out, "00000.tar"), shardshuffle=False).decode())
+    if [s["__key__"] for s in samples] != ["0000000000", "0000000002"]:
+        fail("documents: %s" % [s["__key__"] for s in samples])
+    for s in samples:
+        doc = s["json"]
+        if len(doc["similarity_matrix"]) != len(doc["image_info"]) or not doc["text_list"]:
+            fail("%s: document %s" % (s["__key__"], doc))
+        for info in doc["image_info"]:
+            img = Image.open(io.BytesIO(base64.b64decode(info["image_base64"])))
+            img.load()
+            if img.size != (info["width"], info["height"]):
+                fail("%s: image %s vs %s" % (s["__key__"], img.size, info))
+    print("ok: %d MMC4 documents read back by webdataset" % len(samples))
+
+
+def main():
+    cmd = sys.argv[1]
+    if cmd == "laion-parquet":
+        laion_parquet(int(sys.argv[2]), sys.argv[3])
+    elif cmd == "check-parquet":
+        check_parquet(sys.argv[2], sys.argv[3])
+    elif cmd == "mmc4-zip":
+        mmc4_zip(int(sys.argv[2]), sys.argv[3])
+    elif cmd == "not-mmc4-zip":
+        not_mmc4_zip(sys.argv[2])
+    elif cmd == "check-mmc4":
+        check_mmc4(sys.argv[2])
+    else:
+        fail("unknown command " + cmd)
+
+
+if __name__ == "__main__":
+    main()
