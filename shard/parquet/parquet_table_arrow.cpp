@@ -67,9 +67,21 @@ nlohmann::json number_at(const arrow::Array& a, int64_t i) {
   return nlohmann::json(static_cast<const ArrayType&>(a).Value(i));
 }
 
+nlohmann::json value_at(const arrow::Array& a, int64_t i);
+
+template <class ListType>
+nlohmann::json list_at(const ListType& list, int64_t i) {
+  nlohmann::json items = nlohmann::json::array();
+  const auto& values = *list.values();
+  for (auto k = list.value_offset(i); k < list.value_offset(i + 1); ++k) {
+    items.push_back(value_at(values, k));
+  }
+  return items;
+}
+
 // One cell as JSON, keeping its type: null, bool, integer, float (NaN and infinities: null, as
-// JSON has no spelling for them), string; other types (lists, structs, timestamps, binary) as
-// Arrow prints them.
+// JSON has no spelling for them), string, lists as arrays, structs as objects; other types
+// (timestamps, binary, dictionaries) as Arrow prints them.
 nlohmann::json value_at(const arrow::Array& a, int64_t i) {
   if (a.IsNull(i)) return nullptr;
   switch (a.type_id()) {
@@ -92,6 +104,16 @@ nlohmann::json value_at(const arrow::Array& a, int64_t i) {
     case arrow::Type::STRING:
     case arrow::Type::LARGE_STRING:
     case arrow::Type::STRING_VIEW: return string_at(a, i);
+    case arrow::Type::LIST: return list_at(static_cast<const arrow::ListArray&>(a), i);
+    case arrow::Type::LARGE_LIST: return list_at(static_cast<const arrow::LargeListArray&>(a), i);
+    case arrow::Type::STRUCT: {
+      const auto& st = static_cast<const arrow::StructArray&>(a);
+      nlohmann::json object = nlohmann::json::object();
+      for (int f = 0; f < st.num_fields(); ++f) {
+        object[st.struct_type()->field(f)->name()] = value_at(*st.field(f), i);
+      }
+      return object;
+    }
     default: {
       auto scalar = a.GetScalar(i);
       return scalar.ok() ? nlohmann::json((*scalar)->ToString()) : nlohmann::json();
