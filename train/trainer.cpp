@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/signals.h"
+#include "core/tfevents.h"
 #include "pipeline/loader.h"
 #include "pipeline/tokenizer.h"
 #include "train/checkpoint/checkpointer.h"
@@ -212,6 +213,8 @@ int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
 
   std::ofstream metrics;
   if (lead) metrics.open(config.run.dir + "/metrics.jsonl", std::ios::app);
+  TfEventsWriter events;  // the same scalars for TensorBoard, beside metrics.jsonl
+  if (lead) events.open(config.run.dir);
   Progress progress("train", options.steps, 10.0);
   auto last_save = Clock::now();
   const int64_t first_step = step;
@@ -306,6 +309,7 @@ int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
               {"resident_bytes", resident_bytes()}}},
         };
         metrics << line.dump() << '\n' << std::flush;
+        events.add_metrics(step, line);
         checkpoint_stall = 0.0;
       }
     }
