@@ -16,6 +16,7 @@
 #include "core/check.h"
 #include "pipeline/tar_writer.h"
 #include "shard/downloader.h"
+#include "shard/rows_parquet.h"
 #include "shard/transform.h"
 
 namespace flam::shard {
@@ -26,6 +27,11 @@ using ojson = nlohmann::ordered_json;
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+double unix_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 std::string base64(std::string_view bytes) {
@@ -205,6 +211,7 @@ ShardStats ShardWorker::process(int64_t shard) {
 
 ShardStats ShardWorker::Impl::process(int64_t shard) {
   const Clock::time_point t0 = Clock::now();
+  const double start_time = unix_seconds();
   const int per_shard = options.samples_per_shard;
   const int64_t begin = shard * per_shard;
   const int64_t end = std::min<int64_t>(begin + per_shard, static_cast<int64_t>(rows.size()));
@@ -219,6 +226,7 @@ ShardStats ShardWorker::Impl::process(int64_t shard) {
   const std::string tar_path = shard_tar_path(options, shard);
   pipeline::TarWriter tar(tar_path, {options.zstd, options.zstd_level});
   std::string rows_jsonl;
+  std::vector<ojson> records;  // img2dataset's {shard}.parquet, LAION only
 
   auto write_row = [&](size_t i) {
     RowState& st = states[i];
@@ -232,6 +240,7 @@ ShardStats ShardWorker::Impl::process(int64_t shard) {
       stats.reasons["bad_row"] += 1;
       line["status"] = status;
       line["message"] = st.error;
+      if (!mmc4) records.push_back(failed_row_record(in, options, key, status, st.error));
     } else if (!mmc4) {
       ImageSlot& s = slots[st.slots[0]];
       stats.images += 1;
@@ -258,11 +267,13 @@ ShardStats ShardWorker::Impl::process(int64_t shard) {
         tar.add(key + "." + s.image.extension, s.image.encoded);
         if (!options.caption_col.empty()) tar.add(key + ".txt", in.caption);
         tar.add(key + ".json", j.dump());
+        records.push_back(std::move(j));
       } else {
         status = s.download_failed ? "failed_to_download" : "failed_to_resize";
         stats.reasons[s.reason] += 1;
         line["reason"] = s.reason;
         line["message"] = s.message;
+        records.push_back(failed_row_record(in, options, key, status, s.message));
       }
       line["status"] = status;
       s.image.encoded.clear();
@@ -403,7 +414,10 @@ ShardStats ShardWorker::Impl::process(int64_t shard) {
     stats.transform_seconds = transform_seconds;
   }
   write_file_atomic(shard_rows_path(options, shard), rows_jsonl);
+  if (!mmc4) write_rows_parquet(shard_parquet_path(options, shard), records, options);
   stats.duration_seconds = seconds_since(t0);
+  stats.start_time = start_time;
+  stats.end_time = unix_seconds();
   write_file_atomic(shard_stats_path(options, shard), stats.to_json().dump(2) + "\n");
   return stats;
 }

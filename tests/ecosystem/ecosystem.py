@@ -7,6 +7,9 @@
     ecosystem.py mmc4-zip PORT ZIP         MMC4 documents, zipped as MMC4 ships them (deflate)
     ecosystem.py not-mmc4-zip ZIP          a zip of a LAION table (not MMC4)
     ecosystem.py check-mmc4 OUT            read OUT's MMC4 shards with webdataset
+    ecosystem.py peer-parquet PORT FILE    a LAION parquet part that img2dataset can read too
+    ecosystem.py img2dataset FILE OUT      img2dataset itself over FILE (same options as flam's)
+    ecosystem.py compare-peer OURS PEER    per-shard parquet and stats, field by field
 """
 import base64
 import glob
@@ -161,6 +164,74 @@ def check_mmc4(out):
     print("ok: %d MMC4 documents read back by webdataset" % len(samples))
 
 
+def peer_parquet(port, path):
+    base = "http://127.0.0.1:%d" % port
+    paths = ["/f/a.jpg", "/f/b.webp", "/f/c.png", "/x/status=404/f/a.jpg", "/f/astronaut.jpg",
+             "/f/page.html", "/f/gray.jpg", "/f/crop0.jpg", "/f/crop1.jpg", "/f/tiny.jpg"]
+    rows = [{"SAMPLE_ID": 2000 + i, "URL": base + p, "TEXT": "photo %d" % i, "HEIGHT": 100 + i,
+             "WIDTH": 200 + i, "LICENSE": None, "NSFW": "UNLIKELY", "similarity": 0.3,
+             "punsafe": 0.01, "pwatermark": 0.1} for i, p in enumerate(paths)]
+    pq.write_table(pa.Table.from_pylist(rows, schema=LAION_SCHEMA), path, compression="snappy",
+                   row_group_size=4)
+
+
+def run_img2dataset(path, out):
+    from img2dataset import download
+    download(url_list=path, input_format="parquet", url_col="URL", caption_col="TEXT",
+             save_additional_columns=["SAMPLE_ID", "WIDTH"], output_format="webdataset",
+             output_folder=out, processes_count=1, thread_count=4, image_size=256,
+             resize_mode="keep_ratio", encode_format="jpg", encode_quality=95,
+             number_sample_per_shard=5, timeout=3, retries=0, extract_exif=False,
+             disallowed_header_directives=[], distributor="multiprocessing")
+
+
+def compare_peer(ours, peer):
+    names = sorted(os.path.basename(p) for p in glob.glob(os.path.join(peer, "*.parquet")))
+    ours_names = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ours, "*.parquet")))
+    if not names or names != ours_names:
+        fail("parquet files: ours %s, img2dataset's %s" % (ours_names, names))
+    shared = ["url", "caption", "SAMPLE_ID", "WIDTH", "key", "status", "error_message", "width",
+              "height", "original_width", "original_height", "sha256"]
+    for name in names:
+        mine = pq.read_table(os.path.join(ours, name))
+        theirs = pq.read_table(os.path.join(peer, name))
+        for col in shared:
+            if col not in mine.column_names or col not in theirs.column_names:
+                fail("%s: column %s missing (ours %s, theirs %s)" % (
+                    name, col, mine.column_names, theirs.column_names))
+        if [c for c in theirs.column_names if c in shared] != \
+                [c for c in mine.column_names if c in shared]:
+            fail("%s: column order %s vs %s" % (name, mine.column_names, theirs.column_names))
+        a = {r["url"]: r for r in mine.to_pylist()}
+        b = {r["url"]: r for r in theirs.to_pylist()}
+        if sorted(a) != sorted(b):
+            fail("%s: rows %s vs %s" % (name, sorted(a), sorted(b)))
+        for url in a:
+            for col in ["caption", "SAMPLE_ID", "WIDTH", "status", "width", "height",
+                        "original_width", "original_height", "sha256"]:
+                if a[url][col] != b[url][col]:
+                    fail("%s %s: %s is %r, img2dataset %r" % (name, url, col, a[url][col],
+                                                                b[url][col]))
+            if (a[url]["error_message"] is None) != (b[url]["error_message"] is None):
+                fail("%s %s: error_message %r vs %r" % (name, url, a[url]["error_message"],
+                                                        b[url]["error_message"]))
+        stem = name[:-len(".parquet")]
+        sa = json.load(open(os.path.join(ours, stem + "_stats.json")))
+        sb = json.load(open(os.path.join(peer, stem + "_stats.json")))
+        for field in ["count", "successes", "failed_to_download", "failed_to_resize"]:
+            if sa.get(field) != sb[field]:
+                fail("%s: %s %r vs img2dataset %r" % (stem, field, sa.get(field), sb[field]))
+        for field in ["duration", "start_time", "end_time", "status_dict"]:
+            if type(sa.get(field)) is not type(sb[field]):
+                fail("%s: %s %r vs img2dataset %r" % (stem, field, sa.get(field), sb[field]))
+        if not sa["start_time"] <= sa["end_time"] or sa["duration"] < 0:
+            fail("%s: times %s" % (stem, sa))
+        if sa["status_dict"].get("success", 0) != sb["status_dict"].get("success", 0) or \
+                sum(sa["status_dict"].values()) != sum(sb["status_dict"].values()):
+            fail("%s: status_dict %s vs %s" % (stem, sa["status_dict"], sb["status_dict"]))
+    print("ok: %d shards' parquet and stats agree with img2dataset's" % len(names))
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "laion-parquet":
@@ -173,6 +244,12 @@ def main():
         not_mmc4_zip(sys.argv[2])
     elif cmd == "check-mmc4":
         check_mmc4(sys.argv[2])
+    elif cmd == "peer-parquet":
+        peer_parquet(int(sys.argv[2]), sys.argv[3])
+    elif cmd == "img2dataset":
+        run_img2dataset(sys.argv[2], sys.argv[3])
+    elif cmd == "compare-peer":
+        compare_peer(sys.argv[2], sys.argv[3])
     else:
         fail("unknown command " + cmd)
 
