@@ -72,7 +72,7 @@ void flatten(const std::string& prefix, const nlohmann::json& value, int64_t ste
              double wall_time, TfEventsWriter* writer) {
   if (value.is_object()) {
     for (const auto& [k, v] : value.items()) {
-      if (prefix.empty() && k == "step") continue;
+      if (prefix.empty() && (k == "step" || k == "wall_time")) continue;
       flatten(prefix.empty() ? k : prefix + "/" + k, v, step, wall_time, writer);
     }
   } else if (value.is_number()) {
@@ -124,6 +124,8 @@ void TfEventsWriter::add_scalar(std::string_view tag, int64_t step, double value
 
 void TfEventsWriter::add_metrics(int64_t step, const nlohmann::json& line, double wall_time) {
   if (!file_) return;
+  auto stamp = line.find("wall_time");
+  if (stamp != line.end() && stamp->is_number()) wall_time = stamp->get<double>();
   flatten("", line, step, wall_time < 0 ? now_seconds() : wall_time, this);
 }
 

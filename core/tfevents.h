@@ -38,8 +38,10 @@ class TfEventsWriter {
   // One scalar at `step`; `wall_time` in seconds since the epoch (negative: now).
   // Throws flam::Error(kIo) when the write fails (disk full).
   void add_scalar(std::string_view tag, int64_t step, double value, double wall_time = -1);
-  // Every number of a metrics.jsonl line except "step", nested objects as "outer/inner" tags
-  // ("memory/master_bytes"); strings, booleans and nulls are skipped.
+  // Every number of a metrics.jsonl line except "step" and "wall_time", nested objects as
+  // "outer/inner" tags ("memory/master_bytes"); strings, booleans and nulls are skipped. The
+  // line's "wall_time" (seconds since the epoch), when present, stamps the events instead of
+  // `wall_time`.
   void add_metrics(int64_t step, const nlohmann::json& line, double wall_time = -1);
 
  private:

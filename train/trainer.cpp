@@ -301,6 +301,8 @@ int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
             {"step_time", step_time},
             {"data_wait", wait.item<double>()},
             {"checkpoint_stall", checkpoint_stall},
+            {"wall_time", std::chrono::duration<double>(
+                              std::chrono::system_clock::now().time_since_epoch()).count()},
             {"memory",
              {{"master_bytes", mem.master_bytes},
               {"moment_bytes", mem.moment_bytes},

@@ -57,8 +57,7 @@ TEST_F(TfEventsTest, TensorBoardReadsTheScalarsOfMetricsLines) {
       "skipped_steps": 0, "note": "text is skipped", "memory": {"master_bytes": 4096}})"),
                 1700000000.25);
   w.add_metrics(20, nlohmann::json::parse(R"({"step": 20, "loss_laion": 2.25, "lr": 0.0002,
-      "skipped_steps": 1, "memory": {"master_bytes": 8192}})"),
-                1700000010.5);
+      "skipped_steps": 1, "memory": {"master_bytes": 8192}, "wall_time": 1700000010.5})"));
   w.add_scalar("images_per_s", 300000000000, 1234.5, 1700000020.0);
   EXPECT_EQ(read_back(dir_.string()),
             "images_per_s 300000000000 1234.5 1700000020.000000\n"
