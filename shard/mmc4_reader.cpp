@@ -3,6 +3,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include <cstring>
 #include <memory>
 
 #include "core/error.h"
@@ -47,12 +48,14 @@ void read_lines(archive* a, const std::string& path, const std::string& where,
     la_ssize_t n = archive_read_data(a, buf, sizeof(buf));
     if (n < 0) fail(a, path, "cannot read " + where);
     if (n == 0) break;
-    for (la_ssize_t i = 0; i < n; ++i) {
-      if (buf[i] == '\n') {
-        finish_line();
-      } else {
-        line += buf[i];
-      }
+    const char* p = buf;
+    const char* end = buf + n;
+    while (p < end) {
+      const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+      line.append(p, nl ? nl : end);
+      if (!nl) break;
+      finish_line();
+      p = nl + 1;
     }
   }
   finish_line();
