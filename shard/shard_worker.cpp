@@ -16,6 +16,7 @@
 #include "core/check.h"
 #include "pipeline/tar_writer.h"
 #include "shard/downloader.h"
+#include "shard/exif.h"
 #include "shard/rows_parquet.h"
 #include "shard/transform.h"
 
@@ -54,6 +55,7 @@ struct ImageSlot {
   int64_t bytes_downloaded = 0;
   TransformResult image;
   std::string sha256;
+  std::string exif;  // img2dataset's exif JSON text (shard/exif.h)
 };
 
 struct RowState {
@@ -176,6 +178,7 @@ struct ShardWorker::Impl {
     slot->image = transform_image(body, options.transform);
     if (slot->image.ok()) {
       slot->sha256 = sha256_hex(body);
+      slot->exif = exif_json(body);
     } else {
       slot->reason = slot->image.reason;
       slot->message = slot->image.message;
@@ -260,6 +263,7 @@ ShardStats ShardWorker::Impl::process(int64_t shard) {
         j["height"] = s.image.height;
         j["original_width"] = s.image.original_width;
         j["original_height"] = s.image.original_height;
+        j["exif"] = s.exif;
         j["sha256"] = s.sha256;
         for (size_t c = 0; c < options.save_cols.size(); ++c) {
           j[options.save_cols[c]] = in.extra[c];

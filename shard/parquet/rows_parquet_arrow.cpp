@@ -95,6 +95,7 @@ void write_rows_parquet(const std::string& path, const std::vector<ojson>& recor
   for (const char* c : {"width", "height", "original_width", "original_height"}) {
     columns.emplace_back(c, Kind::kInt);
   }
+  columns.emplace_back("exif", Kind::kString);
   columns.emplace_back("sha256", Kind::kString);
 
   arrow::FieldVector fields;

@@ -7,7 +7,8 @@
     ecosystem.py mmc4-zip PORT ZIP         MMC4 documents, zipped as MMC4 ships them (deflate)
     ecosystem.py not-mmc4-zip ZIP          a zip of a LAION table (not MMC4)
     ecosystem.py check-mmc4 OUT            read OUT's MMC4 shards with webdataset
-    ecosystem.py peer-parquet PORT FILE    a LAION parquet part that img2dataset can read too
+    ecosystem.py peer-parquet PORT FILE WWW  a LAION parquet part that img2dataset reads too,
+                                           and WWW/exif.jpg, a photo with EXIF tags
     ecosystem.py img2dataset FILE OUT      img2dataset itself over FILE (same options as flam's)
     ecosystem.py compare-peer OURS PEER    per-shard parquet and stats, field by field
 """
@@ -164,9 +165,20 @@ def check_mmc4(out):
     print("ok: %d MMC4 documents read back by webdataset" % len(samples))
 
 
-def peer_parquet(port, path):
+def exif_photo(path):
+    img = fixture.photo("rocket.jpg").resize((320, 240))
+    exif = Image.Exif()
+    exif[0x010F] = "Canon"  # Make
+    exif[0x0110] = "EOS 5D"  # Model
+    exif[0x0132] = "2024:01:02 03:04:05"  # DateTime
+    exif.get_ifd(0x8769)[0x9003] = "2023:12:31 23:59:58"  # DateTimeOriginal
+    img.save(path, "JPEG", quality=90, exif=exif.tobytes())
+
+
+def peer_parquet(port, path, www):
+    exif_photo(os.path.join(www, "exif.jpg"))
     base = "http://127.0.0.1:%d" % port
-    paths = ["/f/a.jpg", "/f/b.webp", "/f/c.png", "/x/status=404/f/a.jpg", "/f/astronaut.jpg",
+    paths = ["/f/exif.jpg", "/f/a.jpg", "/f/b.webp", "/f/c.png", "/x/status=404/f/a.jpg", "/f/astronaut.jpg",
              "/f/page.html", "/f/gray.jpg", "/f/crop0.jpg", "/f/crop1.jpg", "/f/tiny.jpg"]
     rows = [{"SAMPLE_ID": 2000 + i, "URL": base + p, "TEXT": "photo %d" % i, "HEIGHT": 100 + i,
              "WIDTH": 200 + i, "LICENSE": None, "NSFW": "UNLIKELY", "similarity": 0.3,
@@ -181,7 +193,7 @@ def run_img2dataset(path, out):
              save_additional_columns=["SAMPLE_ID", "WIDTH"], output_format="webdataset",
              output_folder=out, processes_count=1, thread_count=4, image_size=256,
              resize_mode="keep_ratio", encode_format="jpg", encode_quality=95,
-             number_sample_per_shard=5, timeout=3, retries=0, extract_exif=False,
+             number_sample_per_shard=5, timeout=3, retries=0, extract_exif=True,
              disallowed_header_directives=[], distributor="multiprocessing")
 
 
@@ -191,7 +203,7 @@ def compare_peer(ours, peer):
     if not names or names != ours_names:
         fail("parquet files: ours %s, img2dataset's %s" % (ours_names, names))
     shared = ["url", "caption", "SAMPLE_ID", "WIDTH", "key", "status", "error_message", "width",
-              "height", "original_width", "original_height", "sha256"]
+              "height", "original_width", "original_height", "exif", "sha256"]
     for name in names:
         mine = pq.read_table(os.path.join(ours, name))
         theirs = pq.read_table(os.path.join(peer, name))
@@ -212,6 +224,16 @@ def compare_peer(ours, peer):
                 if a[url][col] != b[url][col]:
                     fail("%s %s: %s is %r, img2dataset %r" % (name, url, col, a[url][col],
                                                                 b[url][col]))
+            exif_a = json.loads(a[url]["exif"]) if a[url]["exif"] else None
+            exif_b = json.loads(b[url]["exif"]) if b[url]["exif"] else None
+            if (exif_a is None) != (exif_b is None) or (exif_a and not set(exif_a) <= set(exif_b)):
+                fail("%s %s: exif %s vs img2dataset %s" % (name, url, exif_a, exif_b))
+            for tag in ["Image Make", "Image Model", "Image DateTime", "EXIF DateTimeOriginal"]:
+                if exif_a and exif_a.get(tag) != exif_b.get(tag):
+                    fail("%s %s: %s %r vs img2dataset %r" % (name, url, tag, exif_a.get(tag),
+                                                             exif_b.get(tag)))
+            if url.endswith("/f/exif.jpg") and (exif_a or {}).get("Image Make") != "Canon":
+                fail("%s: no EXIF read from exif.jpg: %s" % (name, exif_a))
             if (a[url]["error_message"] is None) != (b[url]["error_message"] is None):
                 fail("%s %s: error_message %r vs %r" % (name, url, a[url]["error_message"],
                                                         b[url]["error_message"]))
@@ -245,7 +267,7 @@ def main():
     elif cmd == "check-mmc4":
         check_mmc4(sys.argv[2])
     elif cmd == "peer-parquet":
-        peer_parquet(int(sys.argv[2]), sys.argv[3])
+        peer_parquet(int(sys.argv[2]), sys.argv[3], sys.argv[4])
     elif cmd == "img2dataset":
         run_img2dataset(sys.argv[2], sys.argv[3])
     elif cmd == "compare-peer":

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Outputs as img2dataset writes them: for the same LAION parquet part served on 127.0.0.1, flam
-# shard's per-shard NNNNN.parquet (every row: status, error, kept columns, sizes, sha256) and
+# shard's per-shard NNNNN.parquet (every row: status, error, kept columns, sizes, EXIF, sha256) and
 # NNNNN_stats.json (count, successes, failed_to_download, ...) agree field by field with what
 # img2dataset itself (the venv's) writes.
 source "$FLAM_SOURCE_DIR/tests/shard/lib.sh"
 ECO="$SRC/tests/ecosystem/ecosystem.py"
 start_server
-"$PY" "$ECO" peer-parquet "$PORT" "$TMP/part-00000.parquet"
+"$PY" "$ECO" peer-parquet "$PORT" "$TMP/part-00000.parquet" "$TMP/www"
 # img2dataset's options: 256 px keep_ratio JPEG q95, no size or aspect filters, no retries.
 cat >"$TMP/a.yaml" <<YAML
 shard:
