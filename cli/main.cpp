@@ -62,8 +62,9 @@ const Command kCommands[] = {
      "            --inputs I.safetensors --out O.safetensors [--heads N --dim-head N\n"
      "            --only-attend-immediate-media 0|1]",
      &flam::cli::cmd_parity},
-    {"config", "print the resolved configuration (defaults, file, --set overrides)",
-     "flam config show --config F [--set key=value ...]", &flam::cli::cmd_config},
+    {"config", "print the resolved configuration, or every key with its type and default",
+     "flam config show --config F [--set key=value ...]\n"
+     "flam config keys [PREFIX]", &flam::cli::cmd_config},
 };
 
 void print_help() {

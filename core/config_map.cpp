@@ -29,6 +29,11 @@ std::string describe_bounds(const Bounds& b) {
   return s.str();
 }
 
+std::string bounds_text(const Bounds& b) {
+  if (!std::isfinite(b.min) && !std::isfinite(b.max)) return "";
+  return describe_bounds(b).substr(std::string("must be ").size());
+}
+
 bool in_bounds(double v, const Bounds& b) {
   if (b.min_exclusive ? !(v > b.min) : !(v >= b.min)) return false;
   return v <= b.max;
@@ -53,6 +58,15 @@ void ConfigMap::fail(std::string_view key, const std::string& message) const {
   }
   ctx.key = join(impl_->path, key);
   throw Error(ErrorKind::kConfig, message, ctx);
+}
+
+// Writing with a key list: records the key just written to impl.out.
+static void note(ConfigMap::Impl& impl, std::string_view key, const char* type,
+                 std::string range = "") {
+  if (!impl.keys) return;
+  YAML::Node value = YAML::Clone(impl.out[std::string(key)]);
+  if (value.IsSequence()) value.SetStyle(YAML::EmitterStyle::Flow);
+  impl.keys->push_back({join(impl.path, key), type, YAML::Dump(value), std::move(range)});
 }
 
 // Looks up `key` for reading; returns an undefined node when absent. Records it as used.
@@ -80,6 +94,7 @@ static bool read_scalar(ConfigMap& m, ConfigMap::Impl& impl, std::string_view ke
 void ConfigMap::field(std::string_view key, bool& value) {
   if (!reading()) {
     impl_->out[std::string(key)] = value;
+    note(*impl_, key, "boolean");
     return;
   }
   read_scalar(*this, *impl_, key, value, "a boolean (true/false)");
@@ -88,6 +103,7 @@ void ConfigMap::field(std::string_view key, bool& value) {
 void ConfigMap::field(std::string_view key, int64_t& value, Bounds bounds) {
   if (!reading()) {
     impl_->out[std::string(key)] = value;
+    note(*impl_, key, "integer", bounds_text(bounds));
     return;
   }
   if (read_scalar(*this, *impl_, key, value, "an integer") &&
@@ -117,6 +133,7 @@ static std::string shortest(double v) {
 void ConfigMap::field(std::string_view key, double& value, Bounds bounds) {
   if (!reading()) {
     impl_->out[std::string(key)] = shortest(value);
+    note(*impl_, key, "number", bounds_text(bounds));
     return;
   }
   if (read_scalar(*this, *impl_, key, value, "a number")) {
@@ -132,6 +149,7 @@ void ConfigMap::field(std::string_view key, double& value, Bounds bounds) {
 void ConfigMap::field(std::string_view key, std::string& value) {
   if (!reading()) {
     impl_->out[std::string(key)] = value;
+    note(*impl_, key, "string");
     return;
   }
   read_scalar(*this, *impl_, key, value, "a string");
@@ -164,6 +182,7 @@ void ConfigMap::field(std::string_view key, std::vector<std::string>& value) {
     YAML::Node seq(YAML::NodeType::Sequence);
     for (const auto& v : value) seq.push_back(v);
     impl_->out[std::string(key)] = seq;
+    note(*impl_, key, "list of strings");
     return;
   }
   read_list(*this, *impl_, key, value, "strings");
@@ -175,6 +194,7 @@ void ConfigMap::field(std::string_view key, std::vector<double>& value) {
     seq.SetStyle(YAML::EmitterStyle::Flow);
     for (double v : value) seq.push_back(shortest(v));
     impl_->out[std::string(key)] = seq;
+    note(*impl_, key, "list of numbers");
     return;
   }
   read_list(*this, *impl_, key, value, "numbers");
@@ -183,7 +203,16 @@ void ConfigMap::field(std::string_view key, std::vector<double>& value) {
 void ConfigMap::choice(std::string_view key, std::string& value,
                        std::initializer_list<std::string_view> allowed) {
   field(key, value);
-  if (!reading()) return;
+  if (!reading()) {
+    if (impl_->keys) {
+      impl_->keys->back().type = "choice";
+      for (auto a : allowed) {
+        impl_->keys->back().range += (impl_->keys->back().range.empty() ? "" : " | ") +
+                                     std::string(a);
+      }
+    }
+    return;
+  }
   for (auto a : allowed) {
     if (value == a) return;
   }
@@ -197,6 +226,7 @@ ConfigMap ConfigMap::child(std::string_view key) {
   impl->reading = impl_->reading;
   impl->file = impl_->file;
   impl->path = join(impl_->path, key);
+  impl->keys = impl_->keys;
   if (reading()) {
     YAML::Node n = lookup(*impl_, key);
     if (n.IsDefined() && !n.IsNull() && !n.IsMap()) fail(key, "expected a mapping");

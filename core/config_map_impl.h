@@ -6,7 +6,9 @@
 
 #include <set>
 #include <string>
+#include <vector>
 
+#include "core/config_keys.h"
 #include "core/config_map.h"
 
 namespace flam {
@@ -18,6 +20,7 @@ struct ConfigMap::Impl {
   YAML::Node node;    // reading: the mapping (may be undefined)
   YAML::Node out;     // writing: the mapping being filled
   std::set<std::string> used;
+  std::vector<ConfigKey>* keys = nullptr;  // writing: also record each key here (config_keys.h)
 };
 
 }  // namespace flam

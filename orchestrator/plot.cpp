@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <set>
@@ -11,9 +12,9 @@
 namespace flam::orchestrator {
 namespace {
 
-constexpr double kWidth = 900, kHeight = 640;
-constexpr double kLeft = 80, kRight = 170, kTop = 50;
-constexpr double kPanelHeight = 230, kPanelGap = 70;
+constexpr double kWidth = 900;
+constexpr double kLeft = 80, kRight = 190, kTop = 50;
+constexpr double kPanelHeight = 150, kPanelGap = 58;
 const char* const kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
 
 std::string escape(const std::string& s) {
@@ -82,13 +83,24 @@ struct Series {
 };
 
 struct Panel {
-  double top;
+  double top = 0;
   std::string y_label;
+  bool from_zero = false;  // throughput and seconds: the y axis starts at 0
   std::vector<Series> series;
+  std::vector<int64_t> markers;  // checkpoint steps, drawn as solid grey ticks
 };
 
+// A restart: the step the resumed job logged first, and the steps it had to redo.
+struct Restart {
+  int64_t step = 0;
+  int64_t lost = 0;
+};
+
+// `wall`: (step, elapsed seconds) of the final trajectory, drawn as a second axis under the
+// panel when non-empty. Restart labels go on the panel with `label_restarts` only.
 void draw_panel(std::ostringstream& svg, const Panel& p, double x_lo, double x_hi,
-                const std::vector<int64_t>& restarts) {
+                const std::vector<Restart>& restarts, bool label_restarts,
+                const std::vector<std::pair<double, double>>& wall) {
   const double plot_w = kWidth - kLeft - kRight;
   const double bottom = p.top + kPanelHeight;
   double y_lo = std::numeric_limits<double>::infinity(), y_hi = -y_lo;
@@ -104,6 +116,7 @@ void draw_panel(std::ostringstream& svg, const Panel& p, double x_lo, double x_h
   y_lo -= pad;
   y_hi += pad;
   if (y_lo < 0 && y_hi - pad >= 0 && y_lo + pad >= 0) y_lo = 0;
+  if (p.from_zero) y_lo = 0;
   auto sx = [&](double x) { return kLeft + (x - x_lo) / (x_hi - x_lo) * plot_w; };
   auto sy = [&](double y) { return bottom - (y - y_lo) / (y_hi - y_lo) * kPanelHeight; };
 
@@ -130,15 +143,39 @@ void draw_panel(std::ostringstream& svg, const Panel& p, double x_lo, double x_h
       << "\" text-anchor=\"middle\">step</text>\n";
   svg << "<text transform=\"translate(22," << num(p.top + kPanelHeight / 2)
       << ") rotate(-90)\" text-anchor=\"middle\">" << escape(p.y_label) << "</text>\n";
-  for (int64_t r : restarts) {
-    if (r < x_lo || r > x_hi) continue;
-    const std::string x = num(sx(static_cast<double>(r)));
+  for (int64_t c : p.markers) {
+    const std::string x = num(sx(static_cast<double>(c)));
+    svg << "<line class=\"checkpoint\" x1=\"" << x << "\" y1=\"" << p.top << "\" x2=\"" << x
+        << "\" y2=\"" << bottom << "\" stroke=\"#7f7f7f\" stroke-width=\"1\"/>\n";
+  }
+  for (const Restart& r : restarts) {
+    if (r.step < x_lo || r.step > x_hi) continue;
+    const std::string x = num(sx(static_cast<double>(r.step)));
     svg << "<line class=\"restart\" x1=\"" << x << "\" y1=\"" << p.top << "\" x2=\"" << x
         << "\" y2=\"" << bottom << "\" stroke=\"#e377c2\" stroke-width=\"1.5\" "
         << "stroke-dasharray=\"6,4\"/>\n";
-    svg << "<text x=\"" << x << "\" y=\"" << p.top - 4
-        << "\" text-anchor=\"middle\" fill=\"#c2399f\" font-size=\"11\">restart @" << r
-        << "</text>\n";
+    if (label_restarts) {
+      svg << "<text x=\"" << x << "\" y=\"" << p.top - 4
+          << "\" text-anchor=\"middle\" fill=\"#c2399f\" font-size=\"11\">restart @" << r.step;
+      if (r.lost > 0) svg << ", " << r.lost << " steps lost";
+      svg << "</text>\n";
+    }
+  }
+  if (!wall.empty()) {
+    // Elapsed wall-clock time at the logged step nearest each tick, as h:mm.
+    const double y0 = bottom + 52;
+    for (double t : nice_ticks(x_lo, x_hi, 8)) {
+      auto near = std::min_element(wall.begin(), wall.end(), [&](const auto& a, const auto& b) {
+        return std::fabs(a.first - t) < std::fabs(b.first - t);
+      });
+      const int minutes = static_cast<int>(near->second / 60.0);
+      char label[32];
+      std::snprintf(label, sizeof(label), "%d:%02d", minutes / 60, minutes % 60);
+      svg << "<text class=\"wall\" x=\"" << num(sx(t)) << "\" y=\"" << y0
+          << "\" text-anchor=\"middle\" fill=\"#555\">" << label << "</text>\n";
+    }
+    svg << "<text x=\"" << num(kLeft + plot_w / 2) << "\" y=\"" << y0 + 18
+        << "\" text-anchor=\"middle\" fill=\"#555\">wall clock (h:mm since the first step)</text>\n";
   }
   for (size_t i = 0; i < p.series.size(); ++i) {
     const auto& s = p.series[i];
@@ -160,13 +197,20 @@ void draw_panel(std::ostringstream& svg, const Panel& p, double x_lo, double x_h
     svg << "<text x=\"" << lx + 30 << "\" y=\"" << num(ly) << "\" dominant-baseline=\"middle\">"
         << escape(s.name) << "</text>\n";
   }
+  double ly = p.top + 14 + 20.0 * static_cast<double>(p.series.size());
+  const double lx = kLeft + plot_w + 15;
   if (!restarts.empty()) {
-    const double ly = p.top + 14 + 20.0 * static_cast<double>(p.series.size());
-    const double lx = kLeft + plot_w + 15;
     svg << "<line x1=\"" << lx << "\" y1=\"" << num(ly) << "\" x2=\"" << lx + 24 << "\" y2=\""
         << num(ly) << "\" stroke=\"#e377c2\" stroke-width=\"1.5\" stroke-dasharray=\"6,4\"/>\n";
     svg << "<text x=\"" << lx + 30 << "\" y=\"" << num(ly)
         << "\" dominant-baseline=\"middle\">restart</text>\n";
+    ly += 20;
+  }
+  if (!p.markers.empty()) {
+    svg << "<line x1=\"" << lx << "\" y1=\"" << num(ly) << "\" x2=\"" << lx + 24 << "\" y2=\""
+        << num(ly) << "\" stroke=\"#7f7f7f\" stroke-width=\"1\"/>\n";
+    svg << "<text x=\"" << lx + 30 << "\" y=\"" << num(ly)
+        << "\" dominant-baseline=\"middle\">checkpoint</text>\n";
   }
   svg << "</g>\n";
 }
@@ -195,24 +239,86 @@ std::string render_run_svg(const std::vector<MetricsRow>& rows,
   // The final trajectory: for each step the last row written wins.
   std::map<int64_t, const MetricsRow*> by_step;
   for (const auto& row : rows) by_step[row.step] = &row;
+
+  // Steps lost at each restart: the newest step logged before it, minus the step the final
+  // trajectory had logged just before the restart step (where the resumed job came back to).
+  std::vector<Restart> marks;
+  for (int64_t r : restarts) {
+    const auto at = by_step.find(r);
+    if (at == by_step.end()) {  // a resubmission that resumed exactly where it stopped
+      marks.push_back({r, 0});
+      continue;
+    }
+    int64_t reached = 0;
+    for (const auto& row : rows) {
+      if (&row == at->second) break;
+      reached = std::max(reached, row.step);
+    }
+    auto before = by_step.lower_bound(r);
+    const int64_t resumed = before == by_step.begin() ? 0 : std::prev(before)->first;
+    marks.push_back({r, std::max<int64_t>(0, reached - resumed)});
+  }
+
+  // Panels in order; a panel without data is left out. Throughput and seconds start at 0.
+  struct Spec {
+    const char* label;
+    bool from_zero;
+    std::vector<std::pair<std::string, std::string>> keys;  // metrics key -> legend name
+  };
+  const std::vector<Spec> specs = {
+      {"loss", false, {}},
+      {"learning rate", false, {{"lr", "lr"}}},
+      {"gradient norm", false, {{"grad_norm", "grad norm"}}},
+      {"throughput (tokens/s)", true, {{"tokens_per_s", "tokens/s"}}},
+      {"images/s", true, {{"images_per_s", "images/s"}}},
+      {"seconds per logged step", true,
+       {{"data_wait", "data wait"}, {"checkpoint_stall", "checkpoint stall"}}},
+  };
+  std::vector<Panel> panels(specs.size());
   std::map<std::string, Series> losses;
-  Series throughput{"tokens/s", {}};
+  std::vector<std::pair<double, double>> wall;
+  double wall0 = std::numeric_limits<double>::quiet_NaN();
+  for (size_t i = 0; i < specs.size(); ++i) {
+    panels[i].y_label = specs[i].label;
+    panels[i].from_zero = specs[i].from_zero;
+    for (const auto& [key, name] : specs[i].keys) panels[i].series.push_back({name, {}});
+  }
   for (const auto& [step, row] : by_step) {
+    const double x = static_cast<double>(step);
     for (const auto& [key, value] : row->values) {
       if (!std::isfinite(value)) continue;
       if (key.rfind("loss_", 0) == 0) {
         auto& s = losses[key];
         s.name = key.substr(5) + " loss";
-        s.points.emplace_back(static_cast<double>(step), value);
-      } else if (key == "tokens_per_s") {
-        throughput.points.emplace_back(static_cast<double>(step), value);
+        s.points.emplace_back(x, value);
+      } else if (key == "wall_time") {
+        if (std::isnan(wall0)) wall0 = value;
+        wall.emplace_back(x, value - wall0);
       }
+      for (size_t i = 0; i < specs.size(); ++i) {
+        for (size_t k = 0; k < specs[i].keys.size(); ++k) {
+          if (specs[i].keys[k].first == key) panels[i].series[k].points.emplace_back(x, value);
+        }
+      }
+      if (key == "checkpoint_stall" && value > 0) panels.back().markers.push_back(step);
     }
   }
+  for (auto& [key, s] : losses) panels[0].series.push_back(std::move(s));
+  std::vector<Panel> shown;
+  for (auto& p : panels) {
+    std::erase_if(p.series, [](const Series& s) { return s.points.empty(); });
+    if (!p.series.empty() || shown.empty()) shown.push_back(std::move(p));
+  }
+  for (size_t i = 0; i < shown.size(); ++i) {
+    shown[i].top = kTop + static_cast<double>(i) * (kPanelHeight + kPanelGap);
+  }
+  const double height = kTop + static_cast<double>(shown.size()) * (kPanelHeight + kPanelGap) +
+                        (wall.empty() ? 0 : 40);
+
   std::ostringstream svg;
   svg << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-      << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\"" << kHeight
-      << "\" viewBox=\"0 0 " << kWidth << " " << kHeight
+      << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\""
+      << num(height) << "\" viewBox=\"0 0 " << kWidth << " " << num(height)
       << "\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"12\">\n"
       << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
       << "<text x=\"" << kLeft << "\" y=\"24\" font-size=\"16\" font-weight=\"bold\">"
@@ -225,12 +331,11 @@ std::string render_run_svg(const std::vector<MetricsRow>& rows,
   double x_lo = static_cast<double>(by_step.begin()->first);
   double x_hi = static_cast<double>(by_step.rbegin()->first);
   if (x_hi - x_lo < 1) x_hi = x_lo + 1;
-  Panel loss_panel{kTop, "loss", {}};
-  for (auto& [key, s] : losses) loss_panel.series.push_back(std::move(s));
-  Panel rate_panel{kTop + kPanelHeight + kPanelGap, "throughput (tokens/s)", {}};
-  if (!throughput.points.empty()) rate_panel.series.push_back(std::move(throughput));
-  draw_panel(svg, loss_panel, x_lo, x_hi, restarts);
-  draw_panel(svg, rate_panel, x_lo, x_hi, restarts);
+  for (size_t i = 0; i < shown.size(); ++i) {
+    const bool last = i + 1 == shown.size();
+    draw_panel(svg, shown[i], x_lo, x_hi, marks, i == 0,
+               last ? wall : std::vector<std::pair<double, double>>{});
+  }
   svg << "</svg>\n";
   return svg.str();
 }

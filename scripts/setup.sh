@@ -18,6 +18,7 @@ PACKAGES=(
   libturbojpeg0-dev libjpeg62-turbo-dev libwebp-dev libpng-dev zlib1g-dev
   libzstd-dev zstd
   libarchive-dev
+  libexif-dev
   libyaml-cpp-dev
   nlohmann-json3-dev
   libssl-dev

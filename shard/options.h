@@ -42,11 +42,15 @@ struct TransformOptions {
 
 struct ShardOptions {
   std::string input_kind = "laion";   // laion | mmc4
-  std::vector<std::string> inputs;    // files (.tsv .csv .jsonl .parquet-free; .gz or .zst)
-  std::string input_format = "auto";  // auto | tsv | csv | jsonl
+  // LAION: .tsv .csv .jsonl (each also .gz or .zst) or .parquet; MMC4: .jsonl.zip as it ships,
+  // or .jsonl, .jsonl.gz, .jsonl.zst. Shell globs expand, sorted.
+  std::vector<std::string> inputs;
+  std::string input_format = "auto";  // auto | tsv | csv | jsonl | parquet
   std::string url_col = "url";
   std::string caption_col = "caption";
   std::vector<std::string> save_cols;  // extra columns carried into each sample's json
+  // More input rows than this fraction not what their format says: the run stops (exit 2).
+  double max_bad_row_fraction = 0.1;
   std::string output_dir = "shards";
   int samples_per_shard = 10000;
   bool zstd = false;
@@ -89,10 +93,11 @@ inline void describe(ConfigMap& m, TransformOptions& o) {
 inline void describe(ConfigMap& m, ShardOptions& o) {
   m.choice("input_kind", o.input_kind, {"laion", "mmc4"});
   m.field("inputs", o.inputs);
-  m.choice("input_format", o.input_format, {"auto", "tsv", "csv", "jsonl"});
+  m.choice("input_format", o.input_format, {"auto", "tsv", "csv", "jsonl", "parquet"});
   m.field("url_col", o.url_col);
   m.field("caption_col", o.caption_col);
   m.field("save_cols", o.save_cols);
+  m.field("max_bad_row_fraction", o.max_bad_row_fraction, Bounds::between(0, 1));
   m.field("output_dir", o.output_dir);
   m.field("samples_per_shard", o.samples_per_shard, Bounds::at_least(1));
   m.field("zstd", o.zstd);

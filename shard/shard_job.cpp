@@ -11,6 +11,7 @@
 #include "core/world.h"
 #include "shard/shard_queue.h"
 #include "shard/shard_worker.h"
+#include "shard/table_check.h"
 #include "shard/url_reader.h"
 
 namespace flam::shard {
@@ -48,6 +49,7 @@ ShardStats write_index(const ShardOptions& options, int64_t shards) {
 ShardJobResult run_shard_job(const ShardOptions& options) {
   const WorldInfo& world = World::info();
   std::vector<InputRow> rows = read_inputs(options);
+  check_bad_rows(rows, options.max_bad_row_fraction, options.input_kind);
   std::error_code ec;
   fs::create_directories(options.output_dir, ec);
   if (ec) {

@@ -1,5 +1,7 @@
 #include "shard/shard_stats.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace flam::shard {
@@ -16,6 +18,8 @@ void ShardStats::add(const ShardStats& o) {
   bytes_written += o.bytes_written;
   duration_seconds += o.duration_seconds;
   transform_seconds += o.transform_seconds;
+  if (o.start_time > 0 && (start_time == 0 || o.start_time < start_time)) start_time = o.start_time;
+  end_time = std::max(end_time, o.end_time);
 }
 
 nlohmann::ordered_json ShardStats::to_json() const {
@@ -37,6 +41,17 @@ nlohmann::ordered_json ShardStats::to_json() const {
   j["bytes_written"] = bytes_written;
   j["duration_seconds"] = duration_seconds;
   j["transform_seconds"] = transform_seconds;
+  // img2dataset's fields; status_dict counts "success" and each failure reason, as its
+  // CappedCounter counts "success" and each error message.
+  j["count"] = samples;
+  j["failed_to_download"] = status.count("failed_to_download") ? status.at("failed_to_download") : 0;
+  j["failed_to_resize"] = status.count("failed_to_resize") ? status.at("failed_to_resize") : 0;
+  j["duration"] = duration_seconds;
+  j["start_time"] = start_time;
+  j["end_time"] = end_time;
+  j["status_dict"] = nlohmann::ordered_json::object();
+  if (successes > 0) j["status_dict"]["success"] = successes;
+  for (const auto& [k, v] : reasons) j["status_dict"][k] = v;
   return j;
 }
 
@@ -58,6 +73,8 @@ ShardStats ShardStats::from_json(const nlohmann::json& j, const std::string& fil
     s.bytes_written = j.at("bytes_written").get<int64_t>();
     s.duration_seconds = j.at("duration_seconds").get<double>();
     s.transform_seconds = j.at("transform_seconds").get<double>();
+    s.start_time = j.value("start_time", 0.0);
+    s.end_time = j.value("end_time", 0.0);
     return s;
   } catch (const nlohmann::json::exception& e) {
     throw Error(ErrorKind::kData, std::string("bad shard stats: ") + e.what(),

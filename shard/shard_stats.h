@@ -1,6 +1,8 @@
 // ShardStats: the accounting of one shard (or, summed, of a run): how many samples and images went
 // in, how many came out, failures by reason, bytes and seconds. Its JSON form is the shard's
 // `{shard:05d}_stats.json`, written last: its presence marks the shard done (docs/formats.md).
+// The JSON also carries img2dataset's fields (count, successes, failed_to_download,
+// failed_to_resize, duration, start_time, end_time, status_dict) so its tools read ours.
 //
 // Thread safety: a value type; no shared state.
 #pragma once
@@ -25,6 +27,8 @@ struct ShardStats {
   int64_t bytes_written = 0;               // the tar file's size
   double duration_seconds = 0;             // wall time
   double transform_seconds = 0;            // decode + resize + encode, summed over threads
+  double start_time = 0;                   // wall clock (seconds since 1970) at the start ...
+  double end_time = 0;                     // ... and the end (a summary: earliest and latest)
 
   void add(const ShardStats& other);
   nlohmann::ordered_json to_json() const;

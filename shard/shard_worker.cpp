@@ -16,6 +16,8 @@
 #include "core/check.h"
 #include "pipeline/tar_writer.h"
 #include "shard/downloader.h"
+#include "shard/exif.h"
+#include "shard/rows_parquet.h"
 #include "shard/transform.h"
 
 namespace flam::shard {
@@ -26,6 +28,11 @@ using ojson = nlohmann::ordered_json;
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+double unix_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 std::string base64(std::string_view bytes) {
@@ -48,6 +55,7 @@ struct ImageSlot {
   int64_t bytes_downloaded = 0;
   TransformResult image;
   std::string sha256;
+  std::string exif;  // img2dataset's exif JSON text (shard/exif.h)
 };
 
 struct RowState {
@@ -170,6 +178,7 @@ struct ShardWorker::Impl {
     slot->image = transform_image(body, options.transform);
     if (slot->image.ok()) {
       slot->sha256 = sha256_hex(body);
+      slot->exif = exif_json(body);
     } else {
       slot->reason = slot->image.reason;
       slot->message = slot->image.message;
@@ -205,6 +214,7 @@ ShardStats ShardWorker::process(int64_t shard) {
 
 ShardStats ShardWorker::Impl::process(int64_t shard) {
   const Clock::time_point t0 = Clock::now();
+  const double start_time = unix_seconds();
   const int per_shard = options.samples_per_shard;
   const int64_t begin = shard * per_shard;
   const int64_t end = std::min<int64_t>(begin + per_shard, static_cast<int64_t>(rows.size()));
@@ -219,6 +229,7 @@ ShardStats ShardWorker::Impl::process(int64_t shard) {
   const std::string tar_path = shard_tar_path(options, shard);
   pipeline::TarWriter tar(tar_path, {options.zstd, options.zstd_level});
   std::string rows_jsonl;
+  std::vector<ojson> records;  // img2dataset's {shard}.parquet, LAION only
 
   auto write_row = [&](size_t i) {
     RowState& st = states[i];
@@ -232,6 +243,7 @@ ShardStats ShardWorker::Impl::process(int64_t shard) {
       stats.reasons["bad_row"] += 1;
       line["status"] = status;
       line["message"] = st.error;
+      if (!mmc4) records.push_back(failed_row_record(in, options, key, status, st.error));
     } else if (!mmc4) {
       ImageSlot& s = slots[st.slots[0]];
       stats.images += 1;
@@ -251,6 +263,7 @@ ShardStats ShardWorker::Impl::process(int64_t shard) {
         j["height"] = s.image.height;
         j["original_width"] = s.image.original_width;
         j["original_height"] = s.image.original_height;
+        j["exif"] = s.exif;
         j["sha256"] = s.sha256;
         for (size_t c = 0; c < options.save_cols.size(); ++c) {
           j[options.save_cols[c]] = in.extra[c];
@@ -258,11 +271,13 @@ ShardStats ShardWorker::Impl::process(int64_t shard) {
         tar.add(key + "." + s.image.extension, s.image.encoded);
         if (!options.caption_col.empty()) tar.add(key + ".txt", in.caption);
         tar.add(key + ".json", j.dump());
+        records.push_back(std::move(j));
       } else {
         status = s.download_failed ? "failed_to_download" : "failed_to_resize";
         stats.reasons[s.reason] += 1;
         line["reason"] = s.reason;
         line["message"] = s.message;
+        records.push_back(failed_row_record(in, options, key, status, s.message));
       }
       line["status"] = status;
       s.image.encoded.clear();
@@ -403,7 +418,10 @@ ShardStats ShardWorker::Impl::process(int64_t shard) {
     stats.transform_seconds = transform_seconds;
   }
   write_file_atomic(shard_rows_path(options, shard), rows_jsonl);
+  if (!mmc4) write_rows_parquet(shard_parquet_path(options, shard), records, options);
   stats.duration_seconds = seconds_since(t0);
+  stats.start_time = start_time;
+  stats.end_time = unix_seconds();
   write_file_atomic(shard_stats_path(options, shard), stats.to_json().dump(2) + "\n");
   return stats;
 }

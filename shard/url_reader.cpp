@@ -9,7 +9,9 @@
 #include <memory>
 
 #include "core/error.h"
+#include "shard/mmc4_reader.h"
 #include "shard/options.h"
+#include "shard/parquet_table.h"
 
 namespace flam::shard {
 namespace {
@@ -171,9 +173,10 @@ std::string table_format(const std::string& path, const std::string& configured)
   if (ends_with(base, ".tsv") || ends_with(base, ".txt")) return "tsv";
   if (ends_with(base, ".csv")) return "csv";
   if (ends_with(base, ".jsonl") || ends_with(base, ".json")) return "jsonl";
+  if (ends_with(path, ".parquet")) return "parquet";
   throw Error(ErrorKind::kConfig,
               "cannot tell the table format from the file name; set shard.input_format to tsv, "
-              "csv or jsonl",
+              "csv, jsonl or parquet (MMC4's .jsonl.zip needs shard.input_kind: mmc4)",
               ErrorContext{path, -1, "shard.input_format", "", -1});
 }
 
@@ -319,21 +322,14 @@ std::vector<InputRow> read_url_table(const std::vector<std::string>& paths,
   std::vector<InputRow> rows;
   for (const auto& path : paths) {
     std::string format = table_format(path, columns.format);
-    if (format == "jsonl") {
+    if (format == "parquet") {
+      ParquetTable table({path}, columns);
+      table.read(0, table.row_count(), &rows);
+    } else if (format == "jsonl") {
       read_jsonl_table(path, columns, &rows);
     } else {
       read_delimited_table(path, format == "csv" ? ',' : '\t', columns, &rows);
     }
-  }
-  return rows;
-}
-
-std::vector<InputRow> read_mmc4_documents(const std::vector<std::string>& paths) {
-  std::vector<InputRow> rows;
-  for (const auto& path : paths) {
-    RecordReader reader(path, false);
-    InputRow row;
-    while (reader.next(&row.document)) rows.push_back(std::move(row));
   }
   return rows;
 }

@@ -1,5 +1,6 @@
 // Input readers of `flam shard`: LAION-style URL tables (TSV, CSV with RFC 4180 quoting, JSON
-// lines) and MMC4 documents (JSON lines), each optionally `.gz` (zlib) or `.zst` (zstd), read in
+// lines, each optionally `.gz` (zlib) or `.zst` (zstd); parquet through shard/parquet_table.h)
+// and MMC4 documents (shard/mmc4_reader.h), read in
 // file order into one row list whose position is the row's global index (its key and shard follow
 // from it). Every input record becomes exactly one row, so a malformed record keeps its index and
 // shows up in the rows file as "bad_row" instead of shifting every later key.
@@ -27,7 +28,7 @@ struct InputRow {
 
 // Where each column of a LAION table is. An empty caption_col means "no caption column".
 struct TableColumns {
-  std::string format = "auto";  // auto (from the extension) | tsv | csv | jsonl
+  std::string format = "auto";  // auto (from the extension) | tsv | csv | jsonl | parquet
   std::string url_col = "url";
   std::string caption_col = "caption";
   std::vector<std::string> save_cols;
@@ -42,9 +43,6 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns)
 // lacks a configured column; kConfig when format is "auto" and the extension says nothing.
 std::vector<InputRow> read_url_table(const std::vector<std::string>& paths,
                                      const TableColumns& columns);
-
-// Reads MMC4 JSON lines: one row per non-empty line, the line kept whole in InputRow::document.
-std::vector<InputRow> read_mmc4_documents(const std::vector<std::string>& paths);
 
 // The whole input of a run, as `options` describes it (input_kind, inputs, columns).
 std::vector<InputRow> read_inputs(const ShardOptions& options);

@@ -17,6 +17,7 @@
 #include "core/progress.h"
 #include "core/run_layout.h"
 #include "core/signals.h"
+#include "core/tfevents.h"
 #include "pipeline/image.h"
 #include "pipeline/loader.h"
 #include "pipeline/tokenizer.h"
@@ -176,7 +177,10 @@ class Trainer {
       }
     }
     first_step_ = state_.step();
-    if (lead_) metrics_.open(run_layout::metrics_file(config_.run.dir), std::ios::app);
+    if (lead_) {
+      metrics_.open(run_layout::metrics_file(config_.run.dir), std::ios::app);
+      events_.open(config_.run.dir);
+    }
     last_save_ = Clock::now();
   }
 
@@ -231,6 +235,9 @@ class Trainer {
     const Zero3Memory mem = engine_.memory();
     const nlohmann::json line = {
         {"step", step},
+        {"wall_time", std::chrono::duration<double>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count()},
         {"loss_laion", loss_laion},
         {"loss_mmc4", loss_mmc4},
         {"lr", m.lr},
@@ -250,6 +257,7 @@ class Trainer {
           {"resident_bytes", resident_bytes()}}},
     };
     metrics_ << line.dump() << '\n' << std::flush;
+    events_.add_metrics(step, line);
     checkpoint_stall_ = 0.0;
   }
 
@@ -350,6 +358,7 @@ class Trainer {
   TrainState state_;
   Checkpointer checkpointer_;  // after state_: its writer thread reads state_ until joined
   std::ofstream metrics_;      // rank 0: RUN/metrics.jsonl
+  TfEventsWriter events_;      // rank 0: the same scalars for TensorBoard, beside metrics.jsonl
   Progress progress_{"train", config_.train.steps, 10.0};
   Clock::time_point last_save_;
   int64_t first_step_ = 0;

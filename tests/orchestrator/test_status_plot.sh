@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # flam status RUN --plot OUT.svg on a run dir with a job chain and metrics that restart: the SVG
-# is well-formed XML with one curve per loss and one for throughput, axes with tick labels, a
-# legend and a restart marker; --json carries the newest step and checkpoint. No Slurm needed.
+# is well-formed XML with one curve per loss, learning rate, gradient norm, tokens/s, images/s,
+# data wait and checkpoint stall, throughput axes from 0, checkpoint markers, a restart marker
+# with the steps it lost, a wall-clock axis, tick labels and legends; --json carries the newest
+# step and checkpoint. No Slurm needed.
 set -euo pipefail
 FLAM="${FLAM_BIN:?}"
 tmp="$(mktemp -d)"
@@ -24,7 +26,11 @@ with open(sys.argv[1], "w") as f:
         f.write(json.dumps({"step": step, "loss_laion": 4 * math.exp(-step / 30) + 1.2,
                             "loss_mmc4": 5 * math.exp(-step / 40) + 1.6,
                             "tokens_per_s": 5200 + 300 * math.sin(step / 5),
-                            "samples_per_s": 160.0, "lr": 1e-4}) + "\n")
+                            "images_per_s": 900 + 50 * math.cos(step / 7),
+                            "samples_per_s": 160.0, "lr": 1e-4 * min(1, step / 10),
+                            "grad_norm": 2 / (1 + step / 20), "data_wait": 0.01,
+                            "checkpoint_stall": 0.4 if step % 15 == 0 else 0.0,
+                            "wall_time": 1.7e9 + 60 * step}) + "\n")
     f.write('{"step": 81, "loss_la')  # a torn last line, as after a crash
 PY
 "$FLAM" status "$run" --plot "$tmp/run.svg" | tee "$tmp/status.txt"
@@ -41,15 +47,29 @@ SVG = "{http://www.w3.org/2000/svg}"
 root = ET.parse(sys.argv[2]).getroot()  # raises on malformed XML
 assert root.tag == SVG + "svg", root.tag
 curves = {p.get("data-name"): p.get("points").split() for p in root.iter(SVG + "polyline")}
-assert set(curves) == {"laion loss", "mmc4 loss", "tokens/s"}, curves.keys()
+assert set(curves) == {"laion loss", "mmc4 loss", "lr", "grad norm", "tokens/s", "images/s",
+                       "data wait", "checkpoint stall"}, curves.keys()
 for name, pts in curves.items():
     assert len(pts) == 80, (name, len(pts))  # steps 1..80, the resumed rows replace 31..47
     xs = [float(p.split(",")[0]) for p in pts]
     assert xs == sorted(xs), name
 texts = [t.text or "" for t in root.iter(SVG + "text")]
-assert "step" in texts and "loss" in texts and "throughput (tokens/s)" in texts, texts
-assert any(t.startswith("restart @31") for t in texts), texts
-assert sum(1 for l in root.iter(SVG + "line") if l.get("class") == "restart") == 2
+for label in ["step", "loss", "learning rate", "gradient norm", "throughput (tokens/s)",
+              "images/s", "seconds per logged step", "wall clock (h:mm since the first step)"]:
+    assert label in texts, (label, texts)
+# The resumed job redid steps 31..47: 17 steps lost, on the one restart label.
+assert [t for t in texts if t.startswith("restart @")] == ["restart @31, 17 steps lost"], texts
+panels = [g for g in root.iter(SVG + "g") if g.get("class") == "panel"]
+assert len(panels) == 6
+assert sum(1 for l in root.iter(SVG + "line") if l.get("class") == "restart") == 6
+# Checkpoints at steps 15, 30, ..., 75 of the final trajectory.
+assert sum(1 for l in root.iter(SVG + "line") if l.get("class") == "checkpoint") == 5
+for g in panels:
+    labels = [t.text for t in g.iter(SVG + "text")]
+    if "throughput (tokens/s)" in labels or "images/s" in labels:
+        assert "0" in labels, labels  # throughput axes start at 0
+wall = [t.text for t in root.iter(SVG + "text") if t.get("class") == "wall"]
+assert wall[0] == "0:09" and wall[-1] == "1:19", wall  # 60 s per step; ticks at 10, ..., 80
 assert len([t for t in texts if t.replace(".", "").replace("k", "").isdigit()]) >= 10, texts
 print("svg ok:", {k: len(v) for k, v in curves.items()})
 PY

@@ -6,7 +6,7 @@ start_server
 "$PY" "$FIXTURE" mmc4 "$PORT" "$TMP/docs.jsonl"
 for layout in base64 members; do
   write_config "$TMP/$layout.yaml" "$TMP/docs.jsonl" "$TMP/$layout" "input_kind: mmc4" \
-    "mmc4_layout: $layout" "save_cols: []"
+    "mmc4_layout: $layout" "save_cols: []" "max_bad_row_fraction: 0.5"
   "$FLAM" shard --config "$TMP/$layout.yaml" 2>"$TMP/log" || { cat "$TMP/log"; exit 1; }
   "$PY" "$FIXTURE" check-mmc4 "$TMP/$layout" "$layout"
 done

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "shard/mmc4_reader.h"
 #include "shard/url_reader.h"
 
 namespace flam::shard {
