@@ -1,10 +1,11 @@
 #include "pipeline/loader.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
-#include <functional>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -16,6 +17,7 @@
 #include "pipeline/loader_stream.h"
 #include "pipeline/packer.h"
 #include "pipeline/shard_list.h"
+#include "pipeline/thread_pool.h"
 
 namespace flam::pipeline {
 
@@ -25,49 +27,6 @@ namespace {
 
 constexpr uint64_t kSaltBatchFlip = 0x62666c70;  // "bflp"
 constexpr int kLogPerReason = 20;
-
-// Fixed-size pool of decode threads running tasks in FIFO order.
-class ThreadPool {
- public:
-  explicit ThreadPool(int threads) {
-    for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });
-  }
-  ~ThreadPool() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    for (std::thread& t : workers_) t.join();
-  }
-  void submit(std::function<void()> task) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      tasks_.push_back(std::move(task));
-    }
-    cv_.notify_one();
-  }
-
- private:
-  void work() {
-    while (true) {
-      std::function<void()> task;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || !tasks_.empty(); });
-        if (tasks_.empty()) return;
-        task = std::move(tasks_.front());
-        tasks_.pop_front();
-      }
-      task();
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> tasks_;
-  bool stop_ = false;
-  std::vector<std::thread> workers_;
-};
 
 // One sample after packing, with its images already in CHW planes.
 struct Packed {
@@ -119,6 +78,35 @@ uint64_t fnv1a(const std::vector<std::string>& names) {
 
 struct Stopped {};
 
+// The host bytes the loader holds for batches at once (the prefetch queue, one being assembled
+// and one the caller holds) must fit in half the machine's memory; otherwise a setting is far
+// too large, and the error says which keys to lower.
+void check_batch_memory(const DataOptions& options, DatasetKind kind) {
+  const bool laion = kind == DatasetKind::kLaion;
+  const double batch = laion ? options.laion.batch_size : options.mmc4.batch_size;
+  const double images = laion ? 1 : options.mmc4.max_images;
+  const double tokens = laion ? options.laion.seq_len : options.mmc4.seq_len;
+  const double side = options.image.size;
+  const double per_batch = batch * (images * (3 * side * side + 1) + 3 * 8 * tokens);
+  const double held = per_batch * (options.loader.prefetch_batches + 2);
+  const double machine = static_cast<double>(sysconf(_SC_PHYS_PAGES)) *
+                         static_cast<double>(sysconf(_SC_PAGESIZE));
+  if (machine > 0 && held > machine / 2) {
+    const std::string k = laion ? "data.laion." : "data.mmc4.";
+    ErrorContext context;
+    context.key = k + "batch_size";
+    throw Error(ErrorKind::kConfig,
+                std::string("the ") + to_string(kind) + " loader would hold " +
+                    std::to_string(static_cast<int64_t>(held / (1 << 20))) +
+                    " MiB of batches, over half of this machine's " +
+                    std::to_string(static_cast<int64_t>(machine / (1 << 20))) +
+                    " MiB: lower " + k + "batch_size, data.image.size" +
+                    (laion ? "" : ", data.mmc4.max_images") + ", " + k +
+                    "seq_len or data.loader.prefetch_batches",
+                context);
+  }
+}
+
 }  // namespace
 
 struct Loader::Impl {
@@ -155,10 +143,12 @@ struct Loader::Impl {
   std::atomic<int64_t> queue_bytes{0};
   std::atomic<int64_t> buffer_bytes{0};
   std::shared_ptr<const StreamState> current;  // after the last batch returned
+  std::map<std::string, int64_t> dropped_total;  // over the batches returned; caller's thread
 
   Impl(const DataOptions& o, DatasetKind k, const Tokenizer& t, int r, int w, uint64_t s)
       : options(o), kind(k), tokenizer(t), rank(r), world_size(w), seed(s) {
     FLAM_CHECK(rank >= 0 && rank < world_size) << "rank " << rank << " of " << world_size;
+    check_batch_memory(options, kind);
     const bool laion = kind == DatasetKind::kLaion;
     const std::vector<std::string> shards =
         expand_shard_list(laion ? options.laion.shards : options.mmc4.shards);
@@ -177,7 +167,7 @@ struct Loader::Impl {
     window = static_cast<size_t>(batch_size + 2 * options.loader.threads);
     identity = StreamIdentity{kind, seed, static_cast<int64_t>(shards.size()), fnv1a(shards)};
     stream = std::make_unique<SampleStream>(shards, identity, rank, world_size,
-                                            options.loader.shuffle_buffer);
+                                            options.loader.shuffle_buffer, options.stream);
     current = std::make_shared<const StreamState>(stream->fresh_state());
     pool = std::make_unique<ThreadPool>(options.loader.threads);
   }
@@ -356,6 +346,7 @@ struct Loader::Impl {
     queue_bytes -= ready.bytes;
     current = ready.after;
     cv.notify_all();
+    for (const auto& [reason, n] : ready.batch.dropped) dropped_total[reason] += n;
     return std::move(ready.batch);
   }
 
@@ -405,5 +396,9 @@ void Loader::restore(const std::vector<std::string>& states) { impl_->restore(st
 int64_t Loader::queued_bytes() const { return impl_->queue_bytes + impl_->buffer_bytes; }
 
 DatasetKind Loader::kind() const { return impl_->kind; }
+
+const std::map<std::string, int64_t>& Loader::dropped_total() const {
+  return impl_->dropped_total;
+}
 
 }  // namespace flam::pipeline

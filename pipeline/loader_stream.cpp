@@ -192,12 +192,14 @@ std::vector<StreamState> repartition(const std::vector<StreamState>& old_states,
 }
 
 SampleStream::SampleStream(std::vector<std::string> shards, const StreamIdentity& identity,
-                           int rank, int world_size, int buffer_capacity)
+                           int rank, int world_size, int buffer_capacity,
+                           const SourceOptions& source)
     : shards_(std::move(shards)),
       identity_(identity),
       rank_(rank),
       world_size_(world_size),
-      capacity_(static_cast<size_t>(std::max(1, buffer_capacity))) {
+      capacity_(static_cast<size_t>(std::max(1, buffer_capacity))),
+      source_options_(source) {
   std::map<std::string, int64_t> none;
   load(fresh_state(), none);
 }
@@ -261,7 +263,7 @@ void SampleStream::load(const StreamState& state, std::map<std::string, int64_t>
   for (auto& [key, ordinals] : wanted) {
     const std::string& name = shards_[key.second];
     try {
-      TarReader reader(open_source(name));
+      TarReader reader(open_source(name, source_options_));
       SampleGrouper grouper(reader);
       Sample sample;
       int64_t ordinal = 0;
@@ -317,7 +319,7 @@ bool SampleStream::read_one(Buffered* out, std::map<std::string, int64_t>& dropp
     bool got = false;
     try {
       if (!reader_) {
-        reader_ = std::make_unique<TarReader>(open_source(name));
+        reader_ = std::make_unique<TarReader>(open_source(name, source_options_));
         grouper_ = std::make_unique<SampleGrouper>(*reader_);
         reader_ordinal_ = 0;
       }

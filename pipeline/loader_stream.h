@@ -80,7 +80,7 @@ struct StreamItem {
 class SampleStream {
  public:
   SampleStream(std::vector<std::string> shards, const StreamIdentity& identity, int rank,
-               int world_size, int buffer_capacity);
+               int world_size, int buffer_capacity, const SourceOptions& source = {});
   ~SampleStream();
 
   // The state of a fresh stream (epoch 0, nothing read).
@@ -112,6 +112,7 @@ class SampleStream {
   int rank_;
   int world_size_;
   size_t capacity_;
+  SourceOptions source_options_;
 
   std::shared_ptr<const std::vector<WorkUnit>> units_;
   size_t unit_pos_ = 0;
