@@ -200,14 +200,13 @@ class HttpSource final : public ByteSource {
     }
     if (options_.min_average_bytes_per_second > 0 &&
         waited_seconds_ > options_.min_average_grace_seconds &&
-        static_cast<double>(received) <
-            options_.min_average_bytes_per_second * waited_seconds_) {
+        static_cast<double>(received) < options_.min_average_bytes_per_second * waited_seconds_) {
       ErrorContext context = context_for(name_, offset_);
       context.key = "data.stream.min_average_bytes_per_second";
       throw Error(ErrorKind::kNetwork,
                   "average rate " +
-                      std::to_string(static_cast<int64_t>(static_cast<double>(received) /
-                                                          waited_seconds_)) +
+                      std::to_string(
+                          static_cast<int64_t>(static_cast<double>(received) / waited_seconds_)) +
                       " bytes/s is below the minimum of " +
                       std::to_string(static_cast<int64_t>(options_.min_average_bytes_per_second)) +
                       " bytes/s",

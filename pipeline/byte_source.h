@@ -19,7 +19,7 @@ namespace flam::pipeline {
 // trickling server fails the shard instead of holding the loader.
 struct SourceOptions {
   double connect_timeout_seconds = 10;
-  double low_speed_seconds = 30;  // abort an http transfer if < 1 byte/s for this long
+  double low_speed_seconds = 30;   // abort an http transfer if < 1 byte/s for this long
   double deadline_seconds = 3600;  // total wait for one http stream; 0: none
   // After min_average_grace_seconds of waiting, fail a stream averaging less than this; 0: none.
   double min_average_bytes_per_second = 16384;

@@ -89,8 +89,8 @@ void check_batch_memory(const DataOptions& options, DatasetKind kind) {
   const double side = options.image.size;
   const double per_batch = batch * (images * (3 * side * side + 1) + 3 * 8 * tokens);
   const double held = per_batch * (options.loader.prefetch_batches + 2);
-  const double machine = static_cast<double>(sysconf(_SC_PHYS_PAGES)) *
-                         static_cast<double>(sysconf(_SC_PAGESIZE));
+  const double machine =
+      static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
   if (machine > 0 && held > machine / 2) {
     const std::string k = laion ? "data.laion." : "data.mmc4.";
     ErrorContext context;
@@ -99,10 +99,9 @@ void check_batch_memory(const DataOptions& options, DatasetKind kind) {
                 std::string("the ") + to_string(kind) + " loader would hold " +
                     std::to_string(static_cast<int64_t>(held / (1 << 20))) +
                     " MiB of batches, over half of this machine's " +
-                    std::to_string(static_cast<int64_t>(machine / (1 << 20))) +
-                    " MiB: lower " + k + "batch_size, data.image.size" +
-                    (laion ? "" : ", data.mmc4.max_images") + ", " + k +
-                    "seq_len or data.loader.prefetch_batches",
+                    std::to_string(static_cast<int64_t>(machine / (1 << 20))) + " MiB: lower " + k +
+                    "batch_size, data.image.size" + (laion ? "" : ", data.mmc4.max_images") + ", " +
+                    k + "seq_len or data.loader.prefetch_batches",
                 context);
   }
 }
@@ -142,7 +141,7 @@ struct Loader::Impl {
   std::exception_ptr error;
   std::atomic<int64_t> queue_bytes{0};
   std::atomic<int64_t> buffer_bytes{0};
-  std::shared_ptr<const StreamState> current;  // after the last batch returned
+  std::shared_ptr<const StreamState> current;    // after the last batch returned
   std::map<std::string, int64_t> dropped_total;  // over the batches returned; caller's thread
 
   Impl(const DataOptions& o, DatasetKind k, const Tokenizer& t, int r, int w, uint64_t s)
@@ -291,7 +290,8 @@ struct Loader::Impl {
     }
     throw Error(ErrorKind::kData, std::string("loader (") + to_string(kind) +
                                       "): whole epochs of this rank's shards gave no usable "
-                                      "sample (dropped: " + reasons + ")");
+                                      "sample (dropped: " +
+                                      reasons + ")");
   }
 
   Batch assemble(std::vector<Packed>& rows) {
@@ -397,8 +397,6 @@ int64_t Loader::queued_bytes() const { return impl_->queue_bytes + impl_->buffer
 
 DatasetKind Loader::kind() const { return impl_->kind; }
 
-const std::map<std::string, int64_t>& Loader::dropped_total() const {
-  return impl_->dropped_total;
-}
+const std::map<std::string, int64_t>& Loader::dropped_total() const { return impl_->dropped_total; }
 
 }  // namespace flam::pipeline

@@ -91,8 +91,7 @@ inline void describe(ConfigMap& m, SourceOptions& o) {
   m.field("connect_timeout_seconds", o.connect_timeout_seconds, Bounds::positive());
   m.field("low_speed_seconds", o.low_speed_seconds, Bounds::positive());
   m.field("deadline_seconds", o.deadline_seconds, Bounds::non_negative());
-  m.field("min_average_bytes_per_second", o.min_average_bytes_per_second,
-          Bounds::non_negative());
+  m.field("min_average_bytes_per_second", o.min_average_bytes_per_second, Bounds::non_negative());
   m.field("min_average_grace_seconds", o.min_average_grace_seconds, Bounds::non_negative());
 }
 

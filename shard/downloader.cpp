@@ -369,9 +369,9 @@ Downloader::Downloader(const DownloadOptions& options) : impl_(std::make_unique<
     throw Error(ErrorKind::kInternal, "curl_share_setopt(CURL_LOCK_DATA_DNS) failed");
   }
   CURL_CHECK(curl_multi_setopt(impl_->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-                                static_cast<long>(options.per_host_connections)));
+                               static_cast<long>(options.per_host_connections)));
   CURL_CHECK(curl_multi_setopt(impl_->multi, CURLMOPT_MAXCONNECTS,
-                                static_cast<long>(options.concurrency)));
+                               static_cast<long>(options.concurrency)));
 }
 
 Downloader::~Downloader() {

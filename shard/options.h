@@ -72,8 +72,7 @@ inline void describe(ConfigMap& m, DownloadOptions& o) {
   m.field("max_retry_after_seconds", o.max_retry_after_seconds, Bounds::non_negative());
   m.field("low_speed_bytes_per_second", o.low_speed_bytes_per_second, Bounds::non_negative());
   m.field("low_speed_seconds", o.low_speed_seconds, Bounds::positive());
-  m.field("min_average_bytes_per_second", o.min_average_bytes_per_second,
-          Bounds::non_negative());
+  m.field("min_average_bytes_per_second", o.min_average_bytes_per_second, Bounds::non_negative());
   m.field("min_average_grace_seconds", o.min_average_grace_seconds, Bounds::non_negative());
   m.field("max_redirects", o.max_redirects, Bounds::non_negative());
   m.field("max_body_bytes", o.max_body_bytes, Bounds::between(1, 1LL << 31));

@@ -22,7 +22,7 @@ struct InputRow {
   std::string caption;                // LAION: the caption ("" when absent or null)
   std::vector<nlohmann::json> extra;  // LAION: one value per save_cols entry (null when absent)
   std::string document;               // MMC4: the document's JSON text, parsed when processed
-  std::string error;   // non-empty: the record is malformed ("line N: why")
+  std::string error;                  // non-empty: the record is malformed ("line N: why")
   std::string reason;  // with an error: "bad_row", or "invalid_utf8" for a caption not UTF-8
 };
 
