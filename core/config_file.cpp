@@ -30,8 +30,8 @@ int64_t line_of(const YAML::Node& node) {
   return node.Mark().line >= 0 ? node.Mark().line + 1 : -1;
 }
 
-// Rejects duplicate keys (yaml-cpp keeps both and lookups see the first) and nesting deeper than
-// kMaxDepth, naming the file, line and key path.
+// Rejects keys that are not scalars, duplicate keys (yaml-cpp keeps both and lookups see the
+// first) and nesting deeper than kMaxDepth, naming the file, line and key path.
 void check_tree(const YAML::Node& node, const std::string& path, int depth,
                 const std::string& file) {
   if (depth > kMaxDepth) {
@@ -45,7 +45,11 @@ void check_tree(const YAML::Node& node, const std::string& path, int depth,
   if (!node.IsMap()) return;
   std::map<std::string, int64_t> seen;
   for (const auto& kv : node) {
-    const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "?";
+    if (!kv.first.IsScalar()) {  // YAML's "? [a]: b" complex keys: no config key is one
+      throw Error(ErrorKind::kConfig, "a key must be a plain name, not a list or mapping",
+                  ErrorContext{file, line_of(kv.first), path, "", -1});
+    }
+    const std::string key = kv.first.Scalar();
     const std::string key_path = path.empty() ? key : path + "." + key;
     auto [it, fresh] = seen.emplace(key, line_of(kv.first));
     if (!fresh) {

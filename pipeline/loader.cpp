@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -107,6 +108,48 @@ void check_batch_memory(const DataOptions& options, DatasetKind kind) {
 }
 
 }  // namespace
+
+void check_data_inputs(const DataOptions& options) {
+  namespace fs = std::filesystem;
+  auto readable_file = [](const std::string& path, const std::string& key, const char* what) {
+    std::error_code ec;
+    const fs::file_status status = fs::status(path, ec);
+    std::string problem;
+    if (path.empty()) {
+      problem = std::string("no ") + what + " set";
+    } else if (!fs::exists(status)) {
+      problem = std::string(what) + " does not exist";
+    } else if (fs::is_directory(status)) {
+      problem = std::string("is a directory, not a ") + what;
+    } else if (::access(path.c_str(), R_OK) != 0) {
+      problem = std::string(what) + " is not readable";
+    }
+    if (!problem.empty()) {
+      ErrorContext context = at_file(path);
+      context.key = key;
+      throw Error(ErrorKind::kConfig, problem, context);
+    }
+  };
+  readable_file(options.tokenizer, "data.tokenizer", "tokenizer model");
+  for (const DatasetKind kind : {DatasetKind::kLaion, DatasetKind::kMmc4}) {
+    const bool laion = kind == DatasetKind::kLaion;
+    const std::string key = laion ? "data.laion.shards" : "data.mmc4.shards";
+    std::vector<std::string> shards;
+    try {
+      shards = expand_shard_list(laion ? options.laion.shards : options.mmc4.shards);
+    } catch (const Error& e) {
+      ErrorContext context = e.context();
+      context.key = key;
+      throw Error(ErrorKind::kConfig, e.message(), context);
+    }
+    if (shards.empty())
+      throw Error(ErrorKind::kConfig, "no shards: set the shard list", at_key(key));
+    for (const std::string* shard : {&shards.front(), &shards.back()}) {
+      if (!is_url(*shard)) readable_file(*shard, key, "shard");
+    }
+    check_batch_memory(options, kind);
+  }
+}
 
 struct Loader::Impl {
   DataOptions options;

@@ -54,6 +54,12 @@
 
 namespace flam::pipeline {
 
+// What a training job would check on start, cheaply, before anything is queued or created: the
+// tokenizer (data.tokenizer) is a readable file; each dataset's shard list expands to at least one
+// shard and, for local paths, its first and last shards exist; the batches fit the machine (see
+// Loader). Throws flam::Error(kConfig) naming the key and the file.
+void check_data_inputs(const DataOptions& options);
+
 class Loader {
  public:
   // Expands the dataset's shard list (options.laion.shards or options.mmc4.shards) and starts

@@ -50,4 +50,8 @@ expect_usage "nesting deeper than the YAML parser's limit" "$FLAM" config show -
 mkdir -p "$tmp/tokdir"
 printf 'data:\n  tokenizer: %s\n  laion:\n    shards: [%s/none.tar]\n' "$tmp/tokdir" "$tmp" > "$tmp/tok.yaml"
 expect_usage "data.tokenizer: is a directory" "$FLAM" inspect batch --config "$tmp/tok.yaml"
+# flam submit checks what the job would check on start, before sbatch and before the run dir.
+printf 'run:\n  dir: %s/run1\ndata:\n  tokenizer: %s/nope.model\n' "$tmp" "$tmp" > "$tmp/sub.yaml"
+expect_usage "data.tokenizer: tokenizer model does not exist" "$FLAM" submit --config "$tmp/sub.yaml"
+[ ! -e "$tmp/run1" ] || { echo "flam submit created the run dir of a config it refused"; exit 1; }
 echo "cli basics ok"

@@ -118,6 +118,13 @@ TEST(Config, DuplicateKeyNamesFileAndLine) {
   EXPECT_EQ(error_of(top), top + ":3: data: duplicate key (first at line 1)");
 }
 
+// Found by fuzz_config (regression seed corpus/fuzz_config/regress-complex-key): a complex key
+// ended the process in std::terminate from yaml-cpp's conversion.
+TEST(Config, ComplexKeyIsAnErrorNotACrash) {
+  std::string path = write_temp("complex.yaml", "train:\n  ? steps: 12\n  : 3\n");
+  EXPECT_EQ(error_of(path), path + ":2: train: a key must be a plain name, not a list or mapping");
+}
+
 TEST(Config, DirectoryIsNotAConfig) {
   try {
     load_config(::testing::TempDir());

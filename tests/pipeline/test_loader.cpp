@@ -338,6 +338,32 @@ TEST_F(LoaderTest, BatchesLargerThanTheMachineAreAConfigError) {
   }
 }
 
+// What `flam submit` checks before queueing: the tokenizer, the shard lists' first and last shards.
+TEST_F(LoaderTest, DataInputsAreCheckedBeforeTheQueue) {
+  DataOptions o = laion_options();
+  o.mmc4.shards = laion_shards();
+  check_data_inputs(o);
+  const std::string dir = testing::make_temp_dir("inputs");
+  auto expect_error = [](const DataOptions& bad, const std::string& key, const std::string& file,
+                         const std::string& text) {
+    try {
+      check_data_inputs(bad);
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kConfig) << e.what();
+      EXPECT_EQ(e.context().key, key) << e.what();
+      EXPECT_EQ(e.context().file, file) << e.what();
+      EXPECT_NE(e.message().find(text), std::string::npos) << e.what();
+    }
+  };
+  DataOptions no_tokenizer = o;
+  no_tokenizer.tokenizer = dir;
+  expect_error(no_tokenizer, "data.tokenizer", dir, "is a directory");
+  DataOptions missing_last = o;
+  missing_last.mmc4.shards = {laion_shards()[0], dir + "/s-{000..999}.tar"};
+  expect_error(missing_last, "data.mmc4.shards", dir + "/s-999.tar", "shard does not exist");
+}
+
 TEST_F(LoaderTest, Mmc4BatchesWithImagesAsBase64AndAsMembers) {
   const std::string dir = testing::make_temp_dir("mmc4");
   DataOptions o = testing::small_options();
