@@ -4,8 +4,10 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
 CMAKE_ARGS ?=
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 300
 
-.PHONY: all setup build test demo bench clean
+.PHONY: all setup build test demo bench fuzz clean
 
 all: build
 
@@ -25,6 +27,13 @@ demo: build
 
 bench: build
 	@bash bench/run_all.sh $(BUILD)
+
+# The libFuzzer targets of tests/fuzz/ (clang, ASan + UBSan, torch-free), FUZZ_SECONDS each.
+fuzz: setup
+	@cmake -S . -B $(FUZZ_BUILD) -G Ninja -DFLAM_FUZZ=ON -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BUILD)
 
 clean:
 	rm -rf $(BUILD)

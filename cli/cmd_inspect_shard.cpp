@@ -1,11 +1,13 @@
-// flam inspect shard PATH_OR_URL [--json]: lists the samples of one shard (key and member sizes),
-// then a summary. A shard that cannot be read to its end prints what it could, the error on
-// stderr, and exits with kExitDataError.
+// flam inspect shard PATH_OR_URL [--json] [--config F] [--set k=v ...]: lists the samples of one
+// shard (key and member sizes), then a summary. A URL is streamed under the config's data.stream
+// timeouts, deadline and minimum rate. A shard that cannot be read to its end prints what it
+// could, the error on stderr, and exits with kExitDataError.
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/config.h"
 #include "core/error.h"
 #include "core/exit_codes.h"
 #include "pipeline/byte_source.h"
@@ -15,10 +17,13 @@
 namespace flam::cli {
 
 int cmd_inspect_shard(const Argv& argv) {
-  Args args(argv, {}, {"json"});
+  Args args(argv, {"config", "set"}, {"json"});
   if (args.positionals().size() != 1) {
-    throw Error(ErrorKind::kUsage, "usage: flam inspect shard PATH_OR_URL [--json]");
+    throw Error(ErrorKind::kUsage,
+                "usage: flam inspect shard PATH_OR_URL [--json] [--config F] [--set k=v ...]");
   }
+  const pipeline::SourceOptions stream =
+      load_config(args.get_or("config", ""), args.all("set")).data.stream;
   const std::string& name = args.positionals()[0];
   const bool json = args.flag("json");
   auto dump = [](const nlohmann::json& j) {
@@ -29,7 +34,7 @@ int cmd_inspect_shard(const Argv& argv) {
   int64_t duplicate_keys = 0, dropped_members = 0;
   std::string error_text;
   try {
-    pipeline::TarReader reader(pipeline::open_source(name));
+    pipeline::TarReader reader(pipeline::open_source(name, stream));
     pipeline::SampleGrouper grouper(reader);
     pipeline::Sample sample;
     try {

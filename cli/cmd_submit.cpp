@@ -1,5 +1,6 @@
-// flam submit: resolve the config, render the sbatch script, create (or reuse) the run directory
-// and submit the first job of the run's chain. `flam watch RUN` supervises it from there.
+// flam submit: resolve the config, check a training job's inputs (pipeline::check_data_inputs),
+// render the sbatch script, create (or reuse) the run directory and submit the first job of the
+// run's chain. `flam watch RUN` supervises it from there.
 #include <cstdio>
 #include <filesystem>
 
@@ -13,6 +14,7 @@
 #include "orchestrator/run_dir.h"
 #include "orchestrator/slurm_client.h"
 #include "orchestrator/supervisor.h"
+#include "pipeline/loader.h"
 
 namespace flam::cli {
 
@@ -25,6 +27,10 @@ int cmd_submit(const Argv& argv) {
     throw Error(ErrorKind::kUsage, "unexpected argument '" + args.positionals()[0] + "'");
   }
   Config config = load_config(args.require("config"), args.all("set"));
+  // What the job would find wrong on start is found here, before anything is queued.
+  if (args.get_or("job", "train") == "train" && !args.flag("dry-run")) {
+    pipeline::check_data_inputs(config.data);
+  }
   config.run.dir = fs::absolute(config.run.dir).lexically_normal().string();
   while (config.run.dir.size() > 1 && config.run.dir.back() == '/') config.run.dir.pop_back();
 

@@ -17,6 +17,7 @@
 #include "core/watchdog.h"
 #include "core/world.h"
 #include "flam/build_config.h"
+#include "pipeline/loader.h"
 #if FLAM_WITH_CUDA
 #include "core/nccl/nccl_comm.h"
 #endif
@@ -32,6 +33,8 @@ int cmd_train(const Argv& argv) {
   }
   const Config config = load_config(args.require("config"), args.all("set"));
   log::set_level(log::parse_level(config.run.log_level.c_str()));
+  // Everything a job checks on start, before anything (the run directory) is created.
+  pipeline::check_data_inputs(config.data);
   const WorldInfo& world = World::init(nullptr, nullptr);
   install_stop_signal_handlers();
   MpiComm comm(MPI_COMM_WORLD, MpiCommOptions{config.train.comm_timeout_seconds});

@@ -39,6 +39,26 @@ bool in_bounds(double v, const Bounds& b) {
   return v <= b.max;
 }
 
+// Points `ctx` at the --set argument that set `key_path` (or a mapping above it, or a key below
+// it); returns false when the value came from the file.
+bool point_at_override(const ConfigMap::Impl& impl, const std::string& key_path,
+                       ErrorContext& ctx) {
+  if (!impl.overrides) return false;
+  auto within = [](const std::string& outer, const std::string& inner) {
+    return inner == outer ||
+           (inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
+            inner[outer.size()] == '.');
+  };
+  for (const auto& [path, assignment] : *impl.overrides) {
+    if (within(path, key_path) || within(key_path, path)) {
+      ctx.file = "--set " + assignment;
+      ctx.line = -1;
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 ConfigMap::ConfigMap(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -57,6 +77,7 @@ void ConfigMap::fail(std::string_view key, const std::string& message) const {
     ctx.line = impl_->node.Mark().line + 1;
   }
   ctx.key = join(impl_->path, key);
+  point_at_override(*impl_, ctx.key, ctx);
   throw Error(ErrorKind::kConfig, message, ctx);
 }
 
@@ -81,8 +102,9 @@ static bool read_scalar(ConfigMap& m, ConfigMap::Impl& impl, std::string_view ke
                         const char* type_name) {
   YAML::Node n = lookup(impl, key);
   if (!n.IsDefined() || n.IsNull()) return false;
-  if (!n.IsScalar()) m.fail(key, std::string("expected ") + type_name + ", got a " +
-                                     (n.IsMap() ? "mapping" : "sequence"));
+  if (!n.IsScalar())
+    m.fail(key, std::string("expected ") + type_name + ", got a " +
+                    (n.IsMap() ? "mapping" : "sequence"));
   try {
     out = n.as<T>();
   } catch (const YAML::Exception&) {
@@ -227,6 +249,7 @@ ConfigMap ConfigMap::child(std::string_view key) {
   impl->file = impl_->file;
   impl->path = join(impl_->path, key);
   impl->keys = impl_->keys;
+  impl->overrides = impl_->overrides;
   if (reading()) {
     YAML::Node n = lookup(*impl_, key);
     if (n.IsDefined() && !n.IsNull() && !n.IsMap()) fail(key, "expected a mapping");
@@ -246,6 +269,7 @@ void ConfigMap::finish() {
       ctx.file = impl_->file;
       ctx.line = kv.first.Mark().line >= 0 ? kv.first.Mark().line + 1 : -1;
       ctx.key = join(impl_->path, k);
+      point_at_override(*impl_, ctx.key, ctx);
       std::string known;
       for (const auto& u : impl_->used) known += (known.empty() ? "" : ", ") + u;
       throw Error(ErrorKind::kConfig, "unknown key (known here: " + known + ")", ctx);

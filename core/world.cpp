@@ -20,6 +20,15 @@ bool g_finalized = false;
 
 const WorldInfo& World::init(int* argc, char*** argv) {
   if (g_initialized) return g_info;
+  // The launcher, from the environment it gave us: read before MPI_Init, whose singleton mode
+  // sets PMIX_* variables of its own. srun always sets SLURM_STEP_ID.
+  if (std::getenv("OMPI_COMM_WORLD_SIZE")) {
+    g_info.launcher = "mpirun";
+  } else if (std::getenv("SLURM_STEP_ID")) {
+    g_info.launcher = "srun";
+  } else {
+    g_info.launcher = "singleton";
+  }
   int provided = 0;
   MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided));
   MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &g_info.rank));
@@ -33,13 +42,6 @@ const WorldInfo& World::init(int* argc, char*** argv) {
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
   g_info.hostname = host;
-  if (std::getenv("OMPI_COMM_WORLD_SIZE")) {
-    g_info.launcher = "mpirun";
-  } else if (std::getenv("SLURM_STEP_ID") || std::getenv("PMIX_RANK")) {
-    g_info.launcher = "srun";
-  } else {
-    g_info.launcher = "singleton";
-  }
   g_initialized = true;
   if (g_info.size > 1) log::set_rank(g_info.rank);
   if (provided < MPI_THREAD_SERIALIZED) {

@@ -85,7 +85,5 @@ class RunDir {
   std::string path_;
 };
 
-// Current UTC time as 2026-01-02T03:04:05Z.
-std::string utc_now();
 
 }  // namespace flam::orchestrator

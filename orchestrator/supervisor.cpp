@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "core/check.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/exit_codes.h"
 #include "core/log.h"

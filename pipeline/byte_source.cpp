@@ -7,21 +7,30 @@
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <zlib.h>
 #include <zstd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <mutex>
+#include <sstream>
 #include <string_view>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/error.h"
+#include "pipeline/curl_check.h"
 
 namespace flam::pipeline {
 namespace {
 
 bool starts_with(const std::string& s, std::string_view prefix) {
   return s.compare(0, prefix.size(), prefix) == 0;
+}
+
+std::string format_seconds(double s) {
+  std::ostringstream out;
+  out << s;
+  return out.str();
 }
 
 ErrorContext context_for(const std::string& name, int64_t offset) {
@@ -70,27 +79,13 @@ class FileSource final : public ByteSource {
 };
 
 // ---------------------------------------------------------------------------------------------
-// The one checking wrapper for curl's setup calls: a failure there is a bug or a libcurl
-// without a needed feature, reported with the option's name.
-void curl_check(CURLcode code, const char* what) {
-  if (code != CURLE_OK) {
-    throw Error(ErrorKind::kInternal,
-                std::string("curl ") + what + " failed: " + curl_easy_strerror(code));
-  }
-}
-void curl_check(CURLMcode code, const char* what) {
-  if (code != CURLM_OK) {
-    throw Error(ErrorKind::kInternal,
-                std::string("curl ") + what + " failed: " + curl_multi_strerror(code));
-  }
-}
-
 class HttpSource final : public ByteSource {
  public:
   HttpSource(std::string url, const SourceOptions& options)
-      : name_(std::move(url)), capacity_(std::max<size_t>(options.buffer_bytes, 64 << 10)) {
-    static std::once_flag once;
-    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+      : name_(std::move(url)),
+        options_(options),
+        capacity_(std::max<size_t>(options.buffer_bytes, 64 << 10)) {
+    curl_init_once();
     easy_ = curl_easy_init();
     multi_ = curl_multi_init();
     if (easy_ == nullptr || multi_ == nullptr) {
@@ -98,27 +93,23 @@ class HttpSource final : public ByteSource {
       throw Error(ErrorKind::kInternal, "curl init failed", context_for(name_, -1));
     }
     try {
-      curl_check(curl_easy_setopt(easy_, CURLOPT_URL, name_.c_str()), "URL");
-      curl_check(curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, &HttpSource::on_write),
-                 "WRITEFUNCTION");
-      curl_check(curl_easy_setopt(easy_, CURLOPT_WRITEDATA, this), "WRITEDATA");
-      curl_check(curl_easy_setopt(easy_, CURLOPT_ERRORBUFFER, error_buffer_), "ERRORBUFFER");
-      curl_check(curl_easy_setopt(easy_, CURLOPT_FAILONERROR, 1L), "FAILONERROR");
-      curl_check(curl_easy_setopt(easy_, CURLOPT_FOLLOWLOCATION, 1L), "FOLLOWLOCATION");
-      curl_check(curl_easy_setopt(easy_, CURLOPT_MAXREDIRS, 5L), "MAXREDIRS");
-      curl_check(curl_easy_setopt(easy_, CURLOPT_PROTOCOLS_STR, "http,https"), "PROTOCOLS_STR");
-      curl_check(curl_easy_setopt(easy_, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"),
-                 "REDIR_PROTOCOLS_STR");
-      curl_check(curl_easy_setopt(easy_, CURLOPT_NOSIGNAL, 1L), "NOSIGNAL");
-      curl_check(curl_easy_setopt(easy_, CURLOPT_CONNECTTIMEOUT_MS,
-                                  static_cast<long>(options.connect_timeout_seconds * 1000)),
-                 "CONNECTTIMEOUT_MS");
-      curl_check(curl_easy_setopt(easy_, CURLOPT_LOW_SPEED_LIMIT, 1L), "LOW_SPEED_LIMIT");
-      curl_check(curl_easy_setopt(easy_, CURLOPT_LOW_SPEED_TIME,
-                                  std::max(1L, static_cast<long>(options.low_speed_seconds))),
-                 "LOW_SPEED_TIME");
-      curl_check(curl_easy_setopt(easy_, CURLOPT_USERAGENT, "flamboyance/0.1"), "USERAGENT");
-      curl_check(curl_multi_add_handle(multi_, easy_), "multi_add_handle");
+      CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_URL, name_.c_str()));
+      CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, &HttpSource::on_write));
+      CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_WRITEDATA, this));
+      CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_ERRORBUFFER, error_buffer_));
+      CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_FAILONERROR, 1L));
+      CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_FOLLOWLOCATION, 1L));
+      CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_MAXREDIRS, 5L));
+      CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_PROTOCOLS_STR, "http,https"));
+      CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"));
+      CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_NOSIGNAL, 1L));
+      CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_CONNECTTIMEOUT_MS,
+                                  static_cast<long>(options.connect_timeout_seconds * 1000)));
+      CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_LOW_SPEED_LIMIT, 1L));
+      CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_LOW_SPEED_TIME,
+                                  std::max(1L, static_cast<long>(options.low_speed_seconds))));
+      CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_USERAGENT, "flamboyance/0.1"));
+      CURL_CHECK(curl_multi_add_handle(multi_, easy_));
     } catch (...) {
       cleanup();
       throw;
@@ -128,7 +119,12 @@ class HttpSource final : public ByteSource {
 
   size_t read(void* out, size_t n) override {
     if (n == 0) return 0;
-    while (available() == 0 && !finished_) pump();
+    while (available() == 0 && !finished_) {
+      const SteadyClock::time_point start = SteadyClock::now();
+      pump();
+      waited_seconds_ += seconds_since(start);
+      check_pace();
+    }
     size_t k = std::min(n, available());
     if (k == 0) {
       finish_or_throw();
@@ -170,10 +166,10 @@ class HttpSource final : public ByteSource {
   void pump() {
     if (paused_) {
       paused_ = false;
-      curl_check(curl_easy_pause(easy_, CURLPAUSE_CONT), "easy_pause");
+      CURL_CHECK(curl_easy_pause(easy_, CURLPAUSE_CONT));
     }
     int running = 0;
-    curl_check(curl_multi_perform(multi_, &running), "multi_perform");
+    CURL_CHECK(curl_multi_perform(multi_, &running));
     if (available() > 0) return;
     int queued = 0;
     while (CURLMsg* msg = curl_multi_info_read(multi_, &queued)) {
@@ -187,7 +183,35 @@ class HttpSource final : public ByteSource {
       return;
     }
     // Wait for the socket or curl's next timeout (bounded so pause/resume stays responsive).
-    curl_check(curl_multi_poll(multi_, nullptr, 0, 1000, nullptr), "multi_poll");
+    CURL_CHECK(curl_multi_poll(multi_, nullptr, 0, 1000, nullptr));
+  }
+
+  // The deadline and the average rate count only the time read() waited for the network, not
+  // the time the consumer spent elsewhere while the transfer was paused.
+  void check_pace() const {
+    const int64_t received = offset_ + static_cast<int64_t>(available());
+    if (options_.deadline_seconds > 0 && waited_seconds_ > options_.deadline_seconds) {
+      ErrorContext context = context_for(name_, offset_);
+      context.key = "data.stream.deadline_seconds";
+      throw Error(ErrorKind::kNetwork,
+                  "transfer deadline of " + format_seconds(options_.deadline_seconds) +
+                      " s passed after " + std::to_string(received) + " bytes",
+                  context);
+    }
+    if (options_.min_average_bytes_per_second > 0 &&
+        waited_seconds_ > options_.min_average_grace_seconds &&
+        static_cast<double>(received) < options_.min_average_bytes_per_second * waited_seconds_) {
+      ErrorContext context = context_for(name_, offset_);
+      context.key = "data.stream.min_average_bytes_per_second";
+      throw Error(ErrorKind::kNetwork,
+                  "average rate " +
+                      std::to_string(
+                          static_cast<int64_t>(static_cast<double>(received) / waited_seconds_)) +
+                      " bytes/s is below the minimum of " +
+                      std::to_string(static_cast<int64_t>(options_.min_average_bytes_per_second)) +
+                      " bytes/s",
+                  context);
+    }
   }
 
   void finish_or_throw() {
@@ -216,7 +240,9 @@ class HttpSource final : public ByteSource {
   }
 
   std::string name_;
+  SourceOptions options_;
   size_t capacity_;
+  double waited_seconds_ = 0;  // inside read(), waiting for bytes
   CURL* easy_ = nullptr;
   CURLM* multi_ = nullptr;
   std::string buffer_;  // bytes received, not yet read, from head_ on
@@ -286,10 +312,76 @@ class ZstdSource final : public ByteSource {
   int64_t offset_ = 0;
 };
 
-bool ends_with_zst(const std::string& name) {
+// ---------------------------------------------------------------------------------------------
+// gzip (or zlib) over another source; concatenated gzip members read as one stream, as gzip(1)
+// does. The stream must end at the end of a member.
+class GzipSource final : public ByteSource {
+ public:
+  explicit GzipSource(std::unique_ptr<ByteSource> inner)
+      : inner_(std::move(inner)), in_buffer_(1 << 16) {
+    if (inflateInit2(&stream_, 15 + 32) != Z_OK) {
+      throw Error(ErrorKind::kInternal, "inflateInit2 failed", context_for(name(), -1));
+    }
+  }
+  ~GzipSource() override { inflateEnd(&stream_); }
+
+  size_t read(void* buf, size_t n) override {
+    if (n == 0 || done_) return 0;
+    const uInt want = static_cast<uInt>(std::min<size_t>(n, 1u << 30));
+    stream_.next_out = static_cast<Bytef*>(buf);
+    stream_.avail_out = want;
+    while (stream_.avail_out == want) {
+      if (stream_.avail_in == 0) {
+        const size_t got = inner_->read(in_buffer_.data(), in_buffer_.size());
+        if (got == 0) {
+          if (member_open_) {
+            throw Error(ErrorKind::kData,
+                        "gzip stream truncated (ends inside a member at compressed offset " +
+                            std::to_string(inner_->offset()) + ")",
+                        context_for(name(), offset_));
+          }
+          done_ = true;
+          return 0;
+        }
+        stream_.next_in = reinterpret_cast<Bytef*>(in_buffer_.data());
+        stream_.avail_in = static_cast<uInt>(got);
+      }
+      if (!member_open_) {
+        inflateReset(&stream_);
+        member_open_ = true;
+      }
+      const int rc = inflate(&stream_, Z_NO_FLUSH);
+      if (rc == Z_STREAM_END) {
+        member_open_ = false;
+      } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+        throw Error(ErrorKind::kData,
+                    std::string("gzip: ") + (stream_.msg ? stream_.msg : "corrupt stream") +
+                        " (compressed offset " +
+                        std::to_string(inner_->offset() - static_cast<int64_t>(stream_.avail_in)) +
+                        ")",
+                    context_for(name(), offset_));
+      }
+    }
+    const size_t produced = want - stream_.avail_out;
+    offset_ += static_cast<int64_t>(produced);
+    return produced;
+  }
+  const std::string& name() const override { return inner_->name(); }
+  int64_t offset() const override { return offset_; }
+
+ private:
+  std::unique_ptr<ByteSource> inner_;
+  std::vector<char> in_buffer_;
+  z_stream stream_{};
+  bool member_open_ = false;
+  bool done_ = false;
+  int64_t offset_ = 0;
+};
+
+bool name_ends_with(const std::string& name, std::string_view suffix) {
   std::string_view base(name);
   if (is_url(name)) base = base.substr(0, base.find_first_of("?#"));
-  return base.size() >= 4 && base.substr(base.size() - 4) == ".zst";
+  return base.size() >= suffix.size() && base.substr(base.size() - suffix.size()) == suffix;
 }
 
 }  // namespace
@@ -308,7 +400,11 @@ std::unique_ptr<ByteSource> open_source(const std::string& path_or_url,
   } else {
     source = std::make_unique<FileSource>(path_or_url);
   }
-  if (ends_with_zst(path_or_url)) source = std::make_unique<ZstdSource>(std::move(source));
+  if (name_ends_with(path_or_url, ".zst")) {
+    source = std::make_unique<ZstdSource>(std::move(source));
+  } else if (name_ends_with(path_or_url, ".gz")) {
+    source = std::make_unique<GzipSource>(std::move(source));
+  }
   return source;
 }
 

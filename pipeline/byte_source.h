@@ -1,6 +1,7 @@
-// ByteSource: the sequential bytes of one shard, from a local file, an http(s) URL streamed with
-// libcurl, or either of those with zstd decompression on top (name ends in ".zst"). Memory is
-// bounded by SourceOptions::buffer_bytes (plus the zstd window); nothing is buffered whole.
+// ByteSource: the sequential bytes of one shard or input table, from a local file, an http(s) URL
+// streamed with libcurl, or either of those with zstd (name ends in ".zst") or gzip (".gz")
+// decompression on top. Memory is bounded by SourceOptions::buffer_bytes (plus the zstd window);
+// nothing is buffered whole.
 //
 // Thread safety: a ByteSource is used by one thread at a time (not thread-safe); distinct
 // sources are independent.
@@ -13,9 +14,16 @@
 
 namespace flam::pipeline {
 
+// The `data.stream:` section for shard streams. The deadline and the average rate count the time
+// read() waits for the network (a paused transfer whose consumer is busy does not count), so a
+// trickling server fails the shard instead of holding the loader.
 struct SourceOptions {
   double connect_timeout_seconds = 10;
-  double low_speed_seconds = 30;  // abort an http transfer if < 1 byte/s for this long
+  double low_speed_seconds = 30;   // abort an http transfer if < 1 byte/s for this long
+  double deadline_seconds = 3600;  // total wait for one http stream; 0: none
+  // After min_average_grace_seconds of waiting, fail a stream averaging less than this; 0: none.
+  double min_average_bytes_per_second = 16384;
+  double min_average_grace_seconds = 30;
   size_t buffer_bytes = 1 << 20;  // read buffer for files, bound of the http ring buffer
 };
 
@@ -23,8 +31,10 @@ class ByteSource {
  public:
   virtual ~ByteSource() = default;
   // Copies up to n bytes into buf; returns the count, 0 only at the end of the stream.
-  // Throws flam::Error (kIo for files, kNetwork for http, kData for a corrupt zstd frame or a
-  // stream that ends early) naming the file or URL, the byte offset and, for http, the status.
+  // Throws flam::Error (kIo for files, kNetwork for http, kData for a corrupt zstd or gzip stream
+  // or one that ends early) naming the file or URL, the byte offset and, for http, the status;
+  // for a stream past its deadline or below its minimum average rate, kNetwork whose context
+  // key names the data.stream key ("data.stream.deadline_seconds", ...).
   virtual size_t read(void* buf, size_t n) = 0;
   // The path or URL, for messages and a sample's __url__.
   virtual const std::string& name() const = 0;
@@ -32,8 +42,8 @@ class ByteSource {
   virtual int64_t offset() const = 0;
 };
 
-// Opens a local path (or "file://" URL), or an http:// / https:// URL; a name ending in ".zst"
-// (before any '?' of a URL) is decompressed on the fly. Throws flam::Error(kIo) when a file
+// Opens a local path (or "file://" URL), or an http:// / https:// URL; a name ending in ".zst" or
+// ".gz" (before any '?' of a URL) is decompressed on the fly. Throws flam::Error(kIo) when a file
 // cannot be opened; http errors (status >= 400, refused connection) surface at the first read.
 std::unique_ptr<ByteSource> open_source(const std::string& path_or_url,
                                         const SourceOptions& options = {});

@@ -1,10 +1,12 @@
 #include "pipeline/loader.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
-#include <functional>
+#include <filesystem>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -16,6 +18,7 @@
 #include "pipeline/loader_stream.h"
 #include "pipeline/packer.h"
 #include "pipeline/shard_list.h"
+#include "pipeline/thread_pool.h"
 
 namespace flam::pipeline {
 
@@ -25,49 +28,6 @@ namespace {
 
 constexpr uint64_t kSaltBatchFlip = 0x62666c70;  // "bflp"
 constexpr int kLogPerReason = 20;
-
-// Fixed-size pool of decode threads running tasks in FIFO order.
-class ThreadPool {
- public:
-  explicit ThreadPool(int threads) {
-    for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });
-  }
-  ~ThreadPool() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    for (std::thread& t : workers_) t.join();
-  }
-  void submit(std::function<void()> task) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      tasks_.push_back(std::move(task));
-    }
-    cv_.notify_one();
-  }
-
- private:
-  void work() {
-    while (true) {
-      std::function<void()> task;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || !tasks_.empty(); });
-        if (tasks_.empty()) return;
-        task = std::move(tasks_.front());
-        tasks_.pop_front();
-      }
-      task();
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> tasks_;
-  bool stop_ = false;
-  std::vector<std::thread> workers_;
-};
 
 // One sample after packing, with its images already in CHW planes.
 struct Packed {
@@ -119,7 +79,77 @@ uint64_t fnv1a(const std::vector<std::string>& names) {
 
 struct Stopped {};
 
+// The host bytes the loader holds for batches at once (the prefetch queue, one being assembled
+// and one the caller holds) must fit in half the machine's memory; otherwise a setting is far
+// too large, and the error says which keys to lower.
+void check_batch_memory(const DataOptions& options, DatasetKind kind) {
+  const bool laion = kind == DatasetKind::kLaion;
+  const double batch = laion ? options.laion.batch_size : options.mmc4.batch_size;
+  const double images = laion ? 1 : options.mmc4.max_images;
+  const double tokens = laion ? options.laion.seq_len : options.mmc4.seq_len;
+  const double side = options.image.size;
+  const double per_batch = batch * (images * (3 * side * side + 1) + 3 * 8 * tokens);
+  const double held = per_batch * (options.loader.prefetch_batches + 2);
+  const double machine =
+      static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
+  if (machine > 0 && held > machine / 2) {
+    const std::string k = laion ? "data.laion." : "data.mmc4.";
+    ErrorContext context;
+    context.key = k + "batch_size";
+    throw Error(ErrorKind::kConfig,
+                std::string("the ") + to_string(kind) + " loader would hold " +
+                    std::to_string(static_cast<int64_t>(held / (1 << 20))) +
+                    " MiB of batches, over half of this machine's " +
+                    std::to_string(static_cast<int64_t>(machine / (1 << 20))) + " MiB: lower " + k +
+                    "batch_size, data.image.size" + (laion ? "" : ", data.mmc4.max_images") + ", " +
+                    k + "seq_len or data.loader.prefetch_batches",
+                context);
+  }
+}
+
 }  // namespace
+
+void check_data_inputs(const DataOptions& options) {
+  namespace fs = std::filesystem;
+  auto readable_file = [](const std::string& path, const std::string& key, const char* what) {
+    std::error_code ec;
+    const fs::file_status status = fs::status(path, ec);
+    std::string problem;
+    if (path.empty()) {
+      problem = std::string("no ") + what + " set";
+    } else if (!fs::exists(status)) {
+      problem = std::string(what) + " does not exist";
+    } else if (fs::is_directory(status)) {
+      problem = std::string("is a directory, not a ") + what;
+    } else if (::access(path.c_str(), R_OK) != 0) {
+      problem = std::string(what) + " is not readable";
+    }
+    if (!problem.empty()) {
+      ErrorContext context = at_file(path);
+      context.key = key;
+      throw Error(ErrorKind::kConfig, problem, context);
+    }
+  };
+  readable_file(options.tokenizer, "data.tokenizer", "tokenizer model");
+  for (const DatasetKind kind : {DatasetKind::kLaion, DatasetKind::kMmc4}) {
+    const bool laion = kind == DatasetKind::kLaion;
+    const std::string key = laion ? "data.laion.shards" : "data.mmc4.shards";
+    std::vector<std::string> shards;
+    try {
+      shards = expand_shard_list(laion ? options.laion.shards : options.mmc4.shards);
+    } catch (const Error& e) {
+      ErrorContext context = e.context();
+      context.key = key;
+      throw Error(ErrorKind::kConfig, e.message(), context);
+    }
+    if (shards.empty())
+      throw Error(ErrorKind::kConfig, "no shards: set the shard list", at_key(key));
+    for (const std::string* shard : {&shards.front(), &shards.back()}) {
+      if (!is_url(*shard)) readable_file(*shard, key, "shard");
+    }
+    check_batch_memory(options, kind);
+  }
+}
 
 struct Loader::Impl {
   DataOptions options;
@@ -154,11 +184,13 @@ struct Loader::Impl {
   std::exception_ptr error;
   std::atomic<int64_t> queue_bytes{0};
   std::atomic<int64_t> buffer_bytes{0};
-  std::shared_ptr<const StreamState> current;  // after the last batch returned
+  std::shared_ptr<const StreamState> current;    // after the last batch returned
+  std::map<std::string, int64_t> dropped_total;  // over the batches returned; caller's thread
 
   Impl(const DataOptions& o, DatasetKind k, const Tokenizer& t, int r, int w, uint64_t s)
       : options(o), kind(k), tokenizer(t), rank(r), world_size(w), seed(s) {
     FLAM_CHECK(rank >= 0 && rank < world_size) << "rank " << rank << " of " << world_size;
+    check_batch_memory(options, kind);
     const bool laion = kind == DatasetKind::kLaion;
     const std::vector<std::string> shards =
         expand_shard_list(laion ? options.laion.shards : options.mmc4.shards);
@@ -177,7 +209,7 @@ struct Loader::Impl {
     window = static_cast<size_t>(batch_size + 2 * options.loader.threads);
     identity = StreamIdentity{kind, seed, static_cast<int64_t>(shards.size()), fnv1a(shards)};
     stream = std::make_unique<SampleStream>(shards, identity, rank, world_size,
-                                            options.loader.shuffle_buffer);
+                                            options.loader.shuffle_buffer, options.stream);
     current = std::make_shared<const StreamState>(stream->fresh_state());
     pool = std::make_unique<ThreadPool>(options.loader.threads);
   }
@@ -301,7 +333,8 @@ struct Loader::Impl {
     }
     throw Error(ErrorKind::kData, std::string("loader (") + to_string(kind) +
                                       "): whole epochs of this rank's shards gave no usable "
-                                      "sample (dropped: " + reasons + ")");
+                                      "sample (dropped: " +
+                                      reasons + ")");
   }
 
   Batch assemble(std::vector<Packed>& rows) {
@@ -356,6 +389,7 @@ struct Loader::Impl {
     queue_bytes -= ready.bytes;
     current = ready.after;
     cv.notify_all();
+    for (const auto& [reason, n] : ready.batch.dropped) dropped_total[reason] += n;
     return std::move(ready.batch);
   }
 
@@ -405,5 +439,7 @@ void Loader::restore(const std::vector<std::string>& states) { impl_->restore(st
 int64_t Loader::queued_bytes() const { return impl_->queue_bytes + impl_->buffer_bytes; }
 
 DatasetKind Loader::kind() const { return impl_->kind; }
+
+const std::map<std::string, int64_t>& Loader::dropped_total() const { return impl_->dropped_total; }
 
 }  // namespace flam::pipeline

@@ -15,7 +15,8 @@
 //
 // Bad data never stops the loader: a sample that fails (corrupt image, bad JSON, invalid UTF-8,
 // too few images, ...) is skipped and counted in Batch::dropped by reason; a shard that is
-// truncated, corrupt or unreachable ends there ("corrupt_shard" / "unreachable_shard"), the
+// truncated, corrupt, unreachable or past its data.stream deadline ends there ("corrupt_shard" /
+// "unreachable_shard"), the
 // samples read before the fault stay in. Each is logged once with the shard and key. Only an
 // epoch in which no shard of this rank yields a single usable sample throws flam::Error(kData)
 // from next().
@@ -42,6 +43,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -52,11 +54,18 @@
 
 namespace flam::pipeline {
 
+// What a training job would check on start, cheaply, before anything is queued or created: the
+// tokenizer (data.tokenizer) is a readable file; each dataset's shard list expands to at least one
+// shard and, for local paths, its first and last shards exist; the batches fit the machine (see
+// Loader). Throws flam::Error(kConfig) naming the key and the file.
+void check_data_inputs(const DataOptions& options);
+
 class Loader {
  public:
   // Expands the dataset's shard list (options.laion.shards or options.mmc4.shards) and starts
   // the background threads. Throws flam::Error(kConfig) when the list is empty or a spec is
-  // malformed. REQUIRES: 0 <= rank < world_size.
+  // malformed, or when the batches it would hold need over half the machine's memory (naming
+  // the keys to lower). REQUIRES: 0 <= rank < world_size.
   Loader(const DataOptions& options, DatasetKind kind, const Tokenizer& tokenizer, int rank,
          int world_size, uint64_t seed);
   ~Loader();
@@ -80,6 +89,11 @@ class Loader {
   int64_t queued_bytes() const;
 
   DatasetKind kind() const;
+
+  // Samples dropped by reason over all batches next() returned from this Loader (including the
+  // drops a restore() reported with its first batch): the cumulative counts for metrics and the
+  // end-of-run summary. Valid until the next call to next() or restore().
+  const std::map<std::string, int64_t>& dropped_total() const;
 
  private:
   struct Impl;

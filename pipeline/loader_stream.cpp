@@ -192,12 +192,14 @@ std::vector<StreamState> repartition(const std::vector<StreamState>& old_states,
 }
 
 SampleStream::SampleStream(std::vector<std::string> shards, const StreamIdentity& identity,
-                           int rank, int world_size, int buffer_capacity)
+                           int rank, int world_size, int buffer_capacity,
+                           const SourceOptions& source)
     : shards_(std::move(shards)),
       identity_(identity),
       rank_(rank),
       world_size_(world_size),
-      capacity_(static_cast<size_t>(std::max(1, buffer_capacity))) {
+      capacity_(static_cast<size_t>(std::max(1, buffer_capacity))),
+      source_options_(source) {
   std::map<std::string, int64_t> none;
   load(fresh_state(), none);
 }
@@ -234,11 +236,28 @@ void SampleStream::close_reader() {
   reader_ordinal_ = 0;
 }
 
-void SampleStream::shard_failed(const std::string& what, bool network,
-                                std::map<std::string, int64_t>& dropped) {
+void SampleStream::shard_failed(const Error& error, std::map<std::string, int64_t>& dropped) {
+  const bool network = error.kind() == ErrorKind::kIo || error.kind() == ErrorKind::kNetwork;
   const std::string reason = network ? "unreachable_shard" : "corrupt_shard";
   ++dropped[reason];
-  FLAM_LOG(WARN) << "loader: " << reason << ": skipping the rest of the shard: " << what;
+  // A huge brace range of missing shards must not log one line each: the first few in full,
+  // then a summary at each power of ten with the count and the first names.
+  FailedShards& failed = failed_shards_[reason];
+  ++failed.count;
+  if (failed.count <= kLoggedShardFailures) {
+    failed.first.push_back(error.context().url.empty() ? error.context().file
+                                                       : error.context().url);
+    FLAM_LOG(WARN) << "loader: " << reason << ": skipping the rest of the shard: " << error.what();
+    return;
+  }
+  if (failed.count == failed.next_summary) {
+    failed.next_summary *= 10;
+    std::string names;
+    for (const std::string& n : failed.first) names += (names.empty() ? "" : ", ") + n;
+    FLAM_LOG(WARN) << "loader: " << reason << ": " << failed.count
+                   << " shards skipped so far on this rank (the first: " << names
+                   << "); only counted from here, summarised again at " << failed.next_summary;
+  }
 }
 
 void SampleStream::load(const StreamState& state, std::map<std::string, int64_t>& dropped) {
@@ -261,7 +280,7 @@ void SampleStream::load(const StreamState& state, std::map<std::string, int64_t>
   for (auto& [key, ordinals] : wanted) {
     const std::string& name = shards_[key.second];
     try {
-      TarReader reader(open_source(name));
+      TarReader reader(open_source(name, source_options_));
       SampleGrouper grouper(reader);
       Sample sample;
       int64_t ordinal = 0;
@@ -271,8 +290,7 @@ void SampleStream::load(const StreamState& state, std::map<std::string, int64_t>
         ++ordinal;
       }
     } catch (const Error& e) {
-      shard_failed(e.what(), e.kind() == ErrorKind::kIo || e.kind() == ErrorKind::kNetwork,
-                   dropped);
+      shard_failed(e, dropped);
     }
   }
   for (const SampleId& b : state.buffer) {
@@ -317,14 +335,13 @@ bool SampleStream::read_one(Buffered* out, std::map<std::string, int64_t>& dropp
     bool got = false;
     try {
       if (!reader_) {
-        reader_ = std::make_unique<TarReader>(open_source(name));
+        reader_ = std::make_unique<TarReader>(open_source(name, source_options_));
         grouper_ = std::make_unique<SampleGrouper>(*reader_);
         reader_ordinal_ = 0;
       }
       got = grouper_->next(out->sample);
     } catch (const Error& e) {
-      shard_failed(e.what(), e.kind() == ErrorKind::kIo || e.kind() == ErrorKind::kNetwork,
-                   dropped);
+      shard_failed(e, dropped);
       advance_unit();
       continue;
     }

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "pipeline/batch.h"
 #include "pipeline/sample_grouper.h"
 #include "pipeline/tar_reader.h"
@@ -80,7 +81,7 @@ struct StreamItem {
 class SampleStream {
  public:
   SampleStream(std::vector<std::string> shards, const StreamIdentity& identity, int rank,
-               int world_size, int buffer_capacity);
+               int world_size, int buffer_capacity, const SourceOptions& source = {});
   ~SampleStream();
 
   // The state of a fresh stream (epoch 0, nothing read).
@@ -104,7 +105,7 @@ class SampleStream {
   };
   bool read_one(Buffered* out, std::map<std::string, int64_t>& dropped);
   void close_reader();
-  void shard_failed(const std::string& what, bool network, std::map<std::string, int64_t>& dropped);
+  void shard_failed(const Error& error, std::map<std::string, int64_t>& dropped);
   StreamState current_state() const;
 
   std::vector<std::string> shards_;
@@ -112,6 +113,7 @@ class SampleStream {
   int rank_;
   int world_size_;
   size_t capacity_;
+  SourceOptions source_options_;
 
   std::shared_ptr<const std::vector<WorkUnit>> units_;
   size_t unit_pos_ = 0;
@@ -123,6 +125,15 @@ class SampleStream {
   uint64_t rng_state_ = 0;
   std::vector<Buffered> buffer_;
   int64_t buffered_bytes_ = 0;
+
+  // Shards failed so far, per reason, for a log that stays short however many fail.
+  static constexpr int64_t kLoggedShardFailures = 5;
+  struct FailedShards {
+    int64_t count = 0;
+    std::vector<std::string> first;  // the first kLoggedShardFailures names
+    int64_t next_summary = 10;
+  };
+  std::map<std::string, FailedShards> failed_shards_;
 
   std::unique_ptr<TarReader> reader_;
   std::unique_ptr<SampleGrouper> grouper_;

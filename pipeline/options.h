@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/config_map.h"
+#include "pipeline/byte_source.h"
 
 namespace flam::pipeline {
 
@@ -49,27 +50,30 @@ struct DataOptions {
   LaionOptions laion;
   Mmc4Options mmc4;
   LoaderOptions loader;
+  SourceOptions stream;  // data.stream: timeouts, deadline and minimum rate of http shards
 };
 
 inline void describe(ConfigMap& m, ImageOptions& o) {
-  m.field("size", o.size, Bounds::at_least(1));
+  m.field("size", o.size, Bounds::between(1, 4096));
   m.choice("flip", o.flip, {"none", "image", "batch"});
   m.field("max_pixels", o.max_pixels, Bounds::at_least(1));
 }
 
+// Upper bounds on size-like keys: far above any real run, low enough that a typo fails here
+// instead of as a terabyte allocation.
 inline void describe(ConfigMap& m, LaionOptions& o) {
   m.field("shards", o.shards);
-  m.field("batch_size", o.batch_size, Bounds::at_least(1));
-  m.field("seq_len", o.seq_len, Bounds::at_least(2));
+  m.field("batch_size", o.batch_size, Bounds::between(1, 65536));
+  m.field("seq_len", o.seq_len, Bounds::between(2, 1 << 20));
   m.field("loss_multiplier", o.loss_multiplier, Bounds::non_negative());
 }
 
 inline void describe(ConfigMap& m, Mmc4Options& o) {
   m.field("shards", o.shards);
-  m.field("batch_size", o.batch_size, Bounds::at_least(1));
-  m.field("seq_len", o.seq_len, Bounds::at_least(2));
-  m.field("max_images", o.max_images, Bounds::at_least(1));
-  m.field("min_images", o.min_images, Bounds::non_negative());
+  m.field("batch_size", o.batch_size, Bounds::between(1, 65536));
+  m.field("seq_len", o.seq_len, Bounds::between(2, 1 << 20));
+  m.field("max_images", o.max_images, Bounds::between(1, 256));
+  m.field("min_images", o.min_images, Bounds::between(0, 256));
   m.field("sim_threshold", o.sim_threshold, Bounds::between(-1.0, 1.0));
   m.choice("matching", o.matching, {"hungarian", "argmax"});
   m.field("min_image_bytes", o.min_image_bytes, Bounds::non_negative());
@@ -78,9 +82,17 @@ inline void describe(ConfigMap& m, Mmc4Options& o) {
 }
 
 inline void describe(ConfigMap& m, LoaderOptions& o) {
-  m.field("threads", o.threads, Bounds::at_least(1));
-  m.field("prefetch_batches", o.prefetch_batches, Bounds::at_least(1));
-  m.field("shuffle_buffer", o.shuffle_buffer, Bounds::at_least(1));
+  m.field("threads", o.threads, Bounds::between(1, 1024));
+  m.field("prefetch_batches", o.prefetch_batches, Bounds::between(1, 1024));
+  m.field("shuffle_buffer", o.shuffle_buffer, Bounds::between(1, 10000000));
+}
+
+inline void describe(ConfigMap& m, SourceOptions& o) {
+  m.field("connect_timeout_seconds", o.connect_timeout_seconds, Bounds::positive());
+  m.field("low_speed_seconds", o.low_speed_seconds, Bounds::positive());
+  m.field("deadline_seconds", o.deadline_seconds, Bounds::non_negative());
+  m.field("min_average_bytes_per_second", o.min_average_bytes_per_second, Bounds::non_negative());
+  m.field("min_average_grace_seconds", o.min_average_grace_seconds, Bounds::non_negative());
 }
 
 inline void describe(ConfigMap& m, DataOptions& o) {
@@ -89,6 +101,7 @@ inline void describe(ConfigMap& m, DataOptions& o) {
   m.section("laion", o.laion);
   m.section("mmc4", o.mmc4);
   m.section("loader", o.loader);
+  m.section("stream", o.stream);
 }
 
 }  // namespace flam::pipeline

@@ -276,6 +276,12 @@ struct TarReader::Impl {
         if (read_upto(h, kBlock) == kBlock && !all_zero(h)) {
           fail(at, "lone zero block followed by a header");
         }
+        // Read the source to its end, so that a compressed stream checks its frame end and
+        // checksum: a .tar.zst cut inside its checksum must not read as clean.
+        while (pos < len || refill()) {
+          offset += static_cast<int64_t>(len - pos);
+          pos = len;
+        }
         done = true;
         return false;
       }

@@ -4,6 +4,7 @@
 #include <sentencepiece_processor.h>
 
 #include <array>
+#include <filesystem>
 #include <mutex>
 
 #include "core/error.h"
@@ -115,6 +116,11 @@ struct Tokenizer::Processor {
 };
 
 Tokenizer::Tokenizer(const std::string& model_path) : sp_(std::make_unique<Processor>()) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(model_path, ec)) {
+    throw Error(ErrorKind::kConfig, "is a directory, not a SentencePiece model (data.tokenizer)",
+                tokenizer_context(model_path));
+  }
   const SentencePieceApi& a = api();
   if (!a.error.empty()) {
     throw Error(ErrorKind::kConfig, "SentencePiece is unavailable: " + a.error,

@@ -7,31 +7,17 @@
 #include <chrono>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <thread>
 
 #include "core/check.h"
+#include "core/clock.h"
 #include "core/error.h"
+#include "pipeline/curl_check.h"
 
 namespace flam::shard {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-// The one checking wrapper for libcurl setup calls: a failure here is a broken libcurl build or
-// out of memory, never bad input, so it throws kInternal naming the call.
-void curl_check(CURLcode rc, const char* call) {
-  if (rc != CURLE_OK) {
-    throw Error(ErrorKind::kInternal, std::string(call) + ": " + curl_easy_strerror(rc));
-  }
-}
-void curlm_check(CURLMcode rc, const char* call) {
-  if (rc != CURLM_OK) {
-    throw Error(ErrorKind::kInternal, std::string(call) + ": " + curl_multi_strerror(rc));
-  }
-}
-#define CURL_CHECK(call) curl_check((call), #call)
-#define CURLM_CHECK(call) curlm_check((call), #call)
+using Clock = SteadyClock;
 
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -74,6 +60,8 @@ struct Job {
   double retry_after = -1;      // seconds, from the current response
   bool aborted_too_large = false;
   bool aborted_opt_out = false;
+  bool aborted_too_slow = false;
+  Clock::time_point started{};
   CURL* easy = nullptr;
   const DownloadOptions* options = nullptr;  // the owning downloader's
   const std::string* agent = nullptr;        // its user agent's product name
@@ -165,6 +153,19 @@ struct Downloader::Impl {
     return bytes;
   }
 
+  // Aborts a transfer whose average rate, after the grace time, is under the configured minimum.
+  static int on_progress(void* user, curl_off_t, curl_off_t now_bytes, curl_off_t, curl_off_t) {
+    Job* job = static_cast<Job*>(user);
+    const double minimum = job->options->min_average_bytes_per_second;
+    const double elapsed = seconds_since(job->started);
+    if (minimum > 0 && elapsed > job->options->min_average_grace_seconds &&
+        static_cast<double>(now_bytes) < minimum * elapsed) {
+      job->aborted_too_slow = true;
+      return 1;  // abort: CURLE_ABORTED_BY_CALLBACK
+    }
+    return 0;
+  }
+
   CURL* take_handle() {
     if (!idle_handles.empty()) {
       CURL* h = idle_handles.back();
@@ -183,7 +184,8 @@ struct Downloader::Impl {
     job->body.clear();
     job->robots_opt_out = false;
     job->retry_after = -1;
-    job->aborted_too_large = job->aborted_opt_out = false;
+    job->aborted_too_large = job->aborted_opt_out = job->aborted_too_slow = false;
+    job->started = Clock::now();
     ++job->attempts;
     const auto ms = [](double s) { return static_cast<long>(s * 1000.0); };
     CURL_CHECK(curl_easy_setopt(h, CURLOPT_URL, job->url.c_str()));
@@ -202,6 +204,11 @@ struct Downloader::Impl {
     CURL_CHECK(curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE,
                                 static_cast<curl_off_t>(options.max_body_bytes)));
     CURL_CHECK(curl_easy_setopt(h, CURLOPT_USERAGENT, options.user_agent.c_str()));
+    // "": every encoding this libcurl decodes (gzip, deflate, ...); the body arrives decoded.
+    CURL_CHECK(curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, ""));
+    CURL_CHECK(curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &Impl::on_progress));
+    CURL_CHECK(curl_easy_setopt(h, CURLOPT_XFERINFODATA, job.get()));
+    CURL_CHECK(curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L));
     CURL_CHECK(curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L));
     CURL_CHECK(curl_easy_setopt(h, CURLOPT_SHARE, share));
     CURL_CHECK(curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &Impl::on_header));
@@ -209,7 +216,7 @@ struct Downloader::Impl {
     CURL_CHECK(curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &Impl::on_body));
     CURL_CHECK(curl_easy_setopt(h, CURLOPT_WRITEDATA, job.get()));
     CURL_CHECK(curl_easy_setopt(h, CURLOPT_PRIVATE, job.get()));
-    CURLM_CHECK(curl_multi_add_handle(multi, h));
+    CURL_CHECK(curl_multi_add_handle(multi, h));
     ++per_host[job->host];
     active.emplace(h, std::move(job));
   }
@@ -247,6 +254,13 @@ struct Downloader::Impl {
       r->message = "X-Robots-Tag forbids AI use";
       return false;
     }
+    if (job.aborted_too_slow) {
+      r->reason = "too_slow";
+      r->message = "average rate under " +
+                   std::to_string(static_cast<int64_t>(options.min_average_bytes_per_second)) +
+                   " bytes/s (shard.download.min_average_bytes_per_second)";
+      return false;
+    }
     if (job.aborted_too_large || rc == CURLE_FILESIZE_EXCEEDED) {
       r->reason = "too_large";
       r->message = "body over " + std::to_string(options.max_body_bytes) + " bytes";
@@ -274,6 +288,7 @@ struct Downloader::Impl {
     switch (rc) {
       case CURLE_OPERATION_TIMEDOUT:
         r->reason = "timeout";
+        r->message += " (shard.download.total_timeout_seconds or low_speed_*)";
         return true;
       case CURLE_COULDNT_RESOLVE_HOST:
         r->reason = "dns";
@@ -285,7 +300,12 @@ struct Downloader::Impl {
         r->reason = "redirect_loop";
         break;
       case CURLE_UNSUPPORTED_PROTOCOL:
-        r->reason = "bad_scheme";
+        // Without any HTTP status the server's reply was not HTTP (curl refuses HTTP/0.9);
+        // with one, a redirect pointed at a scheme other than http(s).
+        r->reason = status == 0 ? "bad_response" : "bad_scheme";
+        break;
+      case CURLE_WEIRD_SERVER_REPLY:
+        r->reason = "bad_response";
         break;
       case CURLE_URL_MALFORMAT:
         r->reason = "bad_url";
@@ -307,7 +327,7 @@ struct Downloader::Impl {
     FLAM_CHECK(it != active.end()) << "a finished transfer we did not start";
     std::unique_ptr<Job> job = std::move(it->second);
     active.erase(it);
-    CURLM_CHECK(curl_multi_remove_handle(multi, h));
+    CURL_CHECK(curl_multi_remove_handle(multi, h));
     --per_host[job->host];
     FetchResult r;
     r.tag = job->tag;
@@ -339,8 +359,7 @@ struct Downloader::Impl {
 };
 
 Downloader::Downloader(const DownloadOptions& options) : impl_(std::make_unique<Impl>()) {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  pipeline::curl_init_once();
   impl_->options = options;
   impl_->agent_name = options.user_agent.substr(0, options.user_agent.find_first_of("/ "));
   impl_->multi = curl_multi_init();
@@ -349,10 +368,10 @@ Downloader::Downloader(const DownloadOptions& options) : impl_(std::make_unique<
   if (curl_share_setopt(impl_->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK) {
     throw Error(ErrorKind::kInternal, "curl_share_setopt(CURL_LOCK_DATA_DNS) failed");
   }
-  CURLM_CHECK(curl_multi_setopt(impl_->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-                                static_cast<long>(options.per_host_connections)));
-  CURLM_CHECK(curl_multi_setopt(impl_->multi, CURLMOPT_MAXCONNECTS,
-                                static_cast<long>(options.concurrency)));
+  CURL_CHECK(curl_multi_setopt(impl_->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                               static_cast<long>(options.per_host_connections)));
+  CURL_CHECK(curl_multi_setopt(impl_->multi, CURLMOPT_MAXCONNECTS,
+                               static_cast<long>(options.concurrency)));
 }
 
 Downloader::~Downloader() {
@@ -402,9 +421,9 @@ void Downloader::poll(int timeout_ms, std::vector<FetchResult>* done) {
     timeout_ms = 0;
   }
   int running = 0;
-  CURLM_CHECK(curl_multi_perform(m.multi, &running));
-  CURLM_CHECK(curl_multi_poll(m.multi, nullptr, 0, m.wait_budget_ms(timeout_ms), nullptr));
-  CURLM_CHECK(curl_multi_perform(m.multi, &running));
+  CURL_CHECK(curl_multi_perform(m.multi, &running));
+  CURL_CHECK(curl_multi_poll(m.multi, nullptr, 0, m.wait_budget_ms(timeout_ms), nullptr));
+  CURL_CHECK(curl_multi_perform(m.multi, &running));
   int left = 0;
   while (CURLMsg* msg = curl_multi_info_read(m.multi, &left)) {
     if (msg->msg == CURLMSG_DONE) m.finish(msg->easy_handle, msg->data.result, done);

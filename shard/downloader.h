@@ -1,5 +1,6 @@
 // Downloader: fetches many URLs at once on libcurl's multi interface, for `flam shard`.
-// Per transfer: connect and total timeouts, a low-speed limit, at most max_redirects redirects,
+// Per transfer: connect and total timeouts, a low-speed limit, a minimum average rate, any
+// Content-Encoding libcurl decodes (gzip, deflate), at most max_redirects redirects,
 // http/https only (also after a redirect: file:// and the rest are refused), the body size capped
 // while streaming, X-Robots-Tag opt-outs honoured. Per downloader: at most `concurrency`
 // transfers in flight, at most `per_host_connections` of them to one host, one DNS cache shared
@@ -24,8 +25,10 @@ namespace flam::shard {
 struct FetchResult {
   uint64_t tag = 0;  // the caller's tag from submit()
   std::string body;  // the response body when ok()
-  // "" on success, else one of: bad_url, bad_scheme, dns, connect, timeout, http_404, http_429,
-  // http_4xx, http_5xx, http_other, too_large, redirect_loop, opted_out, truncated, network.
+  // "" on success, else one of: bad_url, bad_scheme, bad_response (the reply is not HTTP), dns,
+  // connect, timeout (connect or total deadline, or the low-speed limit), too_slow (average
+  // rate under the minimum), http_404, http_429, http_4xx, http_5xx, http_other, too_large,
+  // redirect_loop, opted_out, truncated, network.
   std::string reason;
   std::string message;  // short detail ("HTTP 503", libcurl's error text)
   int http_status = 0;  // of the last response, 0 if none

@@ -20,6 +20,10 @@ struct DownloadOptions {
   double max_retry_after_seconds = 60.0;  // cap on a server's Retry-After
   int low_speed_bytes_per_second = 1000;  // abort a transfer slower than this ...
   double low_speed_seconds = 10.0;        // ... for this long
+  // After min_average_grace_seconds, abort a transfer averaging under this many bytes/s (0: no
+  // minimum); counted too_slow.
+  double min_average_bytes_per_second = 1000;
+  double min_average_grace_seconds = 5.0;
   int max_redirects = 5;
   int64_t max_body_bytes = 20 * 1000 * 1000;
   bool respect_opt_out = true;  // X-Robots-Tag noai, noimageai, noindex, noimageindex
@@ -63,8 +67,8 @@ struct ShardOptions {
 };
 
 inline void describe(ConfigMap& m, DownloadOptions& o) {
-  m.field("concurrency", o.concurrency, Bounds::at_least(1));
-  m.field("per_host_connections", o.per_host_connections, Bounds::at_least(1));
+  m.field("concurrency", o.concurrency, Bounds::between(1, 4096));
+  m.field("per_host_connections", o.per_host_connections, Bounds::between(1, 4096));
   m.field("connect_timeout_seconds", o.connect_timeout_seconds, Bounds::positive());
   m.field("total_timeout_seconds", o.total_timeout_seconds, Bounds::positive());
   m.field("retries", o.retries, Bounds::non_negative());
@@ -72,14 +76,16 @@ inline void describe(ConfigMap& m, DownloadOptions& o) {
   m.field("max_retry_after_seconds", o.max_retry_after_seconds, Bounds::non_negative());
   m.field("low_speed_bytes_per_second", o.low_speed_bytes_per_second, Bounds::non_negative());
   m.field("low_speed_seconds", o.low_speed_seconds, Bounds::positive());
+  m.field("min_average_bytes_per_second", o.min_average_bytes_per_second, Bounds::non_negative());
+  m.field("min_average_grace_seconds", o.min_average_grace_seconds, Bounds::non_negative());
   m.field("max_redirects", o.max_redirects, Bounds::non_negative());
-  m.field("max_body_bytes", o.max_body_bytes, Bounds::at_least(1));
+  m.field("max_body_bytes", o.max_body_bytes, Bounds::between(1, 1LL << 31));
   m.field("respect_opt_out", o.respect_opt_out);
   m.field("user_agent", o.user_agent);
 }
 
 inline void describe(ConfigMap& m, TransformOptions& o) {
-  m.field("image_size", o.image_size, Bounds::at_least(1));
+  m.field("image_size", o.image_size, Bounds::between(1, 8192));
   m.choice("resize_mode", o.resize_mode, {"no", "keep_ratio", "center_crop", "border"});
   m.field("resize_only_if_bigger", o.resize_only_if_bigger);
   m.field("min_image_size", o.min_image_size, Bounds::non_negative());
@@ -99,11 +105,11 @@ inline void describe(ConfigMap& m, ShardOptions& o) {
   m.field("save_cols", o.save_cols);
   m.field("max_bad_row_fraction", o.max_bad_row_fraction, Bounds::between(0, 1));
   m.field("output_dir", o.output_dir);
-  m.field("samples_per_shard", o.samples_per_shard, Bounds::at_least(1));
+  m.field("samples_per_shard", o.samples_per_shard, Bounds::between(1, 10000000));
   m.field("zstd", o.zstd);
   m.field("zstd_level", o.zstd_level, Bounds::between(1, 19));
   m.choice("mmc4_layout", o.mmc4_layout, {"base64", "members"});
-  m.field("transform_threads", o.transform_threads, Bounds::non_negative());
+  m.field("transform_threads", o.transform_threads, Bounds::between(0, 1024));
   m.field("progress_seconds", o.progress_seconds, Bounds::positive());
   m.section("download", o.download);
   m.section("transform", o.transform);

@@ -1,20 +1,19 @@
 #include "shard/shard_worker.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
-#include <deque>
 #include <filesystem>
-#include <functional>
 #include <mutex>
-#include <thread>
 
 #include "core/atomic_file.h"
+#include "core/base64.h"
 #include "core/check.h"
+#include "core/clock.h"
+#include "pipeline/packer.h"
 #include "pipeline/tar_writer.h"
+#include "pipeline/thread_pool.h"
 #include "shard/downloader.h"
 #include "shard/exif.h"
 #include "shard/rows_parquet.h"
@@ -23,26 +22,8 @@
 namespace flam::shard {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Clock = SteadyClock;
 using ojson = nlohmann::ordered_json;
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-double unix_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()),
-                          static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
 
 // One image URL of one row, from download to encoded bytes.
 struct ImageSlot {
@@ -62,6 +43,7 @@ struct RowState {
   std::vector<int> slots;  // indices into the shard's ImageSlot vector, in the row's image order
   ojson document;          // MMC4: the parsed document
   std::string error;       // malformed row
+  std::string reason;      // with an error: its counted reason
   int pending = 0;         // slots not finished yet; guarded by Impl::mu
 };
 
@@ -97,43 +79,15 @@ struct ShardWorker::Impl {
   const std::vector<InputRow>& rows;
   const bool mmc4;
 
-  // The transform pool. `mu` also guards RowState::pending, `backlog` and `transform_seconds`.
+  // `mu` guards RowState::pending, `backlog` and `transform_seconds`.
   std::mutex mu;
-  std::condition_variable work_cv;
   std::condition_variable done_cv;
-  std::deque<std::function<void()>> work;
-  std::vector<std::thread> threads;
-  bool stopping = false;
   size_t backlog = 0;  // slots handed to the pool, not finished
   double transform_seconds = 0;
+  pipeline::ThreadPool pool;  // the transform threads; last, so it stops first
 
   Impl(const ShardOptions& o, const std::vector<InputRow>& r, int n)
-      : options(o), rows(r), mmc4(o.input_kind == "mmc4") {
-    for (int i = 0; i < n; ++i) threads.emplace_back([this] { run_pool(); });
-  }
-
-  ~Impl() {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      stopping = true;
-    }
-    work_cv.notify_all();
-    for (auto& t : threads) t.join();
-  }
-
-  void run_pool() {
-    while (true) {
-      std::function<void()> task;
-      {
-        std::unique_lock<std::mutex> lock(mu);
-        work_cv.wait(lock, [this] { return stopping || !work.empty(); });
-        if (work.empty()) return;
-        task = std::move(work.front());
-        work.pop_front();
-      }
-      task();
-    }
-  }
+      : options(o), rows(r), mmc4(o.input_kind == "mmc4"), pool(n) {}
 
   // Fills `states` and `slots` for rows [begin, end).
   void prepare(int64_t begin, int64_t end, std::vector<RowState>* states,
@@ -151,11 +105,16 @@ struct ShardWorker::Impl {
       };
       if (!in.error.empty()) {
         st.error = in.error;
+        st.reason = in.reason.empty() ? "bad_row" : in.reason;
       } else if (!mmc4) {
         add(in.url);
       } else {
         st.document = ojson::parse(in.document, nullptr, false);
-        if (st.document.is_discarded() || !st.document.is_object()) {
+        st.reason = "bad_row";
+        if (!pipeline::valid_utf8(in.document)) {
+          st.error = "the document is not UTF-8";
+          st.reason = "invalid_utf8";
+        } else if (st.document.is_discarded() || !st.document.is_object()) {
           st.error = "not a JSON object";
         } else if (!st.document.contains("image_info") || !st.document["image_info"].is_array()) {
           st.error = "no image_info list";
@@ -240,8 +199,9 @@ ShardStats ShardWorker::Impl::process(int64_t shard) {
     std::string status;
     if (!st.error.empty()) {
       status = "bad_row";
-      stats.reasons["bad_row"] += 1;
+      stats.reasons[st.reason] += 1;
       line["status"] = status;
+      line["reason"] = st.reason;
       line["message"] = st.error;
       if (!mmc4) records.push_back(failed_row_record(in, options, key, status, st.error));
     } else if (!mmc4) {
@@ -315,7 +275,7 @@ ShardStats ShardWorker::Impl::process(int64_t shard) {
           entry["image_member"] = member;
           members.emplace_back(key + "." + member, &s.image.encoded);
         } else {
-          entry["image_base64"] = base64(s.image.encoded);
+          entry["image_base64"] = base64_encode(s.image.encoded);
         }
         kept_info.push_back(std::move(entry));
         if (sim) kept_sim.push_back((*sim)[k]);
@@ -353,15 +313,15 @@ ShardStats ShardWorker::Impl::process(int64_t shard) {
   struct Drain {
     Impl* impl;
     ~Drain() {
+      const size_t dropped = impl->pool.cancel_queued();
       std::unique_lock<std::mutex> lock(impl->mu);
-      impl->backlog -= impl->work.size();
-      impl->work.clear();
+      impl->backlog -= dropped;
       impl->done_cv.wait(lock, [this] { return impl->backlog == 0; });
     }
   } drain{this};
   Downloader downloader(options.download);
   const size_t concurrency = static_cast<size_t>(options.download.concurrency);
-  const size_t max_backlog = threads.size() * 4 + concurrency;
+  const size_t max_backlog = static_cast<size_t>(pool.size()) * 4 + concurrency;
   std::vector<FetchResult> done;
   size_t next_row = 0, next_write = 0;
   while (next_write < n) {
@@ -393,11 +353,10 @@ ShardStats ShardWorker::Impl::process(int64_t shard) {
         {
           std::lock_guard<std::mutex> lock(mu);
           ++backlog;
-          work.emplace_back([this, slot, state, body = std::move(r.body)]() mutable {
-            transform(slot, std::move(body), state);
-          });
         }
-        work_cv.notify_one();
+        pool.submit([this, slot, state, body = std::move(r.body)]() mutable {
+          transform(slot, std::move(body), state);
+        });
       }
     }
     std::unique_lock<std::mutex> lock(mu);

@@ -1,15 +1,14 @@
 #include "shard/url_reader.h"
 
 #include <glob.h>
-#include <zlib.h>
-#include <zstd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <memory>
 
 #include "core/error.h"
 #include "shard/mmc4_reader.h"
+#include "pipeline/byte_source.h"
+#include "pipeline/packer.h"
 #include "shard/options.h"
 #include "shard/parquet_table.h"
 
@@ -21,121 +20,33 @@ bool ends_with(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// The decompressed bytes of one file, in chunks: plain, gzip (zlib) or zstd by extension.
-class TextSource {
- public:
-  explicit TextSource(const std::string& path) : path_(path) {
-    if (ends_with(path, ".gz")) {
-      gz_ = gzopen(path.c_str(), "rb");
-      if (!gz_)
-        throw Error(ErrorKind::kIo, "cannot open input", ErrorContext{path, -1, "", "", -1});
-      gzbuffer(gz_, 1 << 17);
-    } else {
-      file_ = std::fopen(path.c_str(), "rb");
-      if (!file_)
-        throw Error(ErrorKind::kIo, "cannot open input", ErrorContext{path, -1, "", "", -1});
-      if (ends_with(path, ".zst")) {
-        zstd_ = ZSTD_createDStream();
-        ZSTD_initDStream(zstd_);
-        in_buf_.resize(ZSTD_DStreamInSize());
-      }
-    }
-  }
-  ~TextSource() {
-    if (gz_) gzclose(gz_);
-    if (file_) std::fclose(file_);
-    if (zstd_) ZSTD_freeDStream(zstd_);
-  }
-  TextSource(const TextSource&) = delete;
-  TextSource& operator=(const TextSource&) = delete;
-
-  // Replaces `out` with the next chunk; false at the end of the file.
-  bool next(std::string* out) {
-    out->resize(1 << 17);
-    size_t n = 0;
-    if (gz_) {
-      int got = gzread(gz_, out->data(), static_cast<unsigned>(out->size()));
-      if (got < 0) {
-        int errnum = 0;
-        throw Error(ErrorKind::kIo, std::string("corrupt gzip stream: ") + gzerror(gz_, &errnum),
-                    ErrorContext{path_, -1, "", "", offset_});
-      }
-      n = static_cast<size_t>(got);
-    } else if (zstd_) {
-      n = next_zstd(out);
-    } else {
-      n = std::fread(out->data(), 1, out->size(), file_);
-      if (n == 0 && std::ferror(file_)) {
-        throw Error(ErrorKind::kIo, "read failed", ErrorContext{path_, -1, "", "", offset_});
-      }
-    }
-    out->resize(n);
-    offset_ += static_cast<int64_t>(n);
-    return n > 0;
-  }
-
- private:
-  size_t next_zstd(std::string* out) {
-    ZSTD_outBuffer ob{out->data(), out->size(), 0};
-    while (ob.pos == 0) {
-      if (in_.pos == in_.size) {
-        size_t got = std::fread(in_buf_.data(), 1, in_buf_.size(), file_);
-        if (got == 0) {
-          if (std::ferror(file_)) {
-            throw Error(ErrorKind::kIo, "read failed", ErrorContext{path_, -1, "", "", offset_});
-          }
-          if (!frame_done_) {
-            throw Error(ErrorKind::kIo, "zstd stream ends early",
-                        ErrorContext{path_, -1, "", "", offset_});
-          }
-          return 0;
-        }
-        in_ = ZSTD_inBuffer{in_buf_.data(), got, 0};
-      }
-      size_t rc = ZSTD_decompressStream(zstd_, &ob, &in_);
-      if (ZSTD_isError(rc)) {
-        throw Error(ErrorKind::kIo, std::string("corrupt zstd stream: ") + ZSTD_getErrorName(rc),
-                    ErrorContext{path_, -1, "", "", offset_});
-      }
-      frame_done_ = rc == 0;
-    }
-    return ob.pos;
-  }
-
-  std::string path_;
-  gzFile gz_ = nullptr;
-  std::FILE* file_ = nullptr;
-  ZSTD_DStream* zstd_ = nullptr;
-  std::vector<char> in_buf_;
-  ZSTD_inBuffer in_{nullptr, 0, 0};
-  bool frame_done_ = true;
-  int64_t offset_ = 0;
-};
-
-// Records of a text file: lines, or (quote_aware) CSV records that may span lines inside quotes.
-// A trailing '\r' is dropped; empty records are skipped.
+// Records of a text file (decompressed by pipeline::open_source when it ends in .gz or .zst):
+// lines, or (quote_aware, CSV) records that may span lines inside quotes. A trailing '\r' is
+// dropped; empty records are skipped. line() is the 1-based line where the last record began.
 class RecordReader {
  public:
   RecordReader(const std::string& path, bool quote_aware)
-      : source_(path), quote_aware_(quote_aware) {}
+      : source_(pipeline::open_source(path)), quote_aware_(quote_aware) {}
 
   bool next(std::string* record) {
     record->clear();
     bool in_quotes = false;
+    line_ = next_line_;
     while (true) {
       if (pos_ == chunk_.size()) {
         pos_ = 0;
-        if (!source_.next(&chunk_)) {
-          chunk_.clear();
-          if (strip(record)) return true;
-          return false;
-        }
+        chunk_.resize(1 << 17);
+        chunk_.resize(source_->read(chunk_.data(), chunk_.size()));
+        if (chunk_.empty()) return strip(record);
       }
       size_t start = pos_;
       while (pos_ < chunk_.size()) {
         char c = chunk_[pos_];
         if (c == '"' && quote_aware_) in_quotes = !in_quotes;
-        if (c == '\n' && !in_quotes) break;
+        if (c == '\n') {
+          ++next_line_;
+          if (!in_quotes) break;
+        }
         ++pos_;
       }
       record->append(chunk_, start, pos_ - start);
@@ -143,9 +54,11 @@ class RecordReader {
         ++pos_;  // the newline
         if (strip(record)) return true;
         in_quotes = false;
+        line_ = next_line_;
       }
     }
   }
+  int64_t line() const { return line_; }
 
  private:
   static bool strip(std::string* record) {
@@ -153,10 +66,12 @@ class RecordReader {
     return !record->empty();
   }
 
-  TextSource source_;
+  std::unique_ptr<pipeline::ByteSource> source_;
   bool quote_aware_;
   std::string chunk_;
   size_t pos_ = 0;
+  int64_t line_ = 1;
+  int64_t next_line_ = 1;
 };
 
 std::string strip_compression(const std::string& path) {
@@ -193,8 +108,11 @@ void read_jsonl_table(const std::string& path, const TableColumns& columns,
   while (reader.next(&line)) {
     InputRow row;
     nlohmann::json record = nlohmann::json::parse(line, nullptr, false);
-    if (record.is_discarded() || !record.is_object()) {
-      row.error = "not a JSON object";
+    if (!pipeline::valid_utf8(line)) {
+      row.reason = "invalid_utf8";
+      row.error = "line " + std::to_string(reader.line()) + ": not UTF-8";
+    } else if (record.is_discarded() || !record.is_object()) {
+      row.error = "line " + std::to_string(reader.line()) + ": not a JSON object";
     } else {
       auto url = record.find(columns.url_col);
       if (url == record.end() || !url->is_string()) {
@@ -211,7 +129,10 @@ void read_jsonl_table(const std::string& path, const TableColumns& columns,
         row.extra.push_back(it == record.end() ? nlohmann::json() : *it);
       }
     }
-    if (!row.error.empty()) row.extra.assign(columns.save_cols.size(), nlohmann::json());
+    if (!row.error.empty()) {
+      if (row.reason.empty()) row.reason = "bad_row";
+      row.extra.assign(columns.save_cols.size(), nlohmann::json());
+    }
     rows->push_back(std::move(row));
   }
 }
@@ -228,15 +149,17 @@ int column_index(const std::vector<std::string>& header, const std::string& name
   return static_cast<int>(it - header.begin());
 }
 
+// TSV records are lines (an unterminated quote spoils that line only); CSV records follow RFC
+// 4180 and may span lines inside quotes.
 void read_delimited_table(const std::string& path, char delimiter, const TableColumns& columns,
                           std::vector<InputRow>* rows) {
-  RecordReader reader(path, true);
+  RecordReader reader(path, delimiter == ',');
   std::string record;
   std::vector<std::string> header;
   if (!reader.next(&record)) return;
   if (!split_record(record, delimiter, &header)) {
     throw Error(ErrorKind::kData, "unterminated quote in the header",
-                ErrorContext{path, 1, "", "", -1});
+                ErrorContext{path, reader.line(), "", "", -1});
   }
   if (!header.empty() && header[0].rfind("\xEF\xBB\xBF", 0) == 0) header[0].erase(0, 3);
   int url = column_index(header, columns.url_col, path, "shard.url_col");
@@ -250,17 +173,22 @@ void read_delimited_table(const std::string& path, char delimiter, const TableCo
   std::vector<std::string> fields;
   while (reader.next(&record)) {
     InputRow row;
+    const std::string at = "line " + std::to_string(reader.line()) + ": ";
     if (!split_record(record, delimiter, &fields)) {
-      row.error = "unterminated quote";
+      row.error = at + "unterminated quote";
     } else if (fields.size() != header.size()) {
-      row.error = "has " + std::to_string(fields.size()) + " fields, the header " +
+      row.error = at + "has " + std::to_string(fields.size()) + " fields, the header " +
                   std::to_string(header.size());
+    } else if (caption >= 0 && !pipeline::valid_utf8(fields[caption])) {
+      row.error = at + "the caption is not UTF-8";
+      row.reason = "invalid_utf8";
     }
     if (row.error.empty()) {
       row.url = fields[url];
       if (caption >= 0) row.caption = fields[caption];
       for (int i : extra) row.extra.emplace_back(fields[i]);
     } else {
+      if (row.reason.empty()) row.reason = "bad_row";
       row.extra.assign(columns.save_cols.size(), nlohmann::json());
     }
     rows->push_back(std::move(row));

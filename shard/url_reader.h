@@ -23,7 +23,8 @@ struct InputRow {
   std::string caption;                // LAION: the caption ("" when absent or null)
   std::vector<nlohmann::json> extra;  // LAION: one value per save_cols entry (null when absent)
   std::string document;               // MMC4: the document's JSON text, parsed when processed
-  std::string error;                  // non-empty: the record is malformed (why)
+  std::string error;                  // non-empty: the record is malformed ("line N: why")
+  std::string reason;  // with an error: "bad_row", or "invalid_utf8" for a caption not UTF-8
 };
 
 // Where each column of a LAION table is. An empty caption_col means "no caption column".
@@ -38,9 +39,11 @@ struct TableColumns {
 // so that opening it names the missing file).
 std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns);
 
-// Reads every record of every file, in order. Throws flam::Error: kIo naming a file that cannot
-// be opened or read (or a corrupt .gz/.zst stream, with its offset); kData when a table's header
-// lacks a configured column; kConfig when format is "auto" and the extension says nothing.
+// Reads every record of every file, in order. TSV records are lines: an unterminated quote makes
+// that line a bad row and the next line is read afresh; CSV records may span lines inside quotes.
+// Throws flam::Error: kIo naming a file that cannot be opened or read, kData for a corrupt or cut
+// .gz/.zst stream (with its offset) or a header that lacks a configured column; kConfig when
+// format is "auto" and the extension says nothing.
 std::vector<InputRow> read_url_table(const std::vector<std::string>& paths,
                                      const TableColumns& columns);
 

@@ -11,6 +11,7 @@
 #include <optional>
 #include <sstream>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/exit_codes.h"
 #include "core/log.h"
@@ -34,11 +35,7 @@
 namespace flam::train {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+using Clock = SteadyClock;
 
 // One dataset's micro-batch as tensors on the compute device.
 struct DeviceBatch {
@@ -235,9 +232,7 @@ class Trainer {
     const Zero3Memory mem = engine_.memory();
     const nlohmann::json line = {
         {"step", step},
-        {"wall_time", std::chrono::duration<double>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count()},
+        {"wall_time", unix_seconds()},
         {"loss_laion", loss_laion},
         {"loss_mmc4", loss_mmc4},
         {"lr", m.lr},
@@ -255,6 +250,7 @@ class Trainer {
           {"grad_bytes", mem.grad_bytes},
           {"gathered_peak_bytes", mem.gathered_peak_bytes},
           {"resident_bytes", resident_bytes()}}},
+        {"dropped", dropped()},
     };
     metrics_ << line.dump() << '\n' << std::flush;
     events_.add_metrics(step, line);
@@ -284,11 +280,20 @@ class Trainer {
         options_.checkpoint.every_steps > 0 || options_.checkpoint.every_minutes > 0.0;
     if (checkpointing && state_.step() > first_step_) save(/*sync=*/true);
     checkpointer_.wait();
-    if (lead_) progress_.finish(state_.step());
+    if (lead_) {
+      progress_.finish(state_.step());
+      // The totals; the last metrics line (the last step is always logged) holds them too.
+      FLAM_LOG(INFO) << "samples dropped on rank 0, by dataset and reason: " << dropped().dump();
+    }
     return kExitOk;
   }
 
  private:
+  // This rank's samples dropped so far, per dataset and reason (Loader::dropped_total).
+  nlohmann::json dropped() const {
+    return {{"laion", laion_.dropped_total()}, {"mmc4", mmc4_.dropped_total()}};
+  }
+
   // Forward and backward of one LAION and one MMC4 micro-batch; false if the loss is not finite.
   bool micro_step(StepMetrics& m) {
     const double accum = options_.grad_accum;

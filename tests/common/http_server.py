@@ -19,10 +19,18 @@ killed. Plain files: GET /f/<path under DIR>. Faults are path modifiers before /
     /x/loop/f/a.jpg                redirect to itself forever
     /x/location=file%3A%2F%2F%2Fetc%2Fpasswd/f/a   redirect to any location
     /x/nolength/gen/30000000       a generated body of 30 MB without Content-Length
+    /x/trickle=50/f/a.tar          send the body one byte at a time at 50 bytes/s (above curl's
+                                   low-speed limit of 1 byte/s, far below any useful rate)
+    /x/endless=20000/gen/100       after the body, keep sending filler at 20000 bytes/s forever
+                                   (no Content-Length): only a total deadline ends it
+    /x/garbage/f/a.jpg             answer bytes that are not HTTP at all, then close
+    /x/lie=1000/f/a.jpg            declare 1000 bytes more in Content-Length than sent, close
+    /x/gzip/f/a.jpg                send the body gzip-compressed with Content-Encoding: gzip
 
 GET /stats returns {"path": count, ...} of the requests seen so far.
 """
 import argparse
+import gzip
 import http.server
 import json
 import os
@@ -73,7 +81,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with open(full, "rb") as f:
                 body = f.read()
         headers = {"Content-Type": guess_type(path)}
-        slow = cut = None
+        slow = cut = endless = None
+        trickle = False
+        extra_length = 0
         length = True
         for mod in mods:
             key, _, val = mod.partition("=")
@@ -111,27 +121,46 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.reply(302, b"", {"Location": val})
             elif key == "nolength":
                 length = False
+            elif key == "trickle":
+                slow, trickle = float(val), True
+            elif key == "endless":
+                endless, length = float(val), False
+            elif key == "garbage":
+                self.close_connection = True
+                self.wfile.write(b"SSH-2.0-OpenSSH_9.2\r\n\x00\x01\x02 not http at all\r\n\r\n")
+                return self.close_connection_now()
+            elif key == "lie":
+                extra_length = int(val)
+            elif key == "gzip":
+                body = gzip.compress(body)
+                headers["Content-Encoding"] = "gzip"
         self.send_response(200)
         for k, v in headers.items():
             self.send_header(k, v)
         if length:
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(body) + extra_length))
         else:
             self.send_header("Connection", "close")
         self.end_headers()
         data = body if cut is None else body[:cut]
         try:
             if slow:
-                step = max(1, int(slow / 20))
+                step = 1 if trickle else max(1, int(slow / 20))
                 for i in range(0, len(data), step):
                     self.wfile.write(data[i:i + step])
                     self.wfile.flush()
                     time.sleep(step / slow)
             else:
                 self.wfile.write(data)
+            if endless:
+                step = max(1, int(endless / 20))
+                while True:
+                    self.wfile.write(b"\0" * step)
+                    self.wfile.flush()
+                    time.sleep(step / endless)
         except (BrokenPipeError, ConnectionResetError):
             pass
-        if cut is not None or not length:
+        if cut is not None or not length or extra_length:
             self.close_connection_now()
 
     def close_connection_now(self):

@@ -110,5 +110,82 @@ TEST(Config, ShippedConfigsLoad) {
   EXPECT_LT(tiny.model.lang.dim, 256);
 }
 
+// Issue #17: the silent and unclear config cases each end in an error naming what to fix.
+TEST(Config, DuplicateKeyNamesFileAndLine) {
+  std::string path = write_temp("dup.yaml", "train:\n  steps: 1\n  steps: 2\n");
+  EXPECT_EQ(error_of(path), path + ":3: train.steps: duplicate key (first at line 2)");
+  std::string top = write_temp("dup_top.yaml", "data: {}\ntrain: {}\ndata: {}\n");
+  EXPECT_EQ(error_of(top), top + ":3: data: duplicate key (first at line 1)");
+}
+
+// Found by fuzz_config (regression seed corpus/fuzz_config/regress-complex-key): a complex key
+// ended the process in std::terminate from yaml-cpp's conversion.
+TEST(Config, ComplexKeyIsAnErrorNotACrash) {
+  std::string path = write_temp("complex.yaml", "train:\n  ? steps: 12\n  : 3\n");
+  EXPECT_EQ(error_of(path), path + ":2: train: a key must be a plain name, not a list or mapping");
+}
+
+TEST(Config, DirectoryIsNotAConfig) {
+  try {
+    load_config(::testing::TempDir());
+    FAIL() << "a directory loaded as a config";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kConfig);
+    EXPECT_EQ(e.context().file, ::testing::TempDir());
+    EXPECT_NE(e.message().find("is a directory"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Config, DeepNestingSaysTheLimitAndTheLine) {
+  std::string text = "train:\n";
+  for (int i = 0; i < 80; ++i)
+    text += std::string(2 * (i + 1), ' ') + "k" + std::to_string(i) + ":\n";
+  text += std::string(164, ' ') + "leaf: 1\n";
+  std::string path = write_temp("deep.yaml", text);
+  std::string err = error_of(path);
+  EXPECT_NE(err.find("nesting deeper than 64 levels"), std::string::npos) << err;
+  EXPECT_EQ(err.rfind(path + ":66: train.k0.k1.", 0), 0u) << err;  // k63's value, level 65
+  // Deeper than the parser's own guard: still the limit and a line, not "bad file".
+  std::string flow = write_temp("deeper.yaml", "train: " + std::string(5000, '[') + "\n");
+  err = error_of(flow);
+  EXPECT_NE(err.find("nesting deeper than the YAML parser's limit"), std::string::npos) << err;
+  EXPECT_EQ(err.rfind(flow + ":2:", 0), 0u) << err;  // where the parser stopped: the line's end
+}
+
+TEST(Config, SetAcceptsBracePatternsInLists) {
+  Config c = load_config("", {"data.laion.shards=[/data/laion2b/{00000..23134}.tar]",
+                              "data.mmc4.shards=['/m/{a,b}.tar', /m/{000..009}.tar]"});
+  EXPECT_EQ(c.data.laion.shards, std::vector<std::string>{"/data/laion2b/{00000..23134}.tar"});
+  EXPECT_EQ(c.data.mmc4.shards, (std::vector<std::string>{"/m/{a,b}.tar", "/m/{000..009}.tar"}));
+}
+
+TEST(Config, SetErrorsNameTheSetArgument) {
+  std::string path = write_temp("base.yaml", "train:\n  steps: 10\n");
+  EXPECT_EQ(error_of(path, {"data.image.size=100000"}),
+            "--set data.image.size=100000: data.image.size: must be in [1, 4096] (got 100000)");
+  EXPECT_EQ(error_of(path, {"train.steps=many"}),
+            "--set train.steps=many: train.steps: expected an integer, got 'many'");
+  EXPECT_NE(error_of(path, {"data.laion.nope=1"})
+                .find("--set data.laion.nope=1: data.laion.nope: unknown key"),
+            std::string::npos);
+  EXPECT_NE(error_of(path, {"data.laion.shards=[a, {b"}).find("--set data.laion.shards=[a, {b"),
+            std::string::npos);
+  // A value from the file still names the file's line.
+  EXPECT_EQ(error_of(write_temp("size.yaml", "data:\n  image:\n    size: 0\n"))
+                .find(":3: data.image.size"),
+            ::testing::TempDir().size() + std::string("size.yaml").size());
+}
+
+TEST(Config, SizeLikeKeysHaveUpperBounds) {
+  for (const char* set :
+       {"data.laion.batch_size=1000000", "data.mmc4.seq_len=100000000",
+        "data.mmc4.max_images=100000", "data.loader.threads=100000",
+        "data.loader.prefetch_batches=100000", "shard.transform.image_size=100000",
+        "shard.download.concurrency=1000000"}) {
+    std::string err = error_of("", {set});
+    EXPECT_NE(err.find("must be in ["), std::string::npos) << set << ": " << err;
+  }
+}
+
 }  // namespace
 }  // namespace flam

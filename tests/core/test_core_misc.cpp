@@ -1,12 +1,15 @@
-// Errors carry context; atomic writes replace whole files; bf16 conversion rounds to even.
+// Errors carry context; atomic writes replace whole files; bf16 conversion rounds to even; base64
+// round-trips as MMC4 documents use it; the clock helpers.
 #include <gtest/gtest.h>
-
 #include <sys/stat.h>
 
 #include <csignal>
 #include <filesystem>
+#include <regex>
 
 #include "core/atomic_file.h"
+#include "core/base64.h"
+#include "core/clock.h"
 #include "core/comm.h"
 #include "core/error.h"
 #include "core/signals.h"
@@ -67,6 +70,34 @@ TEST(Signals, FlagIsSetNotActedOn) {
   std::raise(SIGUSR1);
   EXPECT_EQ(stop_requested(), SIGUSR1);
   clear_stop_request();
+}
+
+TEST(Base64, RoundTripsEveryLengthAndReadsWhatWritersWrite) {
+  std::string bytes;
+  for (int n = 0; n < 70; ++n) {
+    std::string back;
+    ASSERT_TRUE(base64_decode(base64_encode(bytes), &back)) << n;
+    EXPECT_EQ(back, bytes) << n;
+    bytes.push_back(static_cast<char>(n * 37 + 11));
+  }
+  EXPECT_EQ(base64_encode("hello"), "aGVsbG8=");
+  std::string out;
+  EXPECT_TRUE(base64_decode("aGVsbG8", &out));  // padding left off
+  EXPECT_EQ(out, "hello");
+  EXPECT_TRUE(base64_decode(" aGVs\nbG8=\r\n", &out));  // line breaks, as some writers wrap
+  EXPECT_EQ(out, "hello");
+  EXPECT_TRUE(base64_decode("", &out));
+  EXPECT_EQ(out, "");
+  EXPECT_FALSE(base64_decode("aGVs*G8=", &out));    // not the alphabet
+  EXPECT_FALSE(base64_decode("aGVsbG8=aa", &out));  // data after padding
+  EXPECT_FALSE(base64_decode("aGVsb", &out));       // a length no encoding has
+}
+
+TEST(Clock, UtcNowIsIso8601AndSecondsSinceCountsUp) {
+  EXPECT_TRUE(std::regex_match(utc_now(), std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)")))
+      << utc_now();
+  const SteadyClock::time_point start = SteadyClock::now() - std::chrono::seconds(2);
+  EXPECT_GE(seconds_since(start), 2.0);
 }
 
 }  // namespace

@@ -275,6 +275,95 @@ TEST_F(LoaderTest, BadDataIsSkippedAndCounted) {
   EXPECT_EQ(keys.count(server.url("bad.tar") + "#" + testing::sample_key(9, 0)), 1u);
 }
 
+// Issue #17: a shard streamed from a server that trickles above curl's low-speed limit fails on
+// data.stream's minimum average rate (counted unreachable_shard) instead of holding the loader,
+// and dropped_total() adds up every batch's drops.
+TEST_F(LoaderTest, TricklingShardIsCountedAndDropsAccumulate) {
+  const std::string dir = testing::make_temp_dir("trickle");
+  const std::string shard = testing::write_laion_shard(dir, 4, 10);
+  HttpServer server(dir);
+  ASSERT_GT(server.port(), 0) << "test HTTP server did not start";
+  DataOptions o = laion_options();
+  const std::string trickle = "http://127.0.0.1:" + std::to_string(server.port()) +
+                              "/x/trickle=50/f/" + std::filesystem::path(shard).filename().string();
+  o.laion.shards = {laion_shards()[1], trickle};
+  o.stream.min_average_bytes_per_second = 1000;
+  o.stream.min_average_grace_seconds = 1;
+  Loader loader(o, DatasetKind::kLaion, tok_, 0, 1, 5);
+  std::map<std::string, int64_t> sum;
+  for (int i = 0; i < 8; ++i) {  // 32 rows: several epochs of the one good shard
+    const Batch b = loader.next();
+    for (const auto& [reason, n] : b.dropped) sum[reason] += n;
+  }
+  EXPECT_GE(sum["unreachable_shard"], 2);
+  EXPECT_EQ(loader.dropped_total(), sum);
+}
+
+// A huge range of missing shards logs a few in full and then summaries, not one line each.
+TEST_F(LoaderTest, ManyMissingShardsAreSummarised) {
+  const std::string dir = testing::make_temp_dir("missing");
+  DataOptions o = laion_options();
+  o.laion.shards = {laion_shards()[0], dir + "/missing-{000..199}.tar"};
+  ::testing::internal::CaptureStderr();
+  {
+    Loader loader(o, DatasetKind::kLaion, tok_, 0, 1, 5);
+    for (int i = 0; i < 4; ++i) loader.next();  // 16 rows: past epoch 0 (12 good samples)
+    EXPECT_GE(loader.dropped_total().at("unreachable_shard"), 200);
+  }
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  size_t full = 0;
+  for (size_t at = log.find("skipping the rest of the shard"); at != std::string::npos;
+       at = log.find("skipping the rest of the shard", at + 1)) {
+    ++full;
+  }
+  EXPECT_EQ(full, 5u) << log;
+  EXPECT_NE(log.find("unreachable_shard: 100 shards skipped so far on this rank (the first: "),
+            std::string::npos)
+      << log;
+}
+
+// Settings whose batches cannot fit the machine fail before any allocation, naming the keys.
+TEST_F(LoaderTest, BatchesLargerThanTheMachineAreAConfigError) {
+  DataOptions o = laion_options();
+  o.image.size = 4096;
+  o.laion.batch_size = 65536;
+  try {
+    Loader loader(o, DatasetKind::kLaion, tok_, 0, 1, 5);
+    FAIL() << "a loader for " << o.laion.batch_size << " images of 4096^2 started";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kConfig);
+    EXPECT_EQ(e.context().key, "data.laion.batch_size");
+    EXPECT_NE(e.message().find("lower data.laion.batch_size, data.image.size"), std::string::npos)
+        << e.what();
+  }
+}
+
+// What `flam submit` checks before queueing: the tokenizer, the shard lists' first and last shards.
+TEST_F(LoaderTest, DataInputsAreCheckedBeforeTheQueue) {
+  DataOptions o = laion_options();
+  o.mmc4.shards = laion_shards();
+  check_data_inputs(o);
+  const std::string dir = testing::make_temp_dir("inputs");
+  auto expect_error = [](const DataOptions& bad, const std::string& key, const std::string& file,
+                         const std::string& text) {
+    try {
+      check_data_inputs(bad);
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kConfig) << e.what();
+      EXPECT_EQ(e.context().key, key) << e.what();
+      EXPECT_EQ(e.context().file, file) << e.what();
+      EXPECT_NE(e.message().find(text), std::string::npos) << e.what();
+    }
+  };
+  DataOptions no_tokenizer = o;
+  no_tokenizer.tokenizer = dir;
+  expect_error(no_tokenizer, "data.tokenizer", dir, "is a directory");
+  DataOptions missing_last = o;
+  missing_last.mmc4.shards = {laion_shards()[0], dir + "/s-{000..999}.tar"};
+  expect_error(missing_last, "data.mmc4.shards", dir + "/s-999.tar", "shard does not exist");
+}
+
 TEST_F(LoaderTest, Mmc4BatchesWithImagesAsBase64AndAsMembers) {
   const std::string dir = testing::make_temp_dir("mmc4");
   DataOptions o = testing::small_options();

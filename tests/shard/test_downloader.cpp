@@ -36,7 +36,7 @@ class DownloaderTest : public ::testing::Test {
     server_ = ::fork();
     if (server_ == 0) {
       ::execlp("python3", "python3", script.c_str(), "--root", root.c_str(), "--port-file",
-              port_file.c_str(), static_cast<char*>(nullptr));
+               port_file.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);
     }
     for (int i = 0; i < 200 && !std::filesystem::exists(port_file); ++i) {
@@ -136,6 +136,32 @@ TEST_F(DownloaderTest, FailuresAreValuesWithReasons) {
   EXPECT_EQ(r[0].attempts, 1);  // 404 is not retried
   EXPECT_EQ(r[2].attempts, 3);  // 5xx is
   EXPECT_EQ(r[3].attempts, 3);  // and so are timeouts
+}
+
+// Issue #17: a trickle above curl's low-speed limit fails on the minimum average rate, an endless
+// body at a good rate on the total deadline, non-HTTP bytes are a bad response (not a bad
+// scheme), a Content-Length lie is a truncation, and a gzip Content-Encoding is decoded.
+TEST_F(DownloaderTest, DeadlinesRatesAndOddReplies) {
+  DownloadOptions o = fast();
+  o.retries = 0;
+  o.total_timeout_seconds = 2;
+  o.min_average_bytes_per_second = 1000;
+  o.min_average_grace_seconds = 0.5;
+  DownloadOptions deadline_only = o;
+  deadline_only.min_average_bytes_per_second = 0;
+  auto slow = fetch({base_ + "/x/trickle=50/f/rocket.jpg"}, o);
+  EXPECT_EQ(slow[0].reason, "too_slow") << slow[0].message;
+  EXPECT_NE(slow[0].message.find("min_average_bytes_per_second"), std::string::npos);
+  auto endless = fetch({base_ + "/x/endless=20000/f/rocket.jpg"}, deadline_only);
+  EXPECT_EQ(endless[0].reason, "timeout") << endless[0].message;
+  EXPECT_NE(endless[0].message.find("total_timeout_seconds"), std::string::npos);
+  auto r = fetch({base_ + "/x/garbage/f/rocket.jpg", base_ + "/x/lie=1000/f/rocket.jpg",
+                  base_ + "/x/gzip/f/rocket.jpg"},
+                 o);
+  EXPECT_EQ(r[0].reason, "bad_response") << r[0].message;
+  EXPECT_EQ(r[1].reason, "truncated") << r[1].message;
+  ASSERT_TRUE(r[2].ok()) << r[2].reason << " " << r[2].message;
+  EXPECT_EQ(r[2].body, read_all(src_ + "/tests/data/photos/rocket.jpg"));
 }
 
 TEST_F(DownloaderTest, OptOutCanBeSwitchedOff) {

@@ -117,6 +117,35 @@ TEST_F(ReaderTest, CorruptCompressedInputIsAnIoError) {
   EXPECT_THROW(read_url_table({(dir_ / "missing.tsv").string()}, TableColumns{}), Error);
 }
 
+// Issue #17: an unterminated quote in a TSV spoils its own line only (named by number), and a
+// caption that is not UTF-8 is a row counted invalid_utf8 instead of a success.
+TEST_F(ReaderTest, TsvUnterminatedQuoteResyncsAtTheNextLine) {
+  std::string tsv =
+      "url\tcaption\n"
+      "http://a/1.jpg\tfine\n"
+      "http://a/2.jpg\t\"open quote\n"
+      "http://a/3.jpg\tafter\n"
+      "http://a/4.jpg\tbad \xff\xfe bytes\n";
+  auto rows = read_url_table({write("q.tsv", tsv)}, TableColumns{});
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_TRUE(rows[0].error.empty());
+  EXPECT_EQ(rows[1].error, "line 3: unterminated quote");
+  EXPECT_EQ(rows[1].reason, "bad_row");
+  EXPECT_TRUE(rows[2].error.empty()) << rows[2].error;
+  EXPECT_EQ(rows[2].url, "http://a/3.jpg");
+  EXPECT_EQ(rows[2].caption, "after");
+  EXPECT_EQ(rows[3].reason, "invalid_utf8");
+  EXPECT_EQ(rows[3].error, "line 5: the caption is not UTF-8");
+  auto jsonl =
+      read_url_table({write("u.jsonl",
+                            "{\"url\": \"http://a\", \"caption\": \"ok\"}\n{\"url\": \"http://b\", "
+                            "\"caption\": \"\xc3\x28\"}\n")},
+                     TableColumns{});
+  ASSERT_EQ(jsonl.size(), 2u);
+  EXPECT_TRUE(jsonl[0].error.empty());
+  EXPECT_EQ(jsonl[1].reason, "invalid_utf8");
+}
+
 TEST_F(ReaderTest, Mmc4LinesAreKeptWhole) {
   auto rows = read_mmc4_documents({write("d.jsonl", "{\"text_list\": []}\n\n{\"a\": 1}\n")});
   ASSERT_EQ(rows.size(), 2u);

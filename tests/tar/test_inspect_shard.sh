@@ -63,4 +63,15 @@ set +e
 set -e
 [ "$rc" -eq 5 ] || { echo "expected exit 5 for 404, got $rc"; exit 1; }
 grep -q "http status 404" "$tmp/404.err"
+
+# Issue #17: a server trickling above curl's low-speed limit no longer holds the command: the
+# minimum average rate of data.stream fails it, naming the URL and the key (timeout: a hang guard).
+trickle="$url/x/trickle=50/f/s.tar"
+set +e
+timeout 120 "$FLAM" inspect shard "$trickle" --set data.stream.min_average_grace_seconds=1 \
+  --set data.stream.min_average_bytes_per_second=1000 > /dev/null 2> "$tmp/trickle.err"; rc=$?
+set -e
+[ "$rc" -eq 5 ] || { echo "expected exit 5 for a trickle, got $rc"; cat "$tmp/trickle.err"; exit 1; }
+grep -qF "$trickle" "$tmp/trickle.err"
+grep -q "data.stream.min_average_bytes_per_second" "$tmp/trickle.err"
 echo "inspect shard ok"

@@ -299,6 +299,55 @@ TEST_F(TarTest, ZstdRoundTripAndCorruptFrame) {
   EXPECT_THROW(read_all(cut_path), Error);
 }
 
+// Issue #17: a .tar.zst cut inside its last bytes (the frame checksum) is an error, not a clean
+// read: the reader reads its source to the end after the end-of-archive blocks. The archive is
+// larger than the reader's buffer, so the end marker is met before the source's last read.
+TEST_F(TarTest, ZstdCutByOneToThreeBytesIsAnError) {
+  std::string zst = (dir_ / "c.tar.zst").string();
+  {
+    TarWriter writer(zst, {.zstd = true});
+    for (int i = 0; i < 5; ++i) writer.add("k" + std::to_string(i) + ".bin", content(300000, i));
+    writer.close();
+  }
+  const std::string bytes = flam::read_file(zst);
+  ASSERT_EQ(read_all(zst).size(), 5u);
+  for (size_t cut = 1; cut <= 3; ++cut) {
+    std::string cut_path = (dir_ / ("cut" + std::to_string(cut) + ".tar.zst")).string();
+    write_bytes(cut_path, bytes.substr(0, bytes.size() - cut));
+    try {
+      read_all(cut_path);
+      ADD_FAILURE() << "a .tar.zst cut by " << cut << " bytes read as clean";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kData) << e.what();
+      EXPECT_EQ(e.context().file, cut_path);
+      EXPECT_NE(e.message().find("zstd stream truncated"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// A .gz shard reads like the plain one; a cut one is a kData error.
+TEST_F(TarTest, GzipSourceReadsAndDetectsCuts) {
+  std::string plain = (dir_ / "g.tar").string();
+  {
+    TarWriter writer(plain);
+    writer.add("a.txt", "hello");
+    writer.add("b.bin", content(70000, 3));
+    writer.close();
+  }
+  run("gzip -k -c " + quote(plain) + " > " + quote(plain + ".gz"));
+  EXPECT_EQ(read_all(plain + ".gz"), read_all(plain));
+  const std::string bytes = flam::read_file(plain + ".gz");
+  std::string cut_path = (dir_ / "cut.tar.gz").string();
+  write_bytes(cut_path, bytes.substr(0, bytes.size() - 4));
+  try {
+    read_all(cut_path);
+    ADD_FAILURE() << "a cut .tar.gz read as clean";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kData) << e.what();
+    EXPECT_EQ(e.context().file, cut_path);
+  }
+}
+
 TEST_F(TarTest, TruncationAtRandomOffsetsIsAnErrorOrACleanEnd) {
   std::vector<std::pair<std::string, std::string>> members;
   std::vector<int64_t> member_ends;  // offset after each member's padding
@@ -584,6 +633,46 @@ TEST_F(TarHttpTest, StalledServerIsAnErrorAndASlowReaderIsNot) {
   EXPECT_EQ(n, fs::file_size(dir_ / "big.tar"));
   EXPECT_EQ(got.substr(512, payload.size()), payload);
   EXPECT_EQ(source->offset(), static_cast<int64_t>(n));
+}
+
+// Issue #17: a server trickling above curl's low-speed limit fails on the minimum average rate,
+// one sending forever at a good rate on the total deadline; each error names the URL and the
+// data.stream key to change. The bounds only guard against a hang.
+TEST_F(TarHttpTest, TrickleAndEndlessStreamsFailNamingUrlAndKey) {
+  {
+    TarWriter writer((dir_ / "t.tar").string());
+    writer.add("a.bin", content(100000, 4));
+    writer.close();
+  }
+  SourceOptions options;
+  options.min_average_bytes_per_second = 1000;
+  options.min_average_grace_seconds = 1;
+  options.deadline_seconds = 60;
+  const std::string trickle = base_ + "/x/trickle=50/f/t.tar";
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    read_all(trickle, options);
+    ADD_FAILURE() << "a trickling stream read to its end";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kNetwork) << e.what();
+    EXPECT_EQ(e.context().url, trickle);
+    EXPECT_EQ(e.context().key, "data.stream.min_average_bytes_per_second") << e.what();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(50));
+
+  SourceOptions deadline;
+  deadline.min_average_bytes_per_second = 0;
+  deadline.deadline_seconds = 1.5;
+  const std::string endless = base_ + "/x/endless=200000/f/t.tar";
+  try {
+    read_all(endless, deadline);
+    ADD_FAILURE() << "an endless stream ended";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kNetwork) << e.what();
+    EXPECT_EQ(e.context().url, endless);
+    EXPECT_EQ(e.context().key, "data.stream.deadline_seconds") << e.what();
+    EXPECT_NE(std::string(e.what()).find(endless), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 
 #include "core/atomic_file.h"
 #include "core/check.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/run_layout.h"
@@ -25,20 +26,7 @@ namespace flam::train {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-std::string utc_now_iso() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+using Clock = SteadyClock;
 
 // The counters as the rank file's "scalars" section and the manifest store them.
 constexpr const char* kOptimizerStep = "optimizer_step";
@@ -287,7 +275,7 @@ void Checkpointer::commit(Job& job) {
         m.step = job.step;
         m.world_size = n;
         m.config_hash = config_hash_;
-        m.created = utc_now_iso();
+        m.created = utc_now();
         m.layout = job.layout;
         m.scalars = counters(job.state);
         for (int r = 0; r < n; ++r) {
