@@ -112,6 +112,8 @@ def main():
             for r in report["results"]:
                 assert len(r["scores"]) == 2 and len(r["predictions"]) == 2
                 assert all(len(p) == queries for p in r["predictions"])
+            texts = [t for r in report["results"] for p in r["predictions"] for t in p.values()]
+            assert sum(1 for t in texts if t.strip()) > len(texts) // 2, texts
             print(f"{task}: 1 and 3 ranks identical ({len(one)} bytes)")
     return 0
 

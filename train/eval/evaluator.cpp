@@ -163,6 +163,12 @@ std::string decode_generation(const pipeline::Tokenizer& tok,
 EvalReport run_eval(model::FlamingoImpl& model, const pipeline::Tokenizer& tokenizer,
                     const EvalOptions& options, Comm& comm) {
   torch::NoGradGuard no_grad;
+  if (tokenizer.base_vocab_size() != model.options().lang.vocab_size)
+    throw Error(ErrorKind::kConfig,
+                "the tokenizer has " + std::to_string(tokenizer.base_vocab_size()) +
+                    " tokens but model.lang.vocab_size is " +
+                    std::to_string(model.options().lang.vocab_size),
+                at_key("model.lang.vocab_size"));
   const Task task = is_captioning(options.task) ? Task::kCaptioning : Task::kVqa;
   const auto mode = parse_vqa_gt_normalization(options.vqa_gt_normalization,
                                                "eval.vqa_gt_normalization");
