@@ -1,4 +1,5 @@
-"""`flam eval` on 1 and on 3 MPI ranks writes byte-identical results JSON.
+"""`flam eval` on 1 and on 3 MPI ranks writes byte-identical results JSON; `flam generate` prints
+the same generation twice and refuses a prompt whose <image> markers and images disagree.
 
 Builds a tiny evaluation setup here: configs/tiny.yaml's model (random init from run.seed) with
 non-zero cross-attention gates from an exported-style .safetensors, a SentencePiece tokenizer
@@ -99,9 +100,30 @@ def run(tmp, ranks, task, out):
         return f.read()
 
 
+def generate(tmp, prompt, images):
+    with open(os.path.join(tmp, "tok.vocab")) as f:
+        vocab = sum(1 for _ in f)
+    cmd = [FLAM, "generate", "--config", os.path.join(SRC, "configs", "tiny.yaml"),
+           "--checkpoint", os.path.join(tmp, "trained.safetensors"), "--prompt", prompt,
+           "--max-new-tokens", "5", "--set", f"data.tokenizer={tmp}/tok.model",
+           "--set", f"model.lang.vocab_size={vocab}"]
+    for image in images:
+        cmd += ["--image", os.path.join(PHOTOS, image)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         setup(tmp)
+        ok = generate(tmp, "<image>Output:a cat<|endofchunk|><image>Output:",
+                      ["chelsea.png", "coffee.png"])
+        assert ok.returncode == 0 and ok.stdout.strip(), (ok.returncode, ok.stdout, ok.stderr)
+        again = generate(tmp, "<image>Output:a cat<|endofchunk|><image>Output:",
+                         ["chelsea.png", "coffee.png"])
+        assert again.stdout == ok.stdout, (again.stdout, ok.stdout)
+        bad = generate(tmp, "<image>Output:", ["chelsea.png", "coffee.png"])
+        assert bad.returncode != 0 and "<image>" in bad.stderr, (bad.returncode, bad.stderr)
+        print(f"flam generate: {ok.stdout.strip()!r}")
         for task, queries in (("coco", 5), ("vqav2", 18)):
             one = run(tmp, 1, task, os.path.join(tmp, f"{task}_1.json"))
             three = run(tmp, 3, task, os.path.join(tmp, f"{task}_3.json"))
