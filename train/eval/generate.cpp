@@ -37,25 +37,29 @@ std::vector<std::vector<int64_t>> greedy(model::FlamingoImpl& model, model::Deco
                                          torch::Tensor logits, const GenerateOptions& o) {
   const int64_t B = logits.size(0);
   std::vector<std::vector<int64_t>> out(B);
-  std::vector<bool> open(B, true);
-  const int64_t pad = model.special().pad;
+  std::vector<int64_t> rows(B);  // the query of each row still decoding (finished rows leave)
+  for (int64_t b = 0; b < B; ++b) rows[b] = b;
   for (int step = 0; step < o.max_new_tokens; ++step) {
     auto scores = suppress(logits.to(torch::kCPU, torch::kFloat32), o.suppress_tokens);
-    auto next = scores.argmax(-1);  // [B]
+    auto next = scores.argmax(-1);  // [rows]
     auto hit = is_one_of(next, o.stop_tokens);
     auto next_a = next.accessor<int64_t, 1>();
     auto hit_a = hit.accessor<bool, 1>();
-    bool any_open = false;
-    for (int64_t b = 0; b < B; ++b) {
-      if (!open[b]) {
-        next_a[b] = pad;
-        continue;
+    std::vector<int64_t> keep, still_open;
+    for (size_t r = 0; r < rows.size(); ++r) {
+      out[rows[r]].push_back(next_a[r]);
+      if (!hit_a[r] && step + 1 < o.max_new_tokens) {
+        keep.push_back(static_cast<int64_t>(r));
+        still_open.push_back(rows[r]);
       }
-      out[b].push_back(next_a[b]);
-      open[b] = !hit_a[b] && step + 1 < o.max_new_tokens;
-      any_open = any_open || open[b];
     }
-    if (!any_open) break;
+    if (keep.empty()) break;
+    if (keep.size() < rows.size()) {
+      auto index = torch::tensor(keep, torch::kLong);
+      model::FlamingoImpl::select_rows(state, index.to(state.attention_mask.device()));
+      next = next.index_select(0, index);
+      rows = std::move(still_open);
+    }
     logits = model.decode_step(state, next.to(state.attention_mask.device()));
   }
   return out;
