@@ -10,9 +10,10 @@
 // quotes to `` '' ` ' and brackets to -lrb- -rrb- -lsb- -rsb- -lcb- -rcb- (lower-cased, so not in
 // pycocoevalcap's list and kept, as there); $ % * = & # + split as CoreNLP does; typographic
 // quotes, apostrophes, dashes and the ellipsis character mapped as CoreNLP maps them.
-// Not covered (each listed with its cause in tests/eval/metrics_oracle.py): HTML entities, SGML tags, URLs and e-mail addresses,
-// "y'all" / "rock'n'roll"-style inner apostrophes, sentence-final abbreviations followed by
-// another rule of the lexer, and lower-casing beyond Latin-1. One difference is not ours to fix:
+// Not covered (each listed with its cause in tests/eval/metrics_oracle.py): HTML entities, SGML
+// tags, URLs and e-mail addresses, "y'all" / "rock'n'roll"-style inner apostrophes,
+// sentence-final abbreviations followed by another rule of the lexer, and lower-casing beyond
+// Latin-1. One difference is not ours to fix:
 // pycocoevalcap tokenizes all captions as one file, so CoreNLP splits the period off a final
 // "A." when the NEXT caption starts upper-case; we tokenize each caption alone.
 //
