@@ -24,6 +24,8 @@ int cmd_cancel(const Argv& args);
 int cmd_export(const Argv& args);
 int cmd_parity(const Argv& args);
 int cmd_plan(const Argv& args);
+int cmd_eval(const Argv& args);
+int cmd_generate(const Argv& args);
 
 // For subcommands not built yet: says so on stderr and returns kExitUsage.
 int not_built(const std::string& name);

@@ -15,6 +15,7 @@ void describe(ConfigMap& m, Config& c) {
   m.section("train", c.train);
   m.section("shard", c.shard);
   m.section("slurm", c.slurm);
+  m.section("eval", c.eval);
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {

@@ -11,6 +11,7 @@
 #include "orchestrator/options.h"
 #include "pipeline/options.h"
 #include "shard/options.h"
+#include "train/eval/options.h"
 #include "train/model/options.h"
 #include "train/options.h"
 
@@ -23,6 +24,7 @@ struct Config {
   train::TrainOptions train;
   shard::ShardOptions shard;
   orchestrator::SlurmOptions slurm;
+  eval::EvalOptions eval;
 };
 
 void describe(ConfigMap& m, Config& c);

@@ -62,6 +62,15 @@ const Command kCommands[] = {
      "            --inputs I.safetensors --out O.safetensors [--heads N --dim-head N\n"
      "            --only-attend-immediate-media 0|1]",
      &flam::cli::cmd_parity},
+    {"eval", "few-shot evaluation of a checkpoint (COCO CIDEr, VQAv2 accuracy) as OpenFlamingo",
+     "flam eval --config F --checkpoint DIR|W.safetensors [--task coco|vqav2|...]\n"
+     "          [--shots 0,4,8,16,32] [--trials N] [--out RESULTS.json] [--set key=value ...]\n"
+     "  Runs as N ranks under mpirun or srun; the results do not depend on N.",
+     &flam::cli::cmd_eval},
+    {"generate", "generate text for a prompt and images with a checkpoint",
+     "flam generate --config F --checkpoint DIR|W.safetensors --image a.jpg [--image b.jpg]\n"
+     "              --prompt \"<image>Output:\" [--beams N] [--max-new-tokens N]",
+     &flam::cli::cmd_generate},
     {"config", "print the resolved configuration, or every key with its type and default",
      "flam config show --config F [--set key=value ...]\n"
      "flam config keys [PREFIX]", &flam::cli::cmd_config},

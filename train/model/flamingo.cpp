@@ -40,16 +40,13 @@ torch::Tensor FlamingoImpl::encode_images(const torch::Tensor& images) {
   return tokens.view({b, T, F, tokens.size(1), tokens.size(2)});
 }
 
-torch::Tensor FlamingoImpl::forward(const torch::Tensor& images, const torch::Tensor& input_ids,
-                                    const torch::Tensor& attention_mask) {
-  FLAM_CHECK(input_ids.dim() == 2) << "input_ids must be [B, T]";
-  const int64_t B = input_ids.size(0), T = input_ids.size(1);
-  using Inputs = std::vector<torch::Tensor>;
-  using Fn = std::function<torch::Tensor(const Inputs&)>;
-  auto call = [this](size_t block, const Fn& fn, const Inputs& inputs) {
-    return runner_ ? runner_->run(block, fn, inputs) : fn(inputs);
-  };
+torch::Tensor FlamingoImpl::call_block(size_t block, const BlockFn& fn,
+                                       const std::vector<torch::Tensor>& inputs) {
+  return runner_ ? runner_->run(block, fn, inputs) : fn(inputs);
+}
 
+torch::Tensor FlamingoImpl::media_latents(const torch::Tensor& images, int64_t B) {
+  using Inputs = std::vector<torch::Tensor>;
   // Vision tokens; a batch without images runs the Perceiver on zeros that nothing attends to.
   torch::Tensor tokens;  // [B, T_img, F, v, D_v]
   const torch::Tensor latents_param = perceiver_->named_parameters(false)["latents"];
@@ -64,10 +61,19 @@ torch::Tensor FlamingoImpl::forward(const torch::Tensor& images, const torch::Te
   auto latents = perceiver_->initial_latents(B, tokens.size(1));
   const size_t depth = perceiver_->depth();
   for (size_t i = 0; i < depth; ++i) {
-    latents = call(i, [this, i](const Inputs& in) { return perceiver_->layer(i, in[0], in[1]); },
-                   {media, latents});
+    latents = call_block(
+        i, [this, i](const Inputs& in) { return perceiver_->layer(i, in[0], in[1]); },
+        {media, latents});
   }
-  auto vis = perceiver_->finish(latents);  // [B, T_img, n, D_v]
+  return perceiver_->finish(latents);  // [B, T_img, n, D_v]
+}
+
+torch::Tensor FlamingoImpl::forward(const torch::Tensor& images, const torch::Tensor& input_ids,
+                                    const torch::Tensor& attention_mask) {
+  FLAM_CHECK(input_ids.dim() == 2) << "input_ids must be [B, T]";
+  const int64_t B = input_ids.size(0), T = input_ids.size(1);
+  using Inputs = std::vector<torch::Tensor>;
+  auto vis = media_latents(images, B);  // [B, T_img, n, D_v]
 
   auto media_locations = input_ids.eq(special_.image);  // [B, T]
   auto h = lang_->embed(input_ids);
@@ -76,15 +82,110 @@ torch::Tensor FlamingoImpl::forward(const torch::Tensor& images, const torch::Te
   auto [cos, sin] = rotary_tables(positions, head_dim, options_.lang.rope_theta, h.scalar_type());
   auto mask = causal_mask(attention_mask.defined() ? attention_mask : torch::ones_like(input_ids),
                           T, h.scalar_type());
-  size_t block = depth;
+  size_t block = perceiver_->depth();
   for (size_t i = 0; i < lang_->num_layers(); ++i) {
     if (auto* xattn = lang_->xattn(i)) {
-      h = call(block++, [xattn](const Inputs& in) { return xattn->forward(in[0], in[1], in[2]); },
-               {h, vis, media_locations});
+      h = call_block(
+          block++, [xattn](const Inputs& in) { return xattn->forward(in[0], in[1], in[2]); },
+          {h, vis, media_locations});
     }
     h = lang_->decoder_layer(i).forward(h, cos, sin, mask);
   }
   return lang_->head(h);
+}
+
+torch::Tensor FlamingoImpl::start_decoding(const torch::Tensor& images,
+                                           const torch::Tensor& input_ids,
+                                           const torch::Tensor& attention_mask, int64_t capacity,
+                                           DecodeState& state) {
+  FLAM_CHECK(input_ids.dim() == 2) << "input_ids must be [B, T]";
+  const int64_t B = input_ids.size(0), T = input_ids.size(1);
+  FLAM_CHECK(capacity >= T) << "decoding capacity " << capacity << " < prompt length " << T;
+  using Inputs = std::vector<torch::Tensor>;
+  auto vis = media_latents(images, B);  // [B, T_img, n, D_v]
+  auto h = lang_->embed(input_ids);     // [B, T, D]
+  const auto& lo = options_.lang;
+  const int64_t head_dim = lo.dim / lo.heads;
+
+  state = DecodeState{};
+  state.num_latents = vis.size(2);
+  state.media_k.resize(lang_->num_layers());
+  state.media_v.resize(lang_->num_layers());
+  size_t block = perceiver_->depth();
+  for (size_t i = 0; i < lang_->num_layers(); ++i) {
+    state.k.push_back(torch::zeros({B, lo.heads, capacity, head_dim}, h.options()));
+    state.v.push_back(torch::zeros({B, lo.heads, capacity, head_dim}, h.options()));
+    if (auto* xattn = lang_->xattn(i)) {
+      auto kv = call_block(
+          block++,
+          [xattn](const Inputs& in) {
+            auto [k, v] = xattn->media_kv(in[0]);
+            return torch::stack({k, v});
+          },
+          {vis});
+      state.media_k[i] = kv[0];
+      state.media_v[i] = kv[1];
+    }
+  }
+  auto mask_in = attention_mask.defined() ? attention_mask : torch::ones_like(input_ids);
+  state.attention_mask = torch::zeros({B, capacity}, input_ids.options());
+  state.attention_mask.narrow(1, 0, T).copy_(mask_in);
+  auto is_image = input_ids.eq(special_.image).to(torch::kLong);  // [B, T]
+  auto text_time = is_image.cumsum(-1);
+  state.image_count = is_image.sum(-1);
+  h = decode_layers(state, h, text_time, causal_mask(mask_in, T, h.scalar_type()));
+  return lang_->head(h.narrow(1, T - 1, 1)).squeeze(1);
+}
+
+torch::Tensor FlamingoImpl::decode_step(DecodeState& state, const torch::Tensor& next_ids) {
+  FLAM_CHECK(next_ids.dim() == 1 && next_ids.size(0) == state.attention_mask.size(0))
+      << "next_ids must be [B]";
+  FLAM_CHECK(state.length < state.attention_mask.size(1)) << "decoding capacity exhausted";
+  const int64_t B = next_ids.size(0), pos = state.length;
+  state.attention_mask.select(1, pos).fill_(1);
+  auto ids = next_ids.view({B, 1});
+  state.image_count = state.image_count + ids.eq(special_.image).to(torch::kLong).view({B});
+  auto h = lang_->embed(ids);  // [B, 1, D]
+  auto mask = key_mask(state.attention_mask.narrow(1, 0, pos + 1), h.scalar_type());
+  h = decode_layers(state, h, state.image_count.view({B, 1}), mask);
+  return lang_->head(h).squeeze(1);
+}
+
+torch::Tensor FlamingoImpl::decode_layers(DecodeState& state, torch::Tensor h,
+                                          const torch::Tensor& text_time,
+                                          const torch::Tensor& mask) {
+  using Inputs = std::vector<torch::Tensor>;
+  const int64_t t = h.size(1), past = state.length;
+  const auto& lo = options_.lang;
+  auto positions = torch::arange(past, past + t, text_time.options());
+  auto [cos, sin] = rotary_tables(positions, lo.dim / lo.heads, lo.rope_theta, h.scalar_type());
+  const int64_t n = state.num_latents;
+  size_t block = perceiver_->depth();
+  for (size_t i = 0; i < lang_->num_layers(); ++i) {
+    if (auto* xattn = lang_->xattn(i)) {
+      h = call_block(
+          block++,
+          [xattn, n](const Inputs& in) {
+            return xattn->forward_cached(in[0], in[1], in[2], in[3], n);
+          },
+          {h, state.media_k[i], state.media_v[i], text_time});
+    }
+    h = lang_->decoder_layer(i).forward_cached(h, cos, sin, mask, state.k[i], state.v[i], past);
+  }
+  state.length = past + t;
+  return h;
+}
+
+void FlamingoImpl::select_rows(DecodeState& state, const torch::Tensor& index) {
+  auto pick = [&index](torch::Tensor& t) {
+    if (t.defined()) t = t.index_select(0, index.to(t.device()));
+  };
+  for (auto& t : state.k) pick(t);
+  for (auto& t : state.v) pick(t);
+  for (auto& t : state.media_k) pick(t);
+  for (auto& t : state.media_v) pick(t);
+  pick(state.attention_mask);
+  pick(state.image_count);
 }
 
 torch::Tensor FlamingoImpl::loss(const torch::Tensor& logits, const torch::Tensor& labels) {

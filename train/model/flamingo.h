@@ -93,6 +93,19 @@ class VisionEncoderImpl;
 class PerceiverResamplerImpl;
 class LanguageModelImpl;
 
+// The caches of one incremental decoding pass (generation), made by start_decoding() and
+// advanced by decode_step(). Rows are queries (or beams); all tensors share the row order.
+struct DecodeState {
+  std::vector<torch::Tensor> k, v;  // per decoder layer: rotated keys, values [B, H, capacity, hd]
+  // Per decoder layer with a cross-attention block (undefined elsewhere): keys and values over
+  // the media latents, computed once per prompt [B, H, T_img*n, d].
+  std::vector<torch::Tensor> media_k, media_v;
+  torch::Tensor attention_mask;  // [B, capacity] int64: 1 = a token at that position
+  torch::Tensor image_count;     // [B] int64: <image> tokens so far in each row
+  int64_t length = 0;            // positions filled (prompt + generated)
+  int64_t num_latents = 0;       // n, latents per image
+};
+
 class FlamingoImpl : public torch::nn::Module {
  public:
   // Builds the network with OpenFlamingo's initialisation (random frozen weights until
@@ -108,6 +121,23 @@ class FlamingoImpl : public torch::nn::Module {
   // Returns logits [B, T, vocab_size + 3].
   torch::Tensor forward(const torch::Tensor& images, const torch::Tensor& input_ids,
                         const torch::Tensor& attention_mask);
+
+  // Incremental decoding, under the caller's NoGradGuard. start_decoding runs CLIP and the
+  // Perceiver once, the cross-attention keys/values over the latents once, and the prompt through
+  // the decoder, filling the caches (capacity = T + the tokens to be generated). Shapes as
+  // forward(), but padding is expected on the LEFT (generation appends on the right); positions
+  // are the slot indices 0..T-1 as OpenFlamingo's generate (rotary attention depends only on
+  // differences, so left padding does not shift a row). Returns the logits of the last position
+  // [B, vocab_size + 3]. New positions attend to the latest image of their row (text time
+  // continues the cumulative <image> count, as in forward()).
+  torch::Tensor start_decoding(const torch::Tensor& images, const torch::Tensor& input_ids,
+                               const torch::Tensor& attention_mask, int64_t capacity,
+                               DecodeState& state);
+  // Appends one token per row: next_ids [B] int64 -> logits [B, vocab_size + 3].
+  // REQUIRES: state.length < capacity.
+  torch::Tensor decode_step(DecodeState& state, const torch::Tensor& next_ids);
+  // Keeps rows `index` [B'] int64 of every cache, in that order (beam expansion and reordering).
+  static void select_rows(DecodeState& state, const torch::Tensor& index);
 
   // The frozen vision encoder alone, under NoGradGuard: images [B, T_img, F, 3, H, W] ->
   // patch tokens [B, T_img, F, v, D_v].
@@ -133,11 +163,19 @@ class FlamingoImpl : public torch::nn::Module {
   bool weight_decay(const std::string& param_name) const;
 
   const ModelOptions& options() const { return options_; }
+  const SpecialTokens& special() const { return special_; }
   VisionEncoderImpl& vision_encoder() { return *vision_; }
   PerceiverResamplerImpl& perceiver() { return *perceiver_; }
   LanguageModelImpl& lang_encoder() { return *lang_; }
 
  private:
+  using BlockFn = std::function<torch::Tensor(const std::vector<torch::Tensor>&)>;
+  torch::Tensor call_block(size_t block, const BlockFn& fn, const std::vector<torch::Tensor>& in);
+  // CLIP + Perceiver: images (or undefined / T_img = 0) -> latents [B, T_img or 1, n, D_v].
+  torch::Tensor media_latents(const torch::Tensor& images, int64_t B);
+  // Decoder layers over h [B, t, D] at positions state.length.. with the decoding caches.
+  torch::Tensor decode_layers(DecodeState& state, torch::Tensor h, const torch::Tensor& text_time,
+                              const torch::Tensor& mask);
   ModelOptions options_;
   SpecialTokens special_;
   std::shared_ptr<VisionEncoderImpl> vision_;

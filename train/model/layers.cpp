@@ -249,14 +249,35 @@ torch::Tensor MaskedCrossAttentionImpl::forward(const torch::Tensor& x, const to
   FLAM_CHECK(x.dim() == 3 && media.dim() == 4 && media_locations.dim() == 2)
       << "xattn shapes: x [B, T_txt, D], media [B, T_img, n, D_v], media_locations [B, T_txt]";
   FLAM_CHECK(media_locations.size(1) == x.size(1)) << "media_locations must cover the text";
-  const int64_t B = media.size(0), T_img = media.size(1), n = media.size(2);
   auto q = split_heads(to_q_(norm_(x)), heads_);  // [B, H, T_txt, d]
+  auto [k, v] = media_kv(media);                  // [B, H, T_img*n, d]
+  auto text_time = media_locations.to(torch::kLong).cumsum(-1);  // [B, T_txt]
+  return attend(q, k, v, text_time, media.size(2));
+}
+
+std::pair<torch::Tensor, torch::Tensor> MaskedCrossAttentionImpl::media_kv(
+    const torch::Tensor& media) {
+  const int64_t B = media.size(0), T_img = media.size(1), n = media.size(2);
   auto kv = to_kv_(media.reshape({B, T_img * n, media.size(3)})).chunk(2, -1);
-  auto k = split_heads(kv[0], heads_), v = split_heads(kv[1], heads_);  // [B, H, T_img*n, d]
+  return {split_heads(kv[0], heads_), split_heads(kv[1], heads_)};
+}
+
+torch::Tensor MaskedCrossAttentionImpl::forward_cached(const torch::Tensor& x,
+                                                       const torch::Tensor& k,
+                                                       const torch::Tensor& v,
+                                                       const torch::Tensor& text_time, int64_t n) {
+  FLAM_CHECK(x.dim() == 3 && text_time.dim() == 2 && text_time.size(1) == x.size(1))
+      << "xattn decoding shapes: x [B, t, D], text_time [B, t]";
+  return attend(split_heads(to_q_(norm_(x)), heads_), k, v, text_time, n);
+}
+
+torch::Tensor MaskedCrossAttentionImpl::attend(torch::Tensor q, const torch::Tensor& k,
+                                               const torch::Tensor& v,
+                                               const torch::Tensor& text_time, int64_t n) {
+  const int64_t T_img = k.size(2) / n;
   q = q * std::pow(static_cast<double>(dim_head_), -0.5);
   auto sim = torch::matmul(q, k.transpose(-1, -2));  // [B, H, T_txt, T_img*n]
 
-  auto text_time = media_locations.to(torch::kLong).cumsum(-1);  // [B, T_txt]
   auto media_time =
       torch::arange(1, T_img + 1, text_time.options()).repeat_interleave(n);  // [T_img*n]
   auto tt = text_time.view({text_time.size(0), 1, text_time.size(1), 1});
@@ -282,6 +303,20 @@ torch::Tensor GatedCrossAttentionBlockImpl::forward(const torch::Tensor& x,
                                                     const torch::Tensor& media,
                                                     const torch::Tensor& media_locations) {
   auto h = attn_(x, media, media_locations) * attn_gate_.tanh() + x;
+  return ff_(h) * ff_gate_.tanh() + h;
+}
+
+std::pair<torch::Tensor, torch::Tensor> GatedCrossAttentionBlockImpl::media_kv(
+    const torch::Tensor& media) {
+  return attn_->media_kv(media);
+}
+
+torch::Tensor GatedCrossAttentionBlockImpl::forward_cached(const torch::Tensor& x,
+                                                           const torch::Tensor& k,
+                                                           const torch::Tensor& v,
+                                                           const torch::Tensor& text_time,
+                                                           int64_t n) {
+  auto h = attn_->forward_cached(x, k, v, text_time, n) * attn_gate_.tanh() + x;
   return ff_(h) * ff_gate_.tanh() + h;
 }
 
@@ -312,6 +347,14 @@ torch::Tensor causal_mask(const torch::Tensor& attention_mask, int64_t T, c10::S
   }
   auto zeros = torch::zeros(visible.sizes(), torch::TensorOptions().dtype(dtype).device(device));
   return zeros.masked_fill(visible.logical_not(), lowest(dtype));
+}
+
+torch::Tensor key_mask(const torch::Tensor& attention_mask, c10::ScalarType dtype) {
+  FLAM_CHECK(attention_mask.dim() == 2) << "attention_mask must be [B, Tk]";
+  auto keys = attention_mask.ne(0).view({attention_mask.size(0), 1, 1, attention_mask.size(1)});
+  auto zeros = torch::zeros(keys.sizes(),
+                            torch::TensorOptions().dtype(dtype).device(attention_mask.device()));
+  return zeros.masked_fill(keys.logical_not(), lowest(dtype));
 }
 
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
@@ -346,6 +389,29 @@ torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& x, const torch
   q = q * cos + rotate_half(q) * sin;
   k = k * cos + rotate_half(k) * sin;
   auto o = attention(q, k, v, mask);
+  auto r = x + o_proj_(merge_heads(o));
+  auto g = rms_norm(r, post_attention_layernorm_, eps_);
+  return r + down_proj_(torch::silu(gate_proj_(g)) * up_proj_(g));
+}
+
+torch::Tensor LlamaDecoderLayerImpl::forward_cached(const torch::Tensor& x,
+                                                    const torch::Tensor& cos,
+                                                    const torch::Tensor& sin,
+                                                    const torch::Tensor& mask,
+                                                    torch::Tensor& k_cache,
+                                                    torch::Tensor& v_cache, int64_t past) {
+  const int64_t t = x.size(1);
+  FLAM_CHECK(past + t <= k_cache.size(2)) << "KV cache full: " << past + t << " > "
+                                          << k_cache.size(2);
+  auto h = rms_norm(x, input_layernorm_, eps_);
+  auto q = split_heads(q_proj_(h), heads_);  // [B, H, t, hd]
+  auto k = split_heads(k_proj_(h), heads_);
+  auto v = split_heads(v_proj_(h), heads_);
+  q = q * cos + rotate_half(q) * sin;
+  k = k * cos + rotate_half(k) * sin;
+  k_cache.narrow(2, past, t).copy_(k);
+  v_cache.narrow(2, past, t).copy_(v);
+  auto o = attention(q, k_cache.narrow(2, 0, past + t), v_cache.narrow(2, 0, past + t), mask);
   auto r = x + o_proj_(merge_heads(o));
   auto g = rms_norm(r, post_attention_layernorm_, eps_);
   return r + down_proj_(torch::silu(gate_proj_(g)) * up_proj_(g));

@@ -120,7 +120,19 @@ class MaskedCrossAttentionImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& media,
                         const torch::Tensor& media_locations);
 
+  // Incremental decoding. media_kv: the keys and values over the media latents, computed once
+  // per prompt: media [B, T_img, n, D_v] -> {k, v}, each [B, H, T_img*n, d].
+  std::pair<torch::Tensor, torch::Tensor> media_kv(const torch::Tensor& media);
+  // x [B, t, D] (the new positions); text_time [B, t] int64: the number of <image> tokens up to
+  // and including each position (the cumulative count forward() derives from media_locations);
+  // n latents per image. The same attention rule as forward(). Returns [B, t, D].
+  torch::Tensor forward_cached(const torch::Tensor& x, const torch::Tensor& k,
+                               const torch::Tensor& v, const torch::Tensor& text_time, int64_t n);
+
  private:
+  // q [B, H, T_txt, d] (unscaled), k and v [B, H, T_img*n, d], text_time [B, T_txt].
+  torch::Tensor attend(torch::Tensor q, const torch::Tensor& k, const torch::Tensor& v,
+                       const torch::Tensor& text_time, int64_t n);
   int64_t heads_, dim_head_;
   bool only_immediate_;
   torch::nn::LayerNorm norm_{nullptr};
@@ -134,6 +146,10 @@ class GatedCrossAttentionBlockImpl : public torch::nn::Module {
   // x + tanh(attn_gate) * attn(x, ...), then + tanh(ff_gate) * ff(.); shapes as above.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& media,
                         const torch::Tensor& media_locations);
+  // Incremental decoding, as MaskedCrossAttention::media_kv / forward_cached.
+  std::pair<torch::Tensor, torch::Tensor> media_kv(const torch::Tensor& media);
+  torch::Tensor forward_cached(const torch::Tensor& x, const torch::Tensor& k,
+                               const torch::Tensor& v, const torch::Tensor& text_time, int64_t n);
 
  private:
   MaskedCrossAttention attn_{nullptr};
@@ -159,6 +175,9 @@ std::pair<torch::Tensor, torch::Tensor> rotary_tables(const torch::Tensor& posit
 // j is a token), the dtype's lowest value elsewhere; the diagonal is always open so that padding
 // rows stay finite. attention_mask [B, T] (1 = token) or undefined (no padding; B = 1).
 torch::Tensor causal_mask(const torch::Tensor& attention_mask, int64_t T, c10::ScalarType dtype);
+// Additive mask [B, 1, 1, Tk] for one new query that may see every key that is a token:
+// attention_mask [B, Tk] (1 = token) -> 0 there, the dtype's lowest value elsewhere.
+torch::Tensor key_mask(const torch::Tensor& attention_mask, c10::ScalarType dtype);
 
 class LlamaDecoderLayerImpl : public torch::nn::Module {
  public:
@@ -166,6 +185,13 @@ class LlamaDecoderLayerImpl : public torch::nn::Module {
   // x [B, T, D]; cos/sin from rotary_tables; mask from causal_mask. Returns [B, T, D].
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& mask);
+  // Incremental decoding with a key/value cache: x [B, t, D] at positions past..past+t-1 (cos/sin
+  // for those positions); k_cache, v_cache [B, H, capacity, hd] hold the rotated keys and values
+  // of positions < past and receive those of the new ones; mask [B, 1, t, past + t] additive.
+  // REQUIRES: past + t <= capacity. Returns [B, t, D].
+  torch::Tensor forward_cached(const torch::Tensor& x, const torch::Tensor& cos,
+                               const torch::Tensor& sin, const torch::Tensor& mask,
+                               torch::Tensor& k_cache, torch::Tensor& v_cache, int64_t past);
 
  private:
   int64_t heads_, head_dim_;
