@@ -39,6 +39,9 @@ struct Sequence {
   // CLIP-preprocessed size x size images, slot j for the j-th <image> token (at most
   // max_images; fewer when tokens were truncated away).
   std::vector<Image> images;
+  // [images.size()] where each slot's image came from in the sample: its index in the MMC4
+  // document's image_info; 0 for LAION's one image.
+  std::vector<int> image_sources;
 };
 
 struct PackResult {
@@ -76,15 +79,16 @@ PackResult pack_mmc4(const Sample& sample, const Tokenizer& tokenizer, const Dat
 std::string mmc4_text(std::vector<std::string> sentences, const std::vector<int>& sentence_ixs,
                       std::vector<int>* image_order);
 
+// The tokens of the same MMC4 text plus "<|endofchunk|>" + EOS (no BOS), with every sentence
+// encoded as plain text (Tokenizer::encode_plain) and only the packer's own <|endofchunk|> and
+// <image> as special tokens (data.special_strings: text). image_of_token[t] is, for the <image>
+// tokens, the index i into sentence_ixs of its image, and -1 for every other token.
+std::vector<int64_t> mmc4_tokens(const std::vector<std::string>& sentences,
+                                 const std::vector<int>& sentence_ixs, const Tokenizer& tokenizer,
+                                 std::vector<int>* image_of_token);
+
 // Labels of train_utils.py for a packed row.
 std::vector<int64_t> laion_labels(const std::vector<int64_t>& ids, const Tokenizer& tokenizer);
 std::vector<int64_t> mmc4_labels(const std::vector<int64_t>& ids, const Tokenizer& tokenizer);
-
-// Helpers shared with tests: UTF-8 validity (no overlongs, surrogates or > U+10FFFF), standard
-// base64 (with or without padding, whitespace ignored; false on any other character), and
-// Python's str.strip() for ASCII and the common Unicode spaces.
-bool valid_utf8(std::string_view text);
-bool base64_decode(std::string_view text, std::string* out);
-std::string strip_text(std::string_view text);
 
 }  // namespace flam::pipeline
