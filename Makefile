@@ -16,6 +16,7 @@ build: setup
 	@cmake --build $(BUILD) -j $(JOBS)
 
 test: build
+	@$(BUILD)/flam --version
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
 demo: build

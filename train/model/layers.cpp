@@ -74,7 +74,9 @@ torch::Tensor rotate_half(const torch::Tensor& x) {
 
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& mask) {
-  return at::scaled_dot_product_attention(q, k, v, mask);
+  // An undefined mask must reach SDPA as no mask (nullopt), not as an undefined tensor.
+  return at::scaled_dot_product_attention(
+      q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt);
 }
 
 // ---- FeedForward ----
