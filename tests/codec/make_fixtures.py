@@ -4,7 +4,8 @@
 Usage: make_fixtures.py PHOTO_DIR OUT_DIR
 
 Encodes the real photos as JPEG (q90; also a grayscale and a CMYK JPEG), PNG (RGB, gray,
-palette, RGBA) and WebP, and writes what python3-pil makes of them as raw RGB bytes:
+palette, RGBA), WebP, GIF (palette, gray, transparent, animated, interlaced or not) and BMP (24-bit,
+8-bit palette and gray, 1-bit, 32-bit), and writes what python3-pil makes of them as raw RGB bytes:
   decode  Image.open(f).convert("RGB")
   clip    OpenFlamingo's eval transform without normalisation: torchvision Resize(size) on a PIL
           image (shorter side -> size, longer -> int(size * long / short)), PIL BICUBIC, then
@@ -105,6 +106,27 @@ files += ["camera.la.png", "grass.bw.png", "chelsea.trns.png", "rocket.progressi
 # A small crop, so that CLIP preprocessing upscales.
 photos["rocket.jpg"].convert("RGB").crop((300, 100, 340, 130)).save(path("rocket.small.png"))
 files += ["coffee.cmyk.jpg", "chelsea.palette.png", "astronaut.rgba.png", "rocket.small.png"]
+
+# GIF (first frame; PIL writes interlaced GIFs unless told not to) and BMP, which PIL decodes and
+# OpenFlamingo therefore trains on; ours must be bit-exact.
+chelsea = photos["chelsea.png"].convert("RGB")
+chelsea.save(path("chelsea.gif"))
+chelsea.save(path("chelsea.flat.gif"), interlace=False)
+photos["camera.png"].save(path("camera.gray.gif"))
+chelsea.convert("P", palette=Image.ADAPTIVE, colors=64).save(path("chelsea.trns.gif"),
+                                                              transparency=0)
+second = photos["rocket.jpg"].convert("RGB").resize(coffee.size)
+coffee.convert("P", palette=Image.ADAPTIVE, colors=100).save(
+    path("coffee.anim.gif"), save_all=True, duration=100, loop=0,
+    append_images=[second.convert("P", palette=Image.ADAPTIVE)])
+coffee.save(path("coffee.bmp"))
+chelsea.convert("P", palette=Image.ADAPTIVE, colors=200).save(path("chelsea.palette.bmp"))
+photos["camera.png"].save(path("camera.gray.bmp"))
+photos["grass.png"].convert("1").save(path("grass.bw.bmp"))
+rgba.save(path("astronaut.rgba.bmp"))
+files += ["chelsea.gif", "chelsea.flat.gif", "camera.gray.gif", "chelsea.trns.gif",
+          "coffee.anim.gif", "coffee.bmp", "chelsea.palette.bmp", "camera.gray.bmp",
+          "grass.bw.bmp", "astronaut.rgba.bmp"]
 
 with open(path("coffee.rgb16.png"), "wb") as f:
     f.write(png16(coffee))
