@@ -60,13 +60,14 @@ def chunk(kind, data):
     return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
 
-def png16(image):
-    """A 16-bit RGB PNG (PIL cannot write one) whose high bytes are `image` and low bytes noise."""
+def png16(image, color_type=2):
+    """A 16-bit PNG (PIL cannot write one), RGB (color_type 2) or gray (0), whose high bytes are
+    `image` and low bytes noise."""
     high = np.asarray(image, dtype=np.uint16)
     low = np.random.default_rng(3).integers(0, 256, high.shape, dtype=np.uint16)
     rows = (high * 256 + low).astype(">u2").reshape(image.height, -1)
     raw = b"".join(b"\x00" + row.tobytes() for row in rows)
-    ihdr = struct.pack(">IIBBBBB", image.width, image.height, 16, 2, 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", image.width, image.height, 16, color_type, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) +
             chunk(b"IEND", b""))
 
@@ -130,6 +131,8 @@ files += ["chelsea.gif", "chelsea.flat.gif", "camera.gray.gif", "chelsea.trns.gi
 
 with open(path("coffee.rgb16.png"), "wb") as f:
     f.write(png16(coffee))
+with open(path("camera.gray16.png"), "wb") as f:  # not a PIL reference: PIL clips it to 255
+    f.write(png16(photos["camera.png"], color_type=0))
 
 for name in files:
     image = rgb_of(name)

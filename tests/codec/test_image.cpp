@@ -159,6 +159,15 @@ TEST(ImageParity, GifAndBmpAreBitExactWithPil) {
   EXPECT_EQ(checked, 10);
 }
 
+// 16-bit grayscale PNG: ours keeps the high byte of each sample (the 8-bit photo it was made
+// from); PIL's convert("RGB") clips the 16-bit value to 255 (white almost everywhere). Declared in
+// docs/fidelity.md.
+TEST(ImageDecode, Gray16PngKeepsTheHighByte) {
+  const DecodeResult d = decode_image(read_fixture("camera.gray16.png"));
+  ASSERT_TRUE(d.ok()) << d.message;
+  EXPECT_EQ(d.image.pixels, decode_ok(read_fixture("camera.gray.png")).pixels);
+}
+
 // DCT scaling is off by default because PIL (as OpenFlamingo calls it) decodes at full size; this
 // measures how far the faster path drifts from that reference.
 TEST(ImageParity, DctScaledJpegStaysClose) {
