@@ -2,9 +2,14 @@
 // data.py makes them, with the labels of its train_utils.py. Per-item failures are values: a
 // PackResult with a reason (counted by the loader), never an exception.
 //
-// LAION (preprocess_laion_text): the image member (jpg|jpeg|png|webp) is decoded and CLIP
-// preprocessed; the text is [BOS] + "<image>" + caption.strip() + "<|endofchunk|>" + EOS,
-// truncated to seq_len, padded with <PAD> (to seq_len, not to the longest in the batch: the loss
+// User text (captions, sentences) is tokenized per data.special_strings: "text" (default) encodes
+// it as plain text, so only the packer's own <image> / <|endofchunk|> / BOS / EOS are special
+// tokens; "special" tokenizes the assembled string with the special strings matched, exactly as
+// OpenFlamingo does (a literal "<image>" in a caption is then a media token).
+//
+// LAION (preprocess_laion_text): the image member (jpg|jpeg|png|webp, any decodable format) is
+// decoded and CLIP preprocessed; the text is [BOS] + "<image>" + caption.strip() +
+// "<|endofchunk|>" + EOS, truncated to seq_len, padded with <PAD> (to seq_len, not to the longest in the batch: the loss
 // is the same and shapes stay static). Labels: -100 on padding, position 0 and <image>.
 //
 // MMC4 (preprocess_interleaved): see pack_mmc4 below. Labels additionally -100 on every token
@@ -69,7 +74,9 @@ PackResult pack_laion(const Sample& sample, const Tokenizer& tokenizer, const Da
 // applied, and "<|endofchunk|>" + EOS appended; [BOS] + tokens truncated to seq_len and padded.
 // Rejected: fewer than min_images <image> tokens left, one image with probability
 // 1 - single_image_keep_prob (one draw of `rng`, before the flip coins), or a single <image>
-// as the very last token.
+// as the very last token (counting every <image> token, literal ones under "special" too, as
+// OpenFlamingo counts them). Image slot t holds the image of the packer's t-th surviving <image>
+// token; never more slots than chosen images (Sequence::image_sources says which).
 PackResult pack_mmc4(const Sample& sample, const Tokenizer& tokenizer, const DataOptions& options,
                      Rng& rng);
 
