@@ -9,8 +9,9 @@
 //
 // LAION (preprocess_laion_text): the image member (jpg|jpeg|png|webp, any decodable format) is
 // decoded and CLIP preprocessed; the text is [BOS] + "<image>" + caption.strip() +
-// "<|endofchunk|>" + EOS, truncated to seq_len, padded with <PAD> (to seq_len, not to the longest in the batch: the loss
-// is the same and shapes stay static). Labels: -100 on padding, position 0 and <image>.
+// "<|endofchunk|>" + EOS, truncated to seq_len, padded with <PAD> (to seq_len, not to the longest
+// in the batch: the loss is the same and shapes stay static). Labels: -100 on padding, position 0
+// and <image>.
 //
 // MMC4 (preprocess_interleaved): see pack_mmc4 below. Labels additionally -100 on every token
 // before the first <image> and on the tokens after each <|endofchunk|> up to the next <image>.
