@@ -1,9 +1,12 @@
 // `flam inspect batch --config F [--steps N] [--json] [--png OUT.png] [--set k=v ...]`: makes the
 // first N steps' batches of every configured dataset (rank 0 of 1, the run's seed) and prints
 // each sequence's text with its special tokens, its image count and a label mask summary
-// ('+' a token in the loss, '.' one masked to -100). --png writes a grid of the batch images:
-// one row per sequence (LAION rows first, then MMC4), one column per image slot; there is no
-// font, so captions are not drawn: the rows follow the printed order.
+// ('+' a token in the loss, '.' one masked to -100). --json prints one object per batch and adds,
+// per row, exactly what trains: input_ids, attention_mask and labels (all T positions, -100 where
+// no loss) and, per image slot, the image filling it ({"key": "SHARD#KEY", "image": index in the
+// sample: MMC4 image_info index, 0 for LAION}, or null for an empty slot). --png writes a grid of
+// the batch images: one row per sequence (LAION rows first, then MMC4), one column per image slot;
+// there is no font, so captions are not drawn: the rows follow the printed order.
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -109,13 +112,30 @@ int cmd_inspect_batch(const Argv& argv) {
         j["rows"] = nlohmann::json::array();
         for (int r = 0; r < b.batch_size; ++r) {
           const RowView v = view_row(b, r, tok);
+          const auto row = [&](const auto& buffer) {
+            const auto first = buffer.begin() + static_cast<ptrdiff_t>(r) * b.seq_len;
+            return std::vector<int64_t>(first, first + b.seq_len);
+          };
+          nlohmann::json slots = nlohmann::json::array();
+          for (int s = 0; s < b.max_images; ++s) {
+            const size_t slot = static_cast<size_t>(r) * b.max_images + s;
+            if (b.image_present[slot] == 0) {
+              slots.push_back(nullptr);
+            } else {
+              slots.push_back({{"key", b.keys[r]}, {"image", b.image_sources[slot]}});
+            }
+          }
           j["rows"].push_back({{"key", b.keys[r]},
                                {"epoch", b.epochs[r]},
                                {"text", v.text},
                                {"images", v.images},
                                {"tokens", v.tokens},
                                {"loss_tokens", v.loss_tokens},
-                               {"mask", v.mask}});
+                               {"mask", v.mask},
+                               {"input_ids", row(b.input_ids)},
+                               {"attention_mask", row(b.attention_mask)},
+                               {"labels", row(b.labels)},
+                               {"slots", slots}});
         }
         std::printf("%s\n", j.dump().c_str());
         continue;

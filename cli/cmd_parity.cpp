@@ -2,6 +2,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/config.h"
 #include "core/error.h"
 #include "core/exit_codes.h"
 #include "train/model/parity.h"
@@ -9,16 +10,19 @@
 namespace flam::cli {
 
 int cmd_parity(const Argv& argv) {
-  Args args(argv,
-            {"module", "weights", "inputs", "out", "heads", "dim-head",
-             "only-attend-immediate-media", "after-ln-post", "norm-eps", "rope-theta"},
-            {});
+  Args args(
+      argv,
+      {"module", "weights", "inputs", "out", "heads", "dim-head", "only-attend-immediate-media",
+       "after-ln-post", "norm-eps", "rope-theta", "config", "set"},
+      {});
   if (!args.positionals().empty()) {
     throw Error(ErrorKind::kUsage,
                 "usage: flam parity --module perceiver|xattn|vision|decoder_layer --weights "
                 "W.safetensors --inputs I.safetensors --out O.safetensors [--heads N] "
                 "[--dim-head N] [--only-attend-immediate-media 0|1] [--after-ln-post 0|1] "
-                "[--norm-eps E] [--rope-theta T]");
+                "[--norm-eps E] [--rope-theta T]\n"
+                "       flam parity --module flamingo --config F.yaml [--set model.k=v ...] "
+                "--weights OPENFLAMINGO_STATE_DICT.pt --inputs I.safetensors --out O.safetensors");
   }
   model::ParityOptions o;
   o.module = args.require("module");
@@ -34,6 +38,10 @@ int cmd_parity(const Argv& argv) {
     o.rope_theta = std::stod(args.get_or("rope-theta", "10000"));
   } catch (const std::exception&) {
     throw Error(ErrorKind::kUsage, "--norm-eps and --rope-theta take numbers");
+  }
+  if (o.module == "flamingo") {
+    if (!args.get("config")) throw Error(ErrorKind::kUsage, "--module flamingo needs --config");
+    o.model = load_config(*args.get("config"), args.all("set")).model;
   }
   model::run_parity(o);
   std::printf("wrote %s\n", o.out.c_str());

@@ -27,7 +27,10 @@ struct Batch {
   // [B, T_img, 1, 3, S, S] uint8 RGB planes (CHW), not normalised; slots without an image are
   // zeros. Image slot j of row b belongs to the j-th <image> token of row b (in token order).
   std::vector<uint8_t> images;
-  std::vector<uint8_t> image_present;   // [B, T_img] 1 where a real image sits
+  std::vector<uint8_t> image_present;  // [B, T_img] 1 where a real image sits
+  // [B, T_img] where each slot's image came from in its row's sample (keys[b]): the index in the
+  // MMC4 document's image_info, 0 for LAION; -1 for an empty slot.
+  std::vector<int32_t> image_sources;
   std::vector<int64_t> input_ids;       // [B, T] padded with Tokenizer::pad_id()
   std::vector<int64_t> attention_mask;  // [B, T] 1 on real tokens, 0 on padding
   std::vector<int64_t> labels;          // [B, T] target ids, -100 where no loss

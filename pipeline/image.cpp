@@ -18,6 +18,10 @@ const char* to_string(ImageFormat format) {
       return "png";
     case ImageFormat::kWebp:
       return "webp";
+    case ImageFormat::kGif:
+      return "gif";
+    case ImageFormat::kBmp:
+      return "bmp";
     case ImageFormat::kUnknown:
       break;
   }
@@ -34,6 +38,18 @@ ImageFormat sniff_format(std::string_view bytes) {
   }
   if (bytes.size() >= 12 && bytes.substr(0, 4) == "RIFF" && bytes.substr(8, 4) == "WEBP") {
     return ImageFormat::kWebp;
+  }
+  if (bytes.size() >= 6 && (bytes.substr(0, 6) == "GIF87a" || bytes.substr(0, 6) == "GIF89a")) {
+    return ImageFormat::kGif;
+  }
+  if (bytes.size() >= 18 && bytes.substr(0, 2) == "BM") {
+    // "BM" alone is too common a start of text: also require a known DIB header size.
+    const auto* b = reinterpret_cast<const uint8_t*>(bytes.data());
+    const uint32_t dib =
+        b[14] | (b[15] << 8) | (b[16] << 16) | (static_cast<uint32_t>(b[17]) << 24);
+    if (dib == 12 || dib == 40 || dib == 52 || dib == 56 || dib == 64 || dib == 108 || dib == 124) {
+      return ImageFormat::kBmp;
+    }
   }
   return ImageFormat::kUnknown;
 }

@@ -32,13 +32,14 @@ struct Image {
   bool empty() const { return width == 0 || height == 0; }
 };
 
-enum class ImageFormat { kUnknown, kJpeg, kPng, kWebp };
+enum class ImageFormat { kUnknown, kJpeg, kPng, kWebp, kGif, kBmp };
 
-// "unknown", "jpeg", "png", "webp".
+// "unknown", "jpeg", "png", "webp", "gif", "bmp".
 const char* to_string(ImageFormat format);
 
 // The format named by the leading magic bytes (JPEG FF D8 FF, PNG's 8-byte signature,
-// RIFF....WEBP); kUnknown otherwise. Reads at most the first 12 bytes.
+// RIFF....WEBP, GIF87a / GIF89a, BM with a known DIB header size); kUnknown otherwise. Reads at
+// most the first 18 bytes.
 ImageFormat sniff_format(std::string_view bytes);
 
 struct DecodeOptions {
@@ -57,7 +58,7 @@ struct DecodeOptions {
 };
 
 // Per-item failure as a value. reason is "" on success, else one of:
-//   "not_an_image"  the bytes are not JPEG, PNG or WebP (HTML, random bytes, empty)
+//   "not_an_image"  the bytes are not JPEG, PNG, WebP, GIF or BMP (HTML, random bytes, empty)
 //   "decode_error"  a recognised format whose header or data is broken (truncated, corrupt),
 //                   or a zero-size image
 //   "too_large"     width * height > max_pixels, decided from the header alone
@@ -73,8 +74,11 @@ struct DecodeResult {
   bool ok() const { return reason.empty(); }
 };
 
-// Decodes JPEG, PNG or WebP bytes into RGB. Grayscale, CMYK/YCCK, palette and 16-bit images are
-// converted to 8-bit RGB; an alpha channel is dropped (as PIL's convert("RGB") does, no blending).
+// Decodes JPEG, PNG, WebP, GIF (the first frame) or BMP bytes into RGB, as PIL's
+// Image.open(...).convert("RGB") does (bit-exact for GIF and BMP; see image_decode.cpp for JPEG).
+// Grayscale, CMYK/YCCK, palette and 16-bit images are converted to 8-bit RGB; an alpha channel is
+// dropped (no blending). 16-bit grayscale PNG keeps the high byte (PIL clips the value to 255, a
+// PIL defect we do not copy: docs/fidelity.md).
 // Does not keep a reference to bytes.
 DecodeResult decode_image(std::string_view bytes, const DecodeOptions& options = {});
 

@@ -1,8 +1,11 @@
-// decode_image: JPEG through TurboJPEG, PNG through libpng, WebP through libwebp, each into 8-bit
-// RGB. Every decoder reads the header first and rejects images over max_pixels before it allocates
-// the pixel buffer. Conversions follow PIL's Image.open(...).convert("RGB"): gray is replicated,
-// CMYK JPEGs are taken as Adobe-inverted and mapped with PIL's cmyk2rgb, alpha is dropped.
+// decode_image: JPEG through TurboJPEG, PNG through libpng, WebP through libwebp, GIF through
+// giflib (the first frame), BMP through stb_image (Debian libstb-dev), each into 8-bit RGB. Every
+// decoder reads the header first and rejects images over max_pixels before it allocates the pixel
+// buffer. Conversions follow PIL's Image.open(...).convert("RGB"): gray is replicated, CMYK JPEGs
+// are taken as Adobe-inverted and mapped with PIL's cmyk2rgb, alpha is dropped.
+#include <gif_lib.h>
 #include <png.h>
+#include <stb_image.h>  // Debian libstb-dev: the library is libstb.so
 #include <turbojpeg.h>
 #include <webp/decode.h>
 
@@ -270,6 +273,177 @@ DecodeResult decode_webp(std::string_view bytes, const DecodeOptions& options,
   return r;
 }
 
+// ---- GIF (first frame) ----------------------------------------------------------------------
+
+struct GifInput {
+  std::string_view bytes;
+  size_t offset = 0;
+};
+
+int gif_read(GifFileType* gif, GifByteType* out, int length) {
+  auto* in = static_cast<GifInput*>(gif->UserData);
+  const size_t n = std::min(static_cast<size_t>(length), in->bytes.size() - in->offset);
+  std::memcpy(out, in->bytes.data() + in->offset, n);
+  in->offset += n;
+  return static_cast<int>(n);
+}
+
+struct GifCloser {
+  void operator()(GifFileType* gif) const {
+    int error = 0;
+    DGifCloseFile(gif, &error);
+  }
+};
+
+// PIL's first frame of a GIF: the logical screen, filled with the first frame's transparent
+// index where it declares one (else index 0), the frame's rectangle drawn over it, then every
+// index mapped through the frame's local color table (else the global one); indices past the
+// table are black. Without any table the indices are gray levels.
+DecodeResult decode_gif(std::string_view bytes, const DecodeOptions& options,
+                        std::vector<uint8_t> pixels) {
+  GifInput in{bytes};
+  int error = 0;
+  std::unique_ptr<GifFileType, GifCloser> gif(DGifOpen(&in, gif_read, &error));
+  if (gif == nullptr) return failure(ImageFormat::kGif, "decode_error", GifErrorString(error));
+  auto gif_failure = [&](const char* what) {
+    const char* detail = GifErrorString(gif->Error);
+    return failure(ImageFormat::kGif, "decode_error",
+                   std::string(what) + (detail != nullptr ? std::string(": ") + detail : ""));
+  };
+  DecodeResult r;
+  r.format = ImageFormat::kGif;
+  const int64_t width = gif->SWidth, height = gif->SHeight;
+  r.original_width = static_cast<int>(width);
+  r.original_height = static_cast<int>(height);
+  if (const char* why = size_reason(width, height, options); *why != '\0') {
+    r.reason = why;
+    r.message = size_message(width, height, options);
+    return r;
+  }
+  int transparent = -1;
+  GifRecordType type = UNDEFINED_RECORD_TYPE;
+  while (type != IMAGE_DESC_RECORD_TYPE) {
+    if (DGifGetRecordType(gif.get(), &type) == GIF_ERROR) return gif_failure("bad record");
+    if (type == TERMINATE_RECORD_TYPE) return gif_failure("no image in the GIF");
+    if (type != EXTENSION_RECORD_TYPE) continue;
+    int code = 0;
+    GifByteType* ext = nullptr;
+    if (DGifGetExtension(gif.get(), &code, &ext) == GIF_ERROR) return gif_failure("bad extension");
+    while (ext != nullptr) {
+      if (code == GRAPHICS_EXT_FUNC_CODE && ext[0] >= 4 && (ext[1] & 1) != 0) transparent = ext[4];
+      if (DGifGetExtensionNext(gif.get(), &ext) == GIF_ERROR) return gif_failure("bad extension");
+    }
+  }
+  if (DGifGetImageDesc(gif.get()) == GIF_ERROR) return gif_failure("bad image descriptor");
+  const GifImageDesc& frame = gif->Image;
+  if (frame.Width <= 0 || frame.Height <= 0) return gif_failure("empty frame");
+  std::vector<uint8_t> index(static_cast<size_t>(width) * height,
+                             static_cast<uint8_t>(transparent >= 0 ? transparent : 0));
+  std::vector<GifPixelType> line(frame.Width);
+  auto put_row = [&](int y) {
+    const int64_t sy = frame.Top + y;
+    if (sy < 0 || sy >= height) return;
+    for (int x = 0; x < frame.Width; ++x) {
+      const int64_t sx = frame.Left + x;
+      if (sx >= 0 && sx < width) index[sy * width + sx] = line[x];
+    }
+  };
+  if (frame.Interlace) {
+    static constexpr int kStart[4] = {0, 4, 2, 1}, kStep[4] = {8, 8, 4, 2};
+    for (int pass = 0; pass < 4; ++pass) {
+      for (int y = kStart[pass]; y < frame.Height; y += kStep[pass]) {
+        if (DGifGetLine(gif.get(), line.data(), frame.Width) == GIF_ERROR)
+          return gif_failure("truncated image data");
+        put_row(y);
+      }
+    }
+  } else {
+    for (int y = 0; y < frame.Height; ++y) {
+      if (DGifGetLine(gif.get(), line.data(), frame.Width) == GIF_ERROR)
+        return gif_failure("truncated image data");
+      put_row(y);
+    }
+  }
+  const ColorMapObject* map = frame.ColorMap != nullptr ? frame.ColorMap : gif->SColorMap;
+  pixels.resize(index.size() * 3);
+  for (size_t i = 0; i < index.size(); ++i) {
+    uint8_t* out = pixels.data() + i * 3;
+    const int k = index[i];
+    if (map == nullptr) {
+      out[0] = out[1] = out[2] = static_cast<uint8_t>(k);
+    } else if (k < map->ColorCount) {
+      out[0] = map->Colors[k].Red;
+      out[1] = map->Colors[k].Green;
+      out[2] = map->Colors[k].Blue;
+    } else {
+      out[0] = out[1] = out[2] = 0;
+    }
+  }
+  r.image.width = static_cast<int>(width);
+  r.image.height = static_cast<int>(height);
+  r.image.pixels = std::move(pixels);
+  return r;
+}
+
+// ---- BMP ------------------------------------------------------------------------------------
+
+// The bytes an uncompressed BMP's pixel array needs (file header's offset + rows), or 0 when the
+// header is not one of those (compressed or unknown layouts are left to stb_image).
+size_t bmp_uncompressed_size(std::string_view bytes) {
+  const auto* b = reinterpret_cast<const uint8_t*>(bytes.data());
+  auto u16 = [&](size_t at) { return static_cast<uint32_t>(b[at] | (b[at + 1] << 8)); };
+  auto u32 = [&](size_t at) { return u16(at) | (u16(at + 2) << 16); };
+  if (bytes.size() < 30) return 0;
+  const uint32_t offset = u32(10), dib = u32(14);
+  int64_t width, height, bpp;
+  if (dib == 12) {
+    width = u16(18);
+    height = u16(20);
+    bpp = u16(24);
+  } else {
+    if (bytes.size() < 34) return 0;
+    const uint32_t compression = u32(30);
+    if (compression != 0 && compression != 3 && compression != 6) return 0;
+    width = static_cast<int32_t>(u32(18));
+    height = static_cast<int32_t>(u32(22));
+    bpp = u16(28);
+  }
+  if (width <= 0 || height == 0 || bpp <= 0 || bpp > 32) return 0;
+  const int64_t stride = (width * bpp + 31) / 32 * 4;
+  return static_cast<size_t>(offset + stride * std::abs(height));
+}
+
+DecodeResult decode_bmp(std::string_view bytes, const DecodeOptions& options,
+                        std::vector<uint8_t> pixels) {
+  const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
+  const int length = static_cast<int>(std::min<size_t>(bytes.size(), INT32_MAX));
+  int width = 0, height = 0, channels = 0;
+  if (stbi_info_from_memory(data, length, &width, &height, &channels) == 0) {
+    return failure(ImageFormat::kBmp, "decode_error", stbi_failure_reason());
+  }
+  DecodeResult r;
+  r.format = ImageFormat::kBmp;
+  r.original_width = width;
+  r.original_height = height;
+  if (const char* why = size_reason(width, height, options); *why != '\0') {
+    r.reason = why;
+    r.message = size_message(width, height, options);
+    return r;
+  }
+  // stb_image reads zeros past the end of its input; PIL rejects a truncated file.
+  if (bytes.size() < bmp_uncompressed_size(bytes)) {
+    return failure(ImageFormat::kBmp, "decode_error", "truncated BMP data");
+  }
+  std::unique_ptr<stbi_uc, void (*)(void*)> rgb(
+      stbi_load_from_memory(data, length, &width, &height, &channels, 3), stbi_image_free);
+  if (rgb == nullptr) return failure(ImageFormat::kBmp, "decode_error", stbi_failure_reason());
+  pixels.assign(rgb.get(), rgb.get() + static_cast<size_t>(width) * height * 3);
+  r.image.width = width;
+  r.image.height = height;
+  r.image.pixels = std::move(pixels);
+  return r;
+}
+
 }  // namespace
 
 DecodeResult decode_image(std::string_view bytes, const DecodeOptions& options) {
@@ -287,11 +461,15 @@ DecodeResult decode_image_reusing(std::string_view bytes, const DecodeOptions& o
       return decode_png(bytes, options, std::move(buffer));
     case ImageFormat::kWebp:
       return decode_webp(bytes, options, std::move(buffer));
+    case ImageFormat::kGif:
+      return decode_gif(bytes, options, std::move(buffer));
+    case ImageFormat::kBmp:
+      return decode_bmp(bytes, options, std::move(buffer));
     case ImageFormat::kUnknown:
       break;
   }
   return failure(ImageFormat::kUnknown, "not_an_image",
-                 bytes.empty() ? "empty input" : "not a JPEG, PNG or WebP file");
+                 bytes.empty() ? "empty input" : "not a JPEG, PNG, WebP, GIF or BMP file");
 }
 
 }  // namespace detail

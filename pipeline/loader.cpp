@@ -347,6 +347,7 @@ struct Loader::Impl {
     const size_t B = batch_size, T = seq_len, I = max_images;
     b.images.assign(B * I * b.image_bytes(), 0);
     b.image_present.assign(B * I, 0);
+    b.image_sources.assign(B * I, -1);
     b.input_ids.reserve(B * T);
     b.attention_mask.reserve(B * T);
     b.labels.reserve(B * T);
@@ -361,6 +362,7 @@ struct Loader::Impl {
         std::copy(p.chw[j].begin(), p.chw[j].end(),
                   b.images.begin() + b.image_offset(static_cast<int>(r), static_cast<int>(j)));
         b.image_present[r * I + j] = 1;
+        b.image_sources[r * I + j] = s.image_sources[j];
       }
       b.keys.push_back(std::move(p.name));
       b.epochs.push_back(p.id.epoch);

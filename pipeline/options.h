@@ -46,6 +46,10 @@ struct LoaderOptions {
 
 struct DataOptions {
   std::string tokenizer;  // SentencePiece model (LLaMA's tokenizer.model)
+  // How "<image>", "<|endofchunk|>", "<PAD>", "<s>", "</s>" inside captions and sentences are
+  // tokenized: "text" as ordinary text (only the packer inserts special tokens), "special" as the
+  // special tokens, as OpenFlamingo does (a caption can then add media tokens: its #215).
+  std::string special_strings = "text";
   ImageOptions image;
   LaionOptions laion;
   Mmc4Options mmc4;
@@ -97,6 +101,7 @@ inline void describe(ConfigMap& m, SourceOptions& o) {
 
 inline void describe(ConfigMap& m, DataOptions& o) {
   m.field("tokenizer", o.tokenizer);
+  m.choice("special_strings", o.special_strings, {"text", "special"});
   m.section("image", o.image);
   m.section("laion", o.laion);
   m.section("mmc4", o.mmc4);

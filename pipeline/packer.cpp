@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "pipeline/hungarian.h"
+#include "pipeline/text.h"
 
 namespace flam::pipeline {
 namespace {
@@ -25,21 +26,6 @@ void pad_row(std::vector<int64_t> ids, const Tokenizer& tokenizer, int seq_len, 
   std::fill(seq.attention_mask.begin(), seq.attention_mask.begin() + ids.size(), 1);
   ids.resize(seq_len, tokenizer.pad_id());
   seq.input_ids = std::move(ids);
-}
-
-void replace_all(std::string& text, std::string_view from, std::string_view to) {
-  std::string out;
-  out.reserve(text.size());
-  size_t pos = 0;
-  while (true) {
-    const size_t at = text.find(from, pos);
-    if (at == std::string::npos) break;
-    out.append(text, pos, at - pos);
-    out.append(to);
-    pos = at + from.size();
-  }
-  out.append(text, pos, std::string::npos);
-  text = std::move(out);
 }
 
 // Decodes and CLIP-preprocesses; flips with its own coin in "image" mode.
@@ -100,117 +86,6 @@ bool mmc4_image_bytes(const nlohmann::json& info, const Sample& sample, std::str
 
 }  // namespace
 
-bool valid_utf8(std::string_view text) {
-  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
-  const size_t n = text.size();
-  size_t i = 0;
-  while (i < n) {
-    const unsigned char c = s[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    int extra;
-    uint32_t cp;
-    if ((c & 0xE0) == 0xC0) {
-      extra = 1;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      extra = 2;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      extra = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    for (int k = 1; k <= extra; ++k) {
-      if (i + k >= n || (s[i + k] & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    static constexpr uint32_t kMin[4] = {0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += extra + 1;
-  }
-  return true;
-}
-
-bool base64_decode(std::string_view text, std::string* out) {
-  out->clear();
-  out->reserve(text.size() / 4 * 3);
-  uint32_t acc = 0;
-  int bits = 0;
-  bool padding = false;
-  for (const char ch : text) {
-    int v;
-    if (ch >= 'A' && ch <= 'Z') {
-      v = ch - 'A';
-    } else if (ch >= 'a' && ch <= 'z') {
-      v = ch - 'a' + 26;
-    } else if (ch >= '0' && ch <= '9') {
-      v = ch - '0' + 52;
-    } else if (ch == '+') {
-      v = 62;
-    } else if (ch == '/') {
-      v = 63;
-    } else if (ch == '=') {
-      padding = true;
-      continue;
-    } else if (ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t') {
-      continue;
-    } else {
-      return false;
-    }
-    if (padding) return false;  // data after '='
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out->push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
-  }
-  return true;
-}
-
-std::string strip_text(std::string_view text) {
-  // Python's str.isspace(): ASCII whitespace, \x1c-\x1f, and Unicode spaces (as UTF-8).
-  static constexpr std::string_view kUnicodeSpaces[] = {
-      "\xc2\x85",     "\xc2\xa0",     "\xe1\x9a\x80", "\xe2\x80\x80", "\xe2\x80\x81",
-      "\xe2\x80\x82", "\xe2\x80\x83", "\xe2\x80\x84", "\xe2\x80\x85", "\xe2\x80\x86",
-      "\xe2\x80\x87", "\xe2\x80\x88", "\xe2\x80\x89", "\xe2\x80\x8a", "\xe2\x80\xa8",
-      "\xe2\x80\xa9", "\xe2\x80\xaf", "\xe2\x81\x9f", "\xe3\x80\x80"};
-  auto ascii_space = [](char c) {
-    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= '\x1c' && c <= '\x1f');
-  };
-  bool changed = true;
-  while (changed && !text.empty()) {
-    changed = false;
-    if (ascii_space(text.front())) {
-      text.remove_prefix(1);
-      changed = true;
-      continue;
-    }
-    if (ascii_space(text.back())) {
-      text.remove_suffix(1);
-      changed = true;
-      continue;
-    }
-    for (const std::string_view sp : kUnicodeSpaces) {
-      if (text.starts_with(sp)) {
-        text.remove_prefix(sp.size());
-        changed = true;
-        break;
-      }
-      if (text.ends_with(sp)) {
-        text.remove_suffix(sp.size());
-        changed = true;
-        break;
-      }
-    }
-  }
-  return std::string(text);
-}
-
 std::vector<int64_t> laion_labels(const std::vector<int64_t>& ids, const Tokenizer& tokenizer) {
   std::vector<int64_t> labels = ids;
   for (int64_t& l : labels)
@@ -264,6 +139,72 @@ std::string mmc4_text(std::vector<std::string> sentences, const std::vector<int>
   return text;
 }
 
+std::vector<int64_t> mmc4_tokens(const std::vector<std::string>& sentences,
+                                 const std::vector<int>& sentence_ixs, const Tokenizer& tokenizer,
+                                 std::vector<int>* image_of_token) {
+  // The steps of mmc4_text on a list of pieces (user text, or a special token the packer
+  // inserts), so that no user text is ever read as a special token.
+  struct Piece {
+    int64_t special = -1;  // a token id, or -1 for text
+    int image = -1;        // for <image>: its index into sentence_ixs
+    std::string text;
+  };
+  const int64_t eoc = tokenizer.endofchunk_id(), img = tokenizer.image_id();
+  std::vector<Piece> pieces;
+  auto add_text = [&](std::string_view text) {
+    if (pieces.empty() || pieces.back().special >= 0) pieces.push_back({});
+    pieces.back().text += text;
+  };
+  for (size_t s = 0; s < sentences.size(); ++s) {
+    if (s > 0) add_text(" ");
+    // The image prefixed last comes first (OpenFlamingo prefixes in sentence_ixs order).
+    for (int i = static_cast<int>(sentence_ixs.size()) - 1; i >= 0; --i) {
+      if (sentence_ixs[i] != static_cast<int>(s)) continue;
+      pieces.push_back({eoc, -1, {}});
+      pieces.push_back({img, i, {}});
+    }
+    add_text(sentences[s]);
+  }
+  const auto first_eoc =
+      std::find_if(pieces.begin(), pieces.end(), [&](const Piece& p) { return p.special == eoc; });
+  if (first_eoc != pieces.end()) pieces.erase(first_eoc);
+  // Whitespace clean-up, one pass per replace() of OpenFlamingo's: " <|endofchunk|>",
+  // "<image> ", " <image>". Only text next to a special piece can change.
+  auto text_at = [&](size_t k) -> std::string* {
+    return k < pieces.size() && pieces[k].special < 0 ? &pieces[k].text : nullptr;
+  };
+  auto drop_space_before = [&](int64_t special) {
+    for (size_t k = 1; k < pieces.size(); ++k) {
+      std::string* prev = text_at(k - 1);
+      if (pieces[k].special == special && prev != nullptr && prev->ends_with(' ')) prev->pop_back();
+    }
+  };
+  drop_space_before(eoc);
+  for (size_t k = 0; k + 1 < pieces.size(); ++k) {
+    std::string* next = text_at(k + 1);
+    if (pieces[k].special == img && next != nullptr && next->starts_with(' ')) next->erase(0, 1);
+  }
+  drop_space_before(img);
+
+  std::vector<int64_t> ids;
+  image_of_token->clear();
+  for (const Piece& p : pieces) {
+    if (p.special >= 0) {
+      ids.push_back(p.special);
+      image_of_token->push_back(p.image);
+      continue;
+    }
+    const std::vector<int64_t> text_ids = tokenizer.encode_plain(p.text);
+    ids.insert(ids.end(), text_ids.begin(), text_ids.end());
+    image_of_token->resize(ids.size(), -1);
+  }
+  for (const int64_t id : {eoc, tokenizer.eos_id()}) {
+    ids.push_back(id);
+    image_of_token->push_back(-1);
+  }
+  return ids;
+}
+
 PackResult pack_laion(const Sample& sample, const Tokenizer& tokenizer, const DataOptions& options,
                       Rng& rng) {
   const Bytes* image_bytes = nullptr;
@@ -282,12 +223,22 @@ PackResult pack_laion(const Sample& sample, const Tokenizer& tokenizer, const Da
   PackResult result;
   Image image;
   if (!load_image(*image_bytes, options, rng, &image, &result)) return result;
-  const std::string text = std::string(Tokenizer::kImage) + strip_text(txt->second) +
-                           std::string(Tokenizer::kEndOfChunk) + "</s>";
+  const std::string caption = strip_text(txt->second);
   Sequence& seq = result.sequence;
-  pad_row(tokenizer.encode(text), tokenizer, options.laion.seq_len, seq);
+  std::vector<int64_t> ids;
+  if (options.special_strings == "special") {
+    ids = tokenizer.encode(std::string(Tokenizer::kImage) + caption +
+                           std::string(Tokenizer::kEndOfChunk) + "</s>");
+  } else {
+    ids = tokenizer.encode_plain(caption);
+    ids.insert(ids.begin(), tokenizer.image_id());
+    ids.push_back(tokenizer.endofchunk_id());
+    ids.push_back(tokenizer.eos_id());
+  }
+  pad_row(std::move(ids), tokenizer, options.laion.seq_len, seq);
   seq.labels = laion_labels(seq.input_ids, tokenizer);
   seq.images.push_back(std::move(image));
+  seq.image_sources.push_back(0);
   return result;
 }
 
@@ -297,7 +248,8 @@ PackResult pack_mmc4(const Sample& sample, const Tokenizer& tokenizer, const Dat
   const auto json_it = sample.members.find("json");
   if (json_it == sample.members.end()) return fail("no_json", "no json member");
   if (!valid_utf8(json_it->second)) return fail("invalid_utf8", "document is not UTF-8");
-  nlohmann::json doc = nlohmann::json::parse(json_it->second.view(), nullptr, /*allow_exceptions=*/false);
+  nlohmann::json doc =
+      nlohmann::json::parse(json_it->second.view(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object()) return fail("bad_json", "not a JSON object");
 
   std::vector<std::string> sentences;
@@ -357,12 +309,28 @@ PackResult pack_mmc4(const Sample& sample, const Tokenizer& tokenizer, const Dat
   }
   if (chosen.empty()) return fail("no_images", "no image above the similarity threshold");
 
-  std::vector<int> order;
-  const std::string text = mmc4_text(std::move(sentences), sentence_ixs, &order) +
-                           std::string(Tokenizer::kEndOfChunk) + "</s>";
+  // slots[t]: the index into `chosen` of the image filling slot t (the t-th <image> token).
+  std::vector<int> slots;
   PackResult result;
   Sequence& seq = result.sequence;
-  pad_row(tokenizer.encode(text), tokenizer, mo.seq_len, seq);
+  if (options.special_strings == "special") {
+    std::vector<int> order;
+    const std::string text = mmc4_text(std::move(sentences), sentence_ixs, &order) +
+                             std::string(Tokenizer::kEndOfChunk) + "</s>";
+    pad_row(tokenizer.encode(text), tokenizer, mo.seq_len, seq);
+    // A literal "<image>" in a sentence is a media token too here (as in OpenFlamingo), so there
+    // may be more <image> tokens than chosen images: the extra tokens get no slot.
+    const int n = std::min<int>(count_token(seq.input_ids, tokenizer.image_id()), order.size());
+    slots.assign(order.begin(), order.begin() + n);
+  } else {
+    std::vector<int> image_of_token;
+    pad_row(mmc4_tokens(sentences, sentence_ixs, tokenizer, &image_of_token), tokenizer, mo.seq_len,
+            seq);
+    const size_t kept =  // the tokens that fit after BOS
+        std::min(image_of_token.size(), static_cast<size_t>(mo.seq_len - 1));
+    for (size_t t = 0; t < kept; ++t)
+      if (image_of_token[t] >= 0) slots.push_back(image_of_token[t]);
+  }
   const int n_tokens = count_token(seq.input_ids, tokenizer.image_id());
   if (n_tokens < mo.min_images || n_tokens == 0)
     return fail("too_few_images", std::to_string(n_tokens) + " <image> tokens after truncation");
@@ -375,13 +343,14 @@ PackResult pack_mmc4(const Sample& sample, const Tokenizer& tokenizer, const Dat
     return fail("bad_text", std::to_string(n_tokens) + " <image> tokens for " +
                                 std::to_string(order.size()) + " images: the text holds <image>");
 
-  for (int t = 0; t < n_tokens; ++t) {
+  for (const int slot : slots) {
     Image image;
-    if (!load_image(image_bytes[chosen[order[t]]], options, rng, &image, &result)) {
+    if (!load_image(image_bytes[chosen[slot]], options, rng, &image, &result)) {
       result.sequence = {};
       return result;
     }
     seq.images.push_back(std::move(image));
+    seq.image_sources.push_back(valid[chosen[slot]]);
   }
   seq.labels = mmc4_labels(seq.input_ids, tokenizer);
   return result;

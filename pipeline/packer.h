@@ -2,10 +2,16 @@
 // data.py makes them, with the labels of its train_utils.py. Per-item failures are values: a
 // PackResult with a reason (counted by the loader), never an exception.
 //
-// LAION (preprocess_laion_text): the image member (jpg|jpeg|png|webp) is decoded and CLIP
-// preprocessed; the text is [BOS] + "<image>" + caption.strip() + "<|endofchunk|>" + EOS,
-// truncated to seq_len, padded with <PAD> (to seq_len, not to the longest in the batch: the loss
-// is the same and shapes stay static). Labels: -100 on padding, position 0 and <image>.
+// User text (captions, sentences) is tokenized per data.special_strings: "text" (default) encodes
+// it as plain text, so only the packer's own <image> / <|endofchunk|> / BOS / EOS are special
+// tokens; "special" tokenizes the assembled string with the special strings matched, exactly as
+// OpenFlamingo does (a literal "<image>" in a caption is then a media token).
+//
+// LAION (preprocess_laion_text): the image member (jpg|jpeg|png|webp, any decodable format) is
+// decoded and CLIP preprocessed; the text is [BOS] + "<image>" + caption.strip() +
+// "<|endofchunk|>" + EOS, truncated to seq_len, padded with <PAD> (to seq_len, not to the longest
+// in the batch: the loss is the same and shapes stay static). Labels: -100 on padding, position 0
+// and <image>.
 //
 // MMC4 (preprocess_interleaved): see pack_mmc4 below. Labels additionally -100 on every token
 // before the first <image> and on the tokens after each <|endofchunk|> up to the next <image>.
@@ -39,6 +45,9 @@ struct Sequence {
   // CLIP-preprocessed size x size images, slot j for the j-th <image> token (at most
   // max_images; fewer when tokens were truncated away).
   std::vector<Image> images;
+  // [images.size()] where each slot's image came from in the sample: its index in the MMC4
+  // document's image_info; 0 for LAION's one image.
+  std::vector<int> image_sources;
 };
 
 struct PackResult {
@@ -66,7 +75,9 @@ PackResult pack_laion(const Sample& sample, const Tokenizer& tokenizer, const Da
 // applied, and "<|endofchunk|>" + EOS appended; [BOS] + tokens truncated to seq_len and padded.
 // Rejected: fewer than min_images <image> tokens left, one image with probability
 // 1 - single_image_keep_prob (one draw of `rng`, before the flip coins), or a single <image>
-// as the very last token.
+// as the very last token (counting every <image> token, literal ones under "special" too, as
+// OpenFlamingo counts them). Image slot t holds the image of the packer's t-th surviving <image>
+// token; never more slots than chosen images (Sequence::image_sources says which).
 PackResult pack_mmc4(const Sample& sample, const Tokenizer& tokenizer, const DataOptions& options,
                      Rng& rng);
 
@@ -76,15 +87,16 @@ PackResult pack_mmc4(const Sample& sample, const Tokenizer& tokenizer, const Dat
 std::string mmc4_text(std::vector<std::string> sentences, const std::vector<int>& sentence_ixs,
                       std::vector<int>* image_order);
 
+// The tokens of the same MMC4 text plus "<|endofchunk|>" + EOS (no BOS), with every sentence
+// encoded as plain text (Tokenizer::encode_plain) and only the packer's own <|endofchunk|> and
+// <image> as special tokens (data.special_strings: text). image_of_token[t] is, for the <image>
+// tokens, the index i into sentence_ixs of its image, and -1 for every other token.
+std::vector<int64_t> mmc4_tokens(const std::vector<std::string>& sentences,
+                                 const std::vector<int>& sentence_ixs, const Tokenizer& tokenizer,
+                                 std::vector<int>* image_of_token);
+
 // Labels of train_utils.py for a packed row.
 std::vector<int64_t> laion_labels(const std::vector<int64_t>& ids, const Tokenizer& tokenizer);
 std::vector<int64_t> mmc4_labels(const std::vector<int64_t>& ids, const Tokenizer& tokenizer);
-
-// Helpers shared with tests: UTF-8 validity (no overlongs, surrogates or > U+10FFFF), standard
-// base64 (with or without padding, whitespace ignored; false on any other character), and
-// Python's str.strip() for ASCII and the common Unicode spaces.
-bool valid_utf8(std::string_view text);
-bool base64_decode(std::string_view text, std::string* out);
-std::string strip_text(std::string_view text);
 
 }  // namespace flam::pipeline

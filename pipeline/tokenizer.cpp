@@ -178,6 +178,15 @@ std::vector<int64_t> Tokenizer::encode(std::string_view text, bool add_bos) cons
   return out;
 }
 
+std::vector<int64_t> Tokenizer::encode_plain(std::string_view text) const {
+  if (text.empty()) return {};
+  std::vector<int> piece_ids;
+  StatusBuf status;
+  api().encode(&status, sp_->self(), text, &piece_ids);
+  take_status(status);
+  return std::vector<int64_t>(piece_ids.begin(), piece_ids.end());
+}
+
 std::string Tokenizer::piece(int64_t id) const {
   if (id == endofchunk_id()) return std::string(kEndOfChunk);
   if (id == image_id()) return std::string(kImage);

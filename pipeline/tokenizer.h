@@ -1,10 +1,14 @@
 // Tokenizer: a SentencePiece model (LLaMA's tokenizer.model in real runs) with OpenFlamingo's
 // three added tokens appended after the model's vocabulary, in the order OpenFlamingo's factory
 // adds them: "<|endofchunk|>" = base, "<image>" = base + 1, "<PAD>" = base + 2, where base is the
-// model's own vocabulary size. As Hugging Face's tokenizer does with added tokens, the special
-// strings ("<|endofchunk|>", "<image>", "<PAD>", and the model's "<s>" / "</s>") are matched
-// literally in the text and never split; the text between them is encoded by SentencePiece
-// segment by segment.
+// model's own vocabulary size. Two ways to encode text:
+//   encode_plain: SentencePiece alone; the special strings are ordinary text (their pieces). The
+//     packers encode user text this way (data.special_strings: text) and insert the special ids
+//     themselves, so no caption can add a media token (OpenFlamingo #215).
+//   encode: as Hugging Face's tokenizer does with added tokens, the special strings
+//     ("<|endofchunk|>", "<image>", "<PAD>", and the model's "<s>" / "</s>") are matched literally
+//     and never split; the text between them is encoded by SentencePiece segment by segment.
+//     OpenFlamingo's behaviour (data.special_strings: special).
 //
 // Thread safety: after construction every method is const and may be called from any number of
 // threads at once (SentencePieceProcessor's encode/decode are const).
@@ -30,8 +34,12 @@ class Tokenizer {
   Tokenizer(const Tokenizer&) = delete;
   Tokenizer& operator=(const Tokenizer&) = delete;
 
-  // Token ids of text; a BOS is prepended only when add_bos. No EOS is appended.
+  // Token ids of text with the special strings matched; a BOS is prepended only when add_bos.
+  // No EOS is appended.
   std::vector<int64_t> encode(std::string_view text, bool add_bos = false) const;
+  // Token ids of text with no special string matched: every id is in [0, base_vocab_size()) and
+  // none is BOS or EOS. No BOS or EOS is added.
+  std::vector<int64_t> encode_plain(std::string_view text) const;
   // The text of ids; the added tokens come back as their literal strings, BOS/EOS as "<s>" and
   // "</s>". Ids outside [0, vocab_size()) come back as "<unk:ID>".
   std::string decode(const std::vector<int64_t>& ids) const;

@@ -15,7 +15,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libopenmpi-dev openmpi-bin
   libcurl4-openssl-dev
-  libturbojpeg0-dev libjpeg62-turbo-dev libwebp-dev libpng-dev zlib1g-dev
+  libturbojpeg0-dev libjpeg62-turbo-dev libwebp-dev libpng-dev libgif-dev libstb-dev zlib1g-dev
   libzstd-dev zstd
   libarchive-dev
   libexif-dev

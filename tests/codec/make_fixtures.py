@@ -4,7 +4,8 @@
 Usage: make_fixtures.py PHOTO_DIR OUT_DIR
 
 Encodes the real photos as JPEG (q90; also a grayscale and a CMYK JPEG), PNG (RGB, gray,
-palette, RGBA) and WebP, and writes what python3-pil makes of them as raw RGB bytes:
+palette, RGBA), WebP, GIF (palette, gray, transparent, animated, interlaced or not) and BMP (24-bit,
+8-bit palette and gray, 1-bit, 32-bit), and writes what python3-pil makes of them as raw RGB bytes:
   decode  Image.open(f).convert("RGB")
   clip    OpenFlamingo's eval transform without normalisation: torchvision Resize(size) on a PIL
           image (shorter side -> size, longer -> int(size * long / short)), PIL BICUBIC, then
@@ -59,13 +60,14 @@ def chunk(kind, data):
     return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
 
-def png16(image):
-    """A 16-bit RGB PNG (PIL cannot write one) whose high bytes are `image` and low bytes noise."""
+def png16(image, color_type=2):
+    """A 16-bit PNG (PIL cannot write one), RGB (color_type 2) or gray (0), whose high bytes are
+    `image` and low bytes noise."""
     high = np.asarray(image, dtype=np.uint16)
     low = np.random.default_rng(3).integers(0, 256, high.shape, dtype=np.uint16)
     rows = (high * 256 + low).astype(">u2").reshape(image.height, -1)
     raw = b"".join(b"\x00" + row.tobytes() for row in rows)
-    ihdr = struct.pack(">IIBBBBB", image.width, image.height, 16, 2, 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", image.width, image.height, 16, color_type, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) +
             chunk(b"IEND", b""))
 
@@ -106,8 +108,31 @@ files += ["camera.la.png", "grass.bw.png", "chelsea.trns.png", "rocket.progressi
 photos["rocket.jpg"].convert("RGB").crop((300, 100, 340, 130)).save(path("rocket.small.png"))
 files += ["coffee.cmyk.jpg", "chelsea.palette.png", "astronaut.rgba.png", "rocket.small.png"]
 
+# GIF (first frame; PIL writes interlaced GIFs unless told not to) and BMP, which PIL decodes and
+# OpenFlamingo therefore trains on; ours must be bit-exact.
+chelsea = photos["chelsea.png"].convert("RGB")
+chelsea.save(path("chelsea.gif"))
+chelsea.save(path("chelsea.flat.gif"), interlace=False)
+photos["camera.png"].save(path("camera.gray.gif"))
+chelsea.convert("P", palette=Image.ADAPTIVE, colors=64).save(path("chelsea.trns.gif"),
+                                                              transparency=0)
+second = photos["rocket.jpg"].convert("RGB").resize(coffee.size)
+coffee.convert("P", palette=Image.ADAPTIVE, colors=100).save(
+    path("coffee.anim.gif"), save_all=True, duration=100, loop=0,
+    append_images=[second.convert("P", palette=Image.ADAPTIVE)])
+coffee.save(path("coffee.bmp"))
+chelsea.convert("P", palette=Image.ADAPTIVE, colors=200).save(path("chelsea.palette.bmp"))
+photos["camera.png"].save(path("camera.gray.bmp"))
+photos["grass.png"].convert("1").save(path("grass.bw.bmp"))
+rgba.save(path("astronaut.rgba.bmp"))
+files += ["chelsea.gif", "chelsea.flat.gif", "camera.gray.gif", "chelsea.trns.gif",
+          "coffee.anim.gif", "coffee.bmp", "chelsea.palette.bmp", "camera.gray.bmp",
+          "grass.bw.bmp", "astronaut.rgba.bmp"]
+
 with open(path("coffee.rgb16.png"), "wb") as f:
     f.write(png16(coffee))
+with open(path("camera.gray16.png"), "wb") as f:  # not a PIL reference: PIL clips it to 255
+    f.write(png16(photos["camera.png"], color_type=0))
 
 for name in files:
     image = rgb_of(name)

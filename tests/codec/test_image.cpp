@@ -144,6 +144,30 @@ TEST(ImageParity, MatchesPilOnRealPhotos) {
             << "\n";
 }
 
+// GIF (first frame) and BMP decode exactly as PIL's convert("RGB").
+TEST(ImageParity, GifAndBmpAreBitExactWithPil) {
+  int checked = 0;
+  for (const Reference& r : Fixtures::references()) {
+    if (r.kind != "decode" || !(r.input.ends_with(".gif") || r.input.ends_with(".bmp"))) continue;
+    SCOPED_TRACE(r.input);
+    const DecodeResult d = decode_image(read_fixture(r.input));
+    ASSERT_TRUE(d.ok()) << d.reason << " " << d.message;
+    EXPECT_EQ(d.format, r.input.ends_with(".gif") ? ImageFormat::kGif : ImageFormat::kBmp);
+    EXPECT_EQ(compare(d.image, raw_image(r)).max, 0);
+    ++checked;
+  }
+  EXPECT_EQ(checked, 10);
+}
+
+// 16-bit grayscale PNG: ours keeps the high byte of each sample (the 8-bit photo it was made
+// from); PIL's convert("RGB") clips the 16-bit value to 255 (white almost everywhere). Declared in
+// docs/fidelity.md.
+TEST(ImageDecode, Gray16PngKeepsTheHighByte) {
+  const DecodeResult d = decode_image(read_fixture("camera.gray16.png"));
+  ASSERT_TRUE(d.ok()) << d.message;
+  EXPECT_EQ(d.image.pixels, decode_ok(read_fixture("camera.gray.png")).pixels);
+}
+
 // DCT scaling is off by default because PIL (as OpenFlamingo calls it) decodes at full size; this
 // measures how far the faster path drifts from that reference.
 TEST(ImageParity, DctScaledJpegStaysClose) {
@@ -176,7 +200,11 @@ TEST(ImageDecode, FormatsAndOriginalSize) {
   EXPECT_EQ(sniff_format(jpg), ImageFormat::kJpeg);
   EXPECT_EQ(sniff_format(png), ImageFormat::kPng);
   EXPECT_EQ(sniff_format(webp), ImageFormat::kWebp);
-  EXPECT_EQ(sniff_format("GIF89a......"), ImageFormat::kUnknown);
+  EXPECT_EQ(sniff_format("GIF89a......"), ImageFormat::kGif);
+  EXPECT_EQ(sniff_format(read_fixture("coffee.bmp")), ImageFormat::kBmp);
+  EXPECT_EQ(sniff_format("GIF90a......"), ImageFormat::kUnknown);
+  EXPECT_STREQ(to_string(ImageFormat::kGif), "gif");
+  EXPECT_STREQ(to_string(ImageFormat::kBmp), "bmp");
   const DecodeResult r = decode_image(webp);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r.format, ImageFormat::kWebp);
@@ -203,8 +231,10 @@ void expect_failure(const std::string& bytes, const std::string& reason,
 }
 
 TEST(ImageDecode, TruncatedFilesAreDecodeErrors) {
-  for (const char* name : {"chelsea.q90.jpg", "chelsea.rgb.png", "chelsea.q90.webp",
-                           "camera.gray.jpg", "coffee.cmyk.jpg", "chelsea.palette.png"}) {
+  for (const char* name :
+       {"chelsea.q90.jpg", "chelsea.rgb.png", "chelsea.q90.webp", "camera.gray.jpg",
+        "coffee.cmyk.jpg", "chelsea.palette.png", "chelsea.gif", "chelsea.flat.gif", "coffee.bmp",
+        "chelsea.palette.bmp"}) {
     SCOPED_TRACE(name);
     const std::string bytes = read_fixture(name);
     for (size_t keep : {bytes.size() / 2, bytes.size() * 9 / 10, size_t{20}, size_t{3}}) {
@@ -225,7 +255,8 @@ TEST(ImageDecode, ByteFlipsNeverCrash) {
   const Image small = crop(decode_ok(read_fixture("chelsea.rgb.png")), 100, 50, 64, 48);
   std::mt19937 rng(5);
   for (const std::string& clean :
-       {encode_jpeg(small, 90), encode_png(small), encode_webp(small, 80)}) {
+       {encode_jpeg(small, 90), encode_png(small), encode_webp(small, 80),
+        read_fixture("chelsea.gif"), read_fixture("grass.bw.bmp")}) {
     SCOPED_TRACE(to_string(sniff_format(clean)));
     int failures = 0;
     for (int round = 0; round < 150; ++round) {
@@ -275,6 +306,14 @@ TEST(ImageDecode, GarbageIsNotAnImage) {
   expect_failure(std::string("\xFF\xD8\xFF", 3) + random, "decode_error");
   expect_failure(std::string("\x89PNG\r\n\x1a\n", 8) + random, "decode_error");
   expect_failure(std::string("RIFF\x10\x00\x00\x00WEBPVP8 ", 16) + random, "decode_error");
+  expect_failure(std::string("GIF89a\4\0\4\0\0\0\0", 13) + random, "decode_error");  // 4x4
+  // A 4x4 24-bit BMP header whose pixel rows are missing.
+  expect_failure(std::string("BM\0\0\0\0\0\0\0\0\x36\0\0\0\x28\0\0\0\4\0\0\0\4\0\0\0\1\0\x18\0"
+                             "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+                             54) +
+                     "short",
+                 "decode_error");
+  expect_failure("BMW 320i, red, 1991", "not_an_image");
   // A broken JPEG leaves the thread's decompressor usable for the next image.
   EXPECT_TRUE(decode_image(read_fixture("chelsea.q90.jpg")).ok());
 }

@@ -1,8 +1,14 @@
 // linear_sum_assignment against brute force on random small matrices (square and rectangular),
-// a hand example, and argmax_assignment's first-on-ties rule.
+// against scipy.optimize.linear_sum_assignment itself (the same assignment, ties included), a hand
+// example, and argmax_assignment's first-on-ties rule.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
 #include <set>
@@ -77,6 +83,65 @@ TEST(Hungarian, MatchesBruteForceOnRandomMatrices) {
     EXPECT_NEAR(total(cost, cols, pairs), brute_force(cost, rows, cols), 1e-9)
         << rows << "x" << cols << " trial " << trial;
   }
+}
+
+// The very assignment scipy returns, on matrices with many ties (small integers, constants,
+// MMC4-like similarities rounded to 0.1 and negated) and without, wide, square and tall.
+TEST(Hungarian, SameAssignmentAsScipy) {
+  std::mt19937 gen(2016);
+  std::uniform_int_distribution<int> dim(1, 9);
+  std::uniform_real_distribution<double> value(-1.0, 1.0);
+  nlohmann::json cases = nlohmann::json::array();
+  std::vector<std::vector<double>> costs;
+  std::vector<std::pair<int, int>> shapes;
+  int tied = 0, wide = 0, tall = 0;
+  for (int c = 0; c < 1600; ++c) {
+    const int rows = dim(gen), cols = dim(gen);
+    const int kind = c % 4;  // 0 continuous, 1 integers 0..2, 2 constant, 3 sims rounded to 0.1
+    std::vector<double> cost(static_cast<size_t>(rows) * cols);
+    const double constant = std::round(value(gen) * 4);
+    for (double& x : cost) {
+      if (kind == 0) x = value(gen);
+      if (kind == 1) x = static_cast<double>(gen() % 3);
+      if (kind == 2) x = constant;
+      if (kind == 3) x = -std::round((value(gen) + 1) * 2.5) / 10;
+    }
+    std::set<double> distinct(cost.begin(), cost.end());
+    tied += distinct.size() < cost.size();
+    wide += rows < cols;
+    tall += rows > cols;
+    costs.push_back(cost);
+    shapes.emplace_back(rows, cols);
+    cases.push_back({{"rows", rows}, {"cols", cols}, {"cost", cost}});
+  }
+  EXPECT_GE(tied, 1000);
+  EXPECT_GE(wide, 400);
+  EXPECT_GE(tall, 400);
+  char dir[] = "/tmp/flam_lsap_XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/cases.json";
+  std::ofstream(path) << cases.dump();
+  const char* src = std::getenv("FLAM_SOURCE_DIR");
+  const std::string cmd = std::string(FLAM_PIPELINE_PYTHON) + " " + std::string(src ? src : ".") +
+                          "/tests/pipeline/scipy_lsap_oracle.py " + path;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  char buf[4096];
+  size_t got;
+  while ((got = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, got);
+  ASSERT_EQ(pclose(pipe), 0) << out;
+  const nlohmann::json expected = nlohmann::json::parse(out);
+  ASSERT_EQ(expected.size(), costs.size());
+  int same = 0;
+  for (size_t c = 0; c < costs.size(); ++c) {
+    const auto pairs = linear_sum_assignment(costs[c], shapes[c].first, shapes[c].second);
+    const auto want = expected[c].get<std::vector<std::pair<int, int>>>();
+    same += pairs == want;
+    EXPECT_EQ(pairs, want) << shapes[c].first << "x" << shapes[c].second << " "
+                           << cases[c]["cost"].dump();
+  }
+  std::printf("same assignment as scipy: %d / %zu (%d with ties)\n", same, costs.size(), tied);
 }
 
 TEST(Hungarian, EmptyInputs) {

@@ -81,10 +81,21 @@ for l in lines:
         assert len(row["mask"]) == row["tokens"], row
         assert row["loss_tokens"] == row["mask"].count("+"), row
         assert row["text"].count("<image>") == row["images"], row
+        T, ids, labels = l["seq_len"], row["input_ids"], row["labels"]
+        assert len(ids) == len(labels) == len(row["attention_mask"]) == T, row
+        assert sum(row["attention_mask"]) == row["tokens"], row
+        assert "".join("+" if x != -100 else "." for x in labels[:row["tokens"]]) == row["mask"], row
+        assert all(x == -100 for x in labels[row["tokens"]:]), row
+        assert len(row["slots"]) == l["max_images"], row
+        filled = [s for s in row["slots"] if s is not None]
+        assert len(filled) == row["images"] and all(s["key"] == row["key"] for s in filled), row
         if l["dataset"] == "laion":
             assert row["text"].startswith("<s><image>") and row["mask"].startswith(".."), row
+            assert row["slots"] == [{"key": row["key"], "image": 0}], row
         else:
             assert row["images"] == 2 and row["mask"].startswith("."), row
+            # Slot 0 is the first <image> token's: image 1 (matched to sentence 0), then image 0.
+            assert [s["image"] for s in row["slots"][:2]] == [1, 0] and row["slots"][2] is None, row
 assert sum(l["dropped"].get("invalid_utf8", 0) for l in lines) == 2, lines  # epochs 0 and 1
 grid = Image.open(tmp + "/grid.png")
 assert grid.size == (3 * 34, (4 + 2) * 34), grid.size

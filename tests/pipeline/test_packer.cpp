@@ -225,6 +225,109 @@ TEST_F(PackerTest, Mmc4Rejections) {
             "too_few_images");
 }
 
+// Issue #16 item 1: a literal "<image>" in a sentence once made pack_mmc4 read past its image
+// list (three <image> tokens, two images). Under "text" it is plain text; under "special" it is a
+// media token as in OpenFlamingo, with no slot of its own.
+TEST_F(PackerTest, Mmc4LiteralImageInSentence) {
+  const Sample doc = mmc4_doc({"a <image> b.", "c.", "d."}, {{0, 0.3, 0}, {0, 0, 0.3}});
+  for (const std::string mode : {"text", "special"}) {
+    options_.special_strings = mode;
+    Rng rng(3);
+    const PackResult r = pack_mmc4(doc, tok_, options_, rng);
+    ASSERT_TRUE(r.ok()) << mode << ": " << r.reason << " " << r.message;
+    const auto& ids = r.sequence.input_ids;
+    const auto n_tokens = std::count(ids.begin(), ids.end(), tok_.image_id());
+    EXPECT_EQ(n_tokens, mode == "text" ? 2 : 3) << mode;
+    ASSERT_EQ(r.sequence.images.size(), 2u) << mode;
+    EXPECT_EQ(r.sequence.image_sources, (std::vector<int>{0, 1})) << mode;
+    EXPECT_EQ(r.sequence.images[0].pixels, expected_image(jpegs_[0]).pixels) << mode;
+    EXPECT_EQ(r.sequence.images[1].pixels, expected_image(jpegs_[1]).pixels) << mode;
+  }
+  options_.special_strings = "text";
+  Rng rng(3);
+  const PackResult r = pack_mmc4(doc, tok_, options_, rng);
+  // "a <image> b.<image>c.<|endofchunk|><image>d.<|endofchunk|></s>", the first <image> text.
+  std::vector<int64_t> expected = {tok_.bos_id()};
+  auto add = [&](std::vector<int64_t> ids) {
+    expected.insert(expected.end(), ids.begin(), ids.end());
+  };
+  add(tok_.encode_plain("a <image> b."));
+  add({tok_.image_id()});
+  add(tok_.encode_plain("c."));
+  add({tok_.endofchunk_id(), tok_.image_id()});
+  add(tok_.encode_plain("d."));
+  add({tok_.endofchunk_id(), tok_.eos_id()});
+  expected.resize(options_.mmc4.seq_len, tok_.pad_id());
+  EXPECT_EQ(r.sequence.input_ids, expected);
+}
+
+// Issue #16 item 2: special strings in user text are plain text by default; only the packer
+// inserts special tokens. data.special_strings: special reproduces OpenFlamingo.
+TEST_F(PackerTest, SpecialStringsInCaptionsArePlainText) {
+  Sample s;
+  s.key = "k";
+  s.members["jpg"] = jpegs_[0];
+  const std::string caption = "a <image>cat<|endofchunk|> <PAD> <s></s>";
+  s.members["txt"] = caption;
+  options_.laion.seq_len = 64;
+  Rng rng(1);
+  PackResult r = pack_laion(s, tok_, options_, rng);
+  ASSERT_TRUE(r.ok()) << r.reason;
+  std::vector<int64_t> expected = {tok_.bos_id(), tok_.image_id()};
+  const auto plain = tok_.encode_plain(caption);
+  for (const int64_t id : plain) {
+    EXPECT_LT(id, tok_.base_vocab_size());
+    EXPECT_NE(id, tok_.bos_id());
+    EXPECT_NE(id, tok_.eos_id());
+  }
+  expected.insert(expected.end(), plain.begin(), plain.end());
+  expected.push_back(tok_.endofchunk_id());
+  expected.push_back(tok_.eos_id());
+  const size_t real = expected.size();
+  expected.resize(64, tok_.pad_id());
+  EXPECT_EQ(r.sequence.input_ids, expected);
+  const auto& ids = r.sequence.input_ids;
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), tok_.image_id()), 1);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), tok_.endofchunk_id()), 1);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), tok_.eos_id()), 1);
+  EXPECT_EQ(std::count(ids.begin(), ids.begin() + real, tok_.pad_id()), 0);
+
+  options_.special_strings = "special";
+  r = pack_laion(s, tok_, options_, rng);
+  ASSERT_TRUE(r.ok()) << r.reason;
+  expected = tok_.encode("<image>" + caption + "<|endofchunk|></s>", /*add_bos=*/true);
+  expected.resize(64, tok_.pad_id());
+  EXPECT_EQ(r.sequence.input_ids, expected);
+  EXPECT_EQ(std::count(r.sequence.input_ids.begin(), r.sequence.input_ids.end(), tok_.image_id()),
+            2);
+}
+
+// Without literal special strings the piecewise MMC4 tokens are the tokens of the text
+// OpenFlamingo builds (mmc4_text, itself checked against its Python below).
+TEST_F(PackerTest, Mmc4TokensEqualTokensOfOpenFlamingoText) {
+  std::mt19937 gen(7);
+  const std::vector<std::string> words = {"a", "cat", " ", "", "dog ", " sky", "x  y", "  "};
+  for (int c = 0; c < 300; ++c) {
+    const int n = 1 + gen() % 6;
+    std::vector<std::string> sentences;
+    for (int i = 0; i < n; ++i) {
+      std::string s;
+      for (int k = gen() % 4; k >= 0; --k) s += words[gen() % words.size()];
+      sentences.push_back(s);
+    }
+    std::vector<int> ixs;
+    for (int k = gen() % (n + 2); k > 0; --k) ixs.push_back(gen() % n);
+    std::vector<int> order, image_of_token;
+    auto expected = tok_.encode(mmc4_text(sentences, ixs, &order) + "<|endofchunk|></s>");
+    EXPECT_EQ(mmc4_tokens(sentences, ixs, tok_, &image_of_token), expected) << c;
+    ASSERT_EQ(image_of_token.size(), expected.size());
+    std::vector<int> images;
+    for (const int i : image_of_token)
+      if (i >= 0) images.push_back(i);
+    EXPECT_EQ(images, order) << c;
+  }
+}
+
 TEST_F(PackerTest, Mmc4BadDocuments) {
   Rng rng(5);
   Sample s;
@@ -299,23 +402,6 @@ TEST_F(PackerTest, Mmc4TextAndLabelsMatchOpenFlamingoPython) {
     EXPECT_EQ(mmc4_labels(rows[r], tok_), expected["labels"][r].get<std::vector<int64_t>>())
         << nlohmann::json(rows[r]).dump();
   }
-}
-
-TEST(TextHelpers, Utf8Base64Strip) {
-  EXPECT_TRUE(valid_utf8("plain \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"));
-  EXPECT_FALSE(valid_utf8("\xc3"));
-  EXPECT_FALSE(valid_utf8("\xc0\xaf"));          // overlong
-  EXPECT_FALSE(valid_utf8("\xed\xa0\x80"));      // surrogate
-  EXPECT_FALSE(valid_utf8("\xf4\x90\x80\x80"));  // > U+10FFFF
-  std::string out;
-  EXPECT_TRUE(base64_decode("aGVsbG8=", &out));
-  EXPECT_EQ(out, "hello");
-  EXPECT_TRUE(base64_decode("aGVs\nbG8", &out));
-  EXPECT_EQ(out, "hello");
-  EXPECT_FALSE(base64_decode("aGV*", &out));
-  EXPECT_EQ(strip_text(" \t a b \n"), "a b");
-  EXPECT_EQ(strip_text("\xc2\xa0x\xe3\x80\x80"), "x");
-  EXPECT_EQ(strip_text("   "), "");
 }
 
 }  // namespace

@@ -39,6 +39,23 @@ TEST(Tokenizer, SpecialTokensAreNeverSplit) {
   EXPECT_EQ(std::count(partial.begin(), partial.end(), tok.image_id()), 0);
 }
 
+TEST(Tokenizer, EncodePlainNeverMakesSpecialTokens) {
+  Tokenizer tok(testing::tiny_tokenizer_path());
+  const std::string text = "x <image>y<|endofchunk|><PAD><s>z</s>";
+  const auto ids = tok.encode_plain(text);
+  ASSERT_FALSE(ids.empty());
+  for (const int64_t id : ids) {
+    EXPECT_GE(id, 0);
+    EXPECT_LT(id, tok.base_vocab_size());
+    EXPECT_NE(id, tok.bos_id());
+    EXPECT_NE(id, tok.eos_id());
+  }
+  // The tiny model has no byte fallback ('<' decodes as unknown); LLaMA's round-trips.
+  EXPECT_NE(tok.decode(ids).find("endofchunk"), std::string::npos);
+  EXPECT_EQ(tok.encode_plain("a red cat"), tok.encode("a red cat"));
+  EXPECT_TRUE(tok.encode_plain("").empty());
+}
+
 TEST(Tokenizer, BosOnlyWhenAsked) {
   Tokenizer tok(testing::tiny_tokenizer_path());
   EXPECT_NE(tok.encode("the cat").front(), tok.bos_id());

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "train/model/flamingo.h"
 #include "train/model/layers.h"
 #include "train/weights/model_weights.h"
 #include "train/weights/safetensors.h"
@@ -57,12 +58,38 @@ at::Tensor input(const SafetensorsFile& f, const std::string& name, c10::ScalarT
   return f.load(name, dtype);
 }
 
+// The whole Flamingo: forward, loss and one backward, in fp32 on the CPU.
+void run_flamingo(const ParityOptions& o) {
+  SafetensorsFile in(o.inputs);
+  torch::manual_seed(0);
+  Flamingo m(o.model);
+  weights::load_openflamingo_checkpoint(*m, o.weights);
+  const auto images = input(in, "images", torch::kFloat32);
+  const auto labels = input(in, "labels", torch::kLong);
+  const auto logits = m->forward(images, input(in, "input_ids", torch::kLong),
+                                 input(in, "attention_mask", torch::kLong));
+  const auto loss = FlamingoImpl::loss(logits, labels);
+  loss.backward();
+  weights::NamedTensors out = {{"logits", logits.detach()}, {"loss", loss.detach()}};
+  for (const auto& item : m->named_parameters()) {
+    if (!item.value().requires_grad()) continue;
+    const auto& grad = item.value().grad();
+    out.emplace_back("grad." + item.key(), grad.defined() ? grad : torch::zeros_like(item.value()));
+  }
+  weights::write_safetensors(o.out, out);
+}
+
 }  // namespace
 
 void run_parity(const ParityOptions& o) {
+  if (o.module == "flamingo") {
+    run_flamingo(o);
+    return;
+  }
   if (o.module != "perceiver" && o.module != "xattn" && o.module != "vision" &&
       o.module != "decoder_layer") {
-    usage("--module must be perceiver, xattn, vision or decoder_layer (got '" + o.module + "')");
+    usage("--module must be perceiver, xattn, vision, decoder_layer or flamingo (got '" + o.module +
+          "')");
   }
   SafetensorsFile w(o.weights);
   SafetensorsFile in(o.inputs);
