@@ -1,11 +1,9 @@
 #include "pipeline/tokenizer.h"
 
-#include <dlfcn.h>
 #include <sentencepiece_processor.h>
 
 #include <array>
 #include <filesystem>
-#include <mutex>
 
 #include "core/error.h"
 
@@ -22,97 +20,10 @@ ErrorContext tokenizer_context(const std::string& path) {
   return context;
 }
 
-// Layout of sentencepiece::util::Status (one pointer, null when ok). It is not trivially
-// copyable, so the library returns it through a hidden pointer passed before `this`, which is
-// how the function pointer types below call it (Itanium C++ ABI).
-struct StatusBuf {
-  void* rep = nullptr;
-};
-static_assert(sizeof(StatusBuf) == sizeof(sentencepiece::util::Status));
-
-// The entry points of libsentencepiece.so.0, resolved once from an isolated dlopen.
-struct SentencePieceApi {
-  void (*construct)(void* self) = nullptr;
-  void (*destruct)(void* self) = nullptr;
-  void (*load)(StatusBuf* ret, void* self, std::string_view path) = nullptr;
-  void (*encode)(StatusBuf* ret, const void* self, std::string_view text,
-                 std::vector<int>* ids) = nullptr;
-  void (*decode)(StatusBuf* ret, const void* self, const std::vector<int>& ids,
-                 std::string* text) = nullptr;
-  int (*piece_size)(const void* self) = nullptr;
-  const std::string* (*id_to_piece)(const void* self, int id) = nullptr;
-  int (*bos_id)(const void* self) = nullptr;
-  int (*eos_id)(const void* self) = nullptr;
-  void (*status_destruct)(StatusBuf* self) = nullptr;
-  const char* (*status_message)(const StatusBuf* self) = nullptr;
-  std::string error;  // non-empty when the library could not be loaded
-};
-
-template <typename F>
-void resolve(void* handle, const char* name, F* out, std::string* error) {
-  *out = reinterpret_cast<F>(dlsym(handle, name));
-  if (*out == nullptr && error->empty()) *error = std::string("missing symbol ") + name;
-}
-
-const SentencePieceApi& api() {
-  static SentencePieceApi a;
-  static std::once_flag once;
-  std::call_once(once, [] {
-    void* h = dlopen("libsentencepiece.so.0", RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
-    if (h == nullptr) {
-      a.error = std::string("cannot load libsentencepiece.so.0: ") + dlerror();
-      return;
-    }
-    resolve(h, "_ZN13sentencepiece22SentencePieceProcessorC1Ev", &a.construct, &a.error);
-    resolve(h, "_ZN13sentencepiece22SentencePieceProcessorD1Ev", &a.destruct, &a.error);
-    resolve(h,
-            "_ZN13sentencepiece22SentencePieceProcessor4LoadESt17basic_string_viewIcSt11char_"
-            "traitsIcEE",
-            &a.load, &a.error);
-    resolve(h,
-            "_ZNK13sentencepiece22SentencePieceProcessor6EncodeESt17basic_string_viewIcSt11char_"
-            "traitsIcEEPSt6vectorIiSaIiEE",
-            &a.encode, &a.error);
-    resolve(h,
-            "_ZNK13sentencepiece22SentencePieceProcessor6DecodeERKSt6vectorIiSaIiEEPNSt7__"
-            "cxx1112basic_stringIcSt11char_traitsIcESaIcEEE",
-            &a.decode, &a.error);
-    resolve(h, "_ZNK13sentencepiece22SentencePieceProcessor12GetPieceSizeEv", &a.piece_size,
-            &a.error);
-    resolve(h, "_ZNK13sentencepiece22SentencePieceProcessor9IdToPieceB5cxx11Ei", &a.id_to_piece,
-            &a.error);
-    resolve(h, "_ZNK13sentencepiece22SentencePieceProcessor6bos_idEv", &a.bos_id, &a.error);
-    resolve(h, "_ZNK13sentencepiece22SentencePieceProcessor6eos_idEv", &a.eos_id, &a.error);
-    resolve(h, "_ZN13sentencepiece4util6StatusD1Ev", &a.status_destruct, &a.error);
-    resolve(h, "_ZNK13sentencepiece4util6Status13error_messageEv", &a.status_message, &a.error);
-  });
-  return a;
-}
-
-// Consumes a returned status: "" when ok, else its message.
-std::string take_status(StatusBuf& status) {
-  std::string message;
-  if (status.rep != nullptr) {
-    const char* m = api().status_message(&status);
-    message = m != nullptr ? m : "error";
-  }
-  api().status_destruct(&status);
-  return message;
-}
-
 }  // namespace
 
-// Raw storage for one SentencePieceProcessor, constructed and destroyed through the library.
 struct Tokenizer::Processor {
-  alignas(sentencepiece::SentencePieceProcessor) unsigned char storage[sizeof(
-      sentencepiece::SentencePieceProcessor)];
-  bool constructed = false;
-
-  void* self() { return storage; }
-  const void* self() const { return storage; }
-  ~Processor() {
-    if (constructed) api().destruct(storage);
-  }
+  sentencepiece::SentencePieceProcessor sp;
 };
 
 Tokenizer::Tokenizer(const std::string& model_path) : sp_(std::make_unique<Processor>()) {
@@ -121,24 +32,16 @@ Tokenizer::Tokenizer(const std::string& model_path) : sp_(std::make_unique<Proce
     throw Error(ErrorKind::kConfig, "is a directory, not a SentencePiece model (data.tokenizer)",
                 tokenizer_context(model_path));
   }
-  const SentencePieceApi& a = api();
-  if (!a.error.empty()) {
-    throw Error(ErrorKind::kConfig, "SentencePiece is unavailable: " + a.error,
-                tokenizer_context(model_path));
-  }
-  a.construct(sp_->self());
-  sp_->constructed = true;
-  StatusBuf status;
-  a.load(&status, sp_->self(), model_path);
-  const std::string message = take_status(status);
-  if (!message.empty()) {
+  const sentencepiece::util::Status status = sp_->sp.Load(model_path);
+  if (!status.ok()) {
     throw Error(ErrorKind::kConfig,
-                "cannot load the SentencePiece model (data.tokenizer): " + message,
+                std::string("cannot load the SentencePiece model (data.tokenizer): ") +
+                    status.error_message(),
                 tokenizer_context(model_path));
   }
-  base_ = a.piece_size(sp_->self());
-  bos_ = a.bos_id(sp_->self());
-  eos_ = a.eos_id(sp_->self());
+  base_ = sp_->sp.GetPieceSize();
+  bos_ = sp_->sp.bos_id();
+  eos_ = sp_->sp.eos_id();
   if (bos_ < 0 || eos_ < 0) {
     throw Error(ErrorKind::kConfig, "the SentencePiece model has no BOS or EOS piece",
                 tokenizer_context(model_path));
@@ -166,9 +69,7 @@ std::vector<int64_t> Tokenizer::encode(std::string_view text, bool add_bos) cons
     const size_t end = best == std::string_view::npos ? text.size() : best;
     if (end > pos) {
       piece_ids.clear();
-      StatusBuf status;
-      api().encode(&status, sp_->self(), text.substr(pos, end - pos), &piece_ids);
-      take_status(status);
+      sp_->sp.Encode(text.substr(pos, end - pos), &piece_ids).IgnoreError();
       out.insert(out.end(), piece_ids.begin(), piece_ids.end());
     }
     if (best == std::string_view::npos) break;
@@ -181,9 +82,7 @@ std::vector<int64_t> Tokenizer::encode(std::string_view text, bool add_bos) cons
 std::vector<int64_t> Tokenizer::encode_plain(std::string_view text) const {
   if (text.empty()) return {};
   std::vector<int> piece_ids;
-  StatusBuf status;
-  api().encode(&status, sp_->self(), text, &piece_ids);
-  take_status(status);
+  sp_->sp.Encode(text, &piece_ids).IgnoreError();
   return std::vector<int64_t>(piece_ids.begin(), piece_ids.end());
 }
 
@@ -192,7 +91,7 @@ std::string Tokenizer::piece(int64_t id) const {
   if (id == image_id()) return std::string(kImage);
   if (id == pad_id()) return std::string(kPad);
   if (id < 0 || id >= base_) return "<unk:" + std::to_string(id) + ">";
-  return *api().id_to_piece(sp_->self(), static_cast<int>(id));
+  return sp_->sp.IdToPiece(static_cast<int>(id));
 }
 
 std::string Tokenizer::decode(const std::vector<int64_t>& ids) const {
@@ -201,9 +100,7 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids) const {
   auto flush = [&] {
     if (run.empty()) return;
     std::string text;
-    StatusBuf status;
-    api().decode(&status, sp_->self(), run, &text);
-    take_status(status);
+    sp_->sp.Decode(run, &text).IgnoreError();
     out += text;
     run.clear();
   };

@@ -13,9 +13,9 @@
 // Thread safety: after construction every method is const and may be called from any number of
 // threads at once (SentencePieceProcessor's encode/decode are const).
 //
-// libsentencepiece is loaded with dlopen(RTLD_LOCAL | RTLD_DEEPBIND), never linked: Debian's
-// build embeds protobuf 3.14 and exports its symbols, which clash with the protobuf 3.21 that
-// LibTorch loads (a process linking both crashes at start-up). Isolated, each keeps its own.
+// libsentencepiece is linked as usual. (Until LibTorch 1.13 it had to be dlopen'ed in isolation:
+// its embedded protobuf 3.14 clashed with the system protobuf that Debian's LibTorch loaded. The
+// PyPI LibTorch 2.x keeps its protobuf hidden, so the two no longer meet.)
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,5 @@
 // MMC4 documents as the loader packs them (pipeline::pack_mmc4): the JSON, its image_info and
 // similarity matrix, base64 images, matching and tokenization, with a tokenizer trained at start.
-#include <dlfcn.h>
 #include <sentencepiece_trainer.h>
 #include <unistd.h>
 
@@ -9,14 +8,6 @@
 
 #include "core/error.h"
 #include "pipeline/packer.h"
-
-// The tokenizer dlopens SentencePiece with RTLD_DEEPBIND (to keep its protobuf away from
-// LibTorch's), which AddressSanitizer refuses; this torch-free binary needs no isolation, so the
-// flag is dropped before ASan's own dlopen sees the call.
-extern "C" void* __interceptor_dlopen(const char* filename, int flag);
-extern "C" void* dlopen(const char* filename, int flag) {
-  return __interceptor_dlopen(filename, flag & ~RTLD_DEEPBIND);
-}
 
 namespace {
 
