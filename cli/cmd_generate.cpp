@@ -2,9 +2,9 @@
 //               --prompt "<image>Output:" [--max-new-tokens N] [--beams N] [--set k=v ...]:
 // prints the generation for one prompt whose i-th <image> stands for the i-th --image, with
 // OpenFlamingo's evaluation settings (beam search, stop at <|endofchunk|>).
-#include <cstdio>
-
 #include <torch/torch.h>
+
+#include <cstdio>
 
 #include "cli/args.h"
 #include "cli/commands.h"

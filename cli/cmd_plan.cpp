@@ -51,8 +51,7 @@ int cmd_plan(const Argv& argv) {
   in.policies = policies(config.train.checkpointing);
   const bool laion = !config.data.laion.shards.empty(), mmc4 = !config.data.mmc4.shards.empty();
   if (laion || !mmc4) {
-    in.datasets.push_back(
-        {"laion", config.data.laion.batch_size, config.data.laion.seq_len, 1});
+    in.datasets.push_back({"laion", config.data.laion.batch_size, config.data.laion.seq_len, 1});
   }
   if (mmc4 || !laion) {
     in.datasets.push_back({"mmc4", config.data.mmc4.batch_size, config.data.mmc4.seq_len,
@@ -72,19 +71,19 @@ int cmd_plan(const Argv& argv) {
     const train::DatasetPlan& dp = plan.datasets[d];
     const train::PlanDataset& ds = in.datasets[d];
     std::printf("\n%s: configured %dx%d, %d images per sequence; micro-batch %d x grad_accum %d\n",
-                dp.name.c_str(), ds.batch_size, ds.seq_len, ds.images_per_sequence,
-                dp.micro_batch, dp.grad_accum);
+                dp.name.c_str(), ds.batch_size, ds.seq_len, ds.images_per_sequence, dp.micro_batch,
+                dp.grad_accum);
     for (const auto& l : dp.activations) line(l);
     std::printf("  %-38s %10s\n", "activations", train::format_bytes(dp.activation_bytes).c_str());
     std::printf("  largest micro-batch that fits:");
     for (size_t p = 0; p < in.policies.size(); ++p) {
-      std::printf(" %s %d%s", train::checkpointing_name(in.policies[p]),
-                  dp.largest_micro_batch[p], p + 1 < in.policies.size() ? "," : "\n");
+      std::printf(" %s %d%s", train::checkpointing_name(in.policies[p]), dp.largest_micro_batch[p],
+                  p + 1 < in.policies.size() ? "," : "\n");
     }
   }
-  std::printf("\nper-GPU total (peak): %s of %s: %s\n", train::format_bytes(plan.peak_bytes).c_str(),
-              train::format_bytes(in.device_bytes).c_str(),
-              plan.fits ? "fits" : "DOES NOT FIT");
+  std::printf("\nper-GPU total (peak): %s of %s: %s\n",
+              train::format_bytes(plan.peak_bytes).c_str(),
+              train::format_bytes(in.device_bytes).c_str(), plan.fits ? "fits" : "DOES NOT FIT");
   if (!in.shard_frozen) {
     train::PlanInput sharded = in;
     sharded.shard_frozen = true;

@@ -73,7 +73,8 @@ const Command kCommands[] = {
      &flam::cli::cmd_generate},
     {"config", "print the resolved configuration, or every key with its type and default",
      "flam config show --config F [--set key=value ...]\n"
-     "flam config keys [PREFIX]", &flam::cli::cmd_config},
+     "flam config keys [PREFIX]",
+     &flam::cli::cmd_config},
 };
 
 void print_help() {
@@ -106,19 +107,24 @@ int cmd_inspect(const Argv& args) {
   if (what == "batch") return flam::cli::cmd_inspect_batch(rest);
   if (what == "model") return flam::cli::cmd_inspect_model(rest);
   if (what == "checkpoint") return flam::cli::cmd_inspect_checkpoint(rest);
-  throw flam::Error(flam::ErrorKind::kUsage, "unknown inspect target '" + what +
-                                                 "' (shard, batch, model, checkpoint)");
+  throw flam::Error(flam::ErrorKind::kUsage,
+                    "unknown inspect target '" + what + "' (shard, batch, model, checkpoint)");
 }
 
 int exit_code_for(flam::ErrorKind kind) {
   switch (kind) {
     case flam::ErrorKind::kUsage:
-    case flam::ErrorKind::kConfig: return flam::kExitUsage;
-    case flam::ErrorKind::kData: return flam::kExitDataError;
-    case flam::ErrorKind::kIo: return flam::kExitIoError;
-    case flam::ErrorKind::kComm: return flam::kExitPeerFailure;
+    case flam::ErrorKind::kConfig:
+      return flam::kExitUsage;
+    case flam::ErrorKind::kData:
+      return flam::kExitDataError;
+    case flam::ErrorKind::kIo:
+      return flam::kExitIoError;
+    case flam::ErrorKind::kComm:
+      return flam::kExitPeerFailure;
     case flam::ErrorKind::kNetwork:
-    case flam::ErrorKind::kInternal: return flam::kExitFailure;
+    case flam::ErrorKind::kInternal:
+      return flam::kExitFailure;
   }
   return flam::kExitFailure;
 }

@@ -28,7 +28,7 @@ class CheckMessage {
 
 }  // namespace flam::detail
 
-#define FLAM_CHECK(cond)                                                             \
-  if (__builtin_expect(static_cast<bool>(cond), 1)) {                                \
-  } else                                                                             \
+#define FLAM_CHECK(cond)                              \
+  if (__builtin_expect(static_cast<bool>(cond), 1)) { \
+  } else                                              \
     ::flam::detail::CheckMessage(#cond, __FILE__, __LINE__).stream()

@@ -8,9 +8,12 @@ namespace flam {
 
 size_t dtype_size(DType dtype) {
   switch (dtype) {
-    case DType::kFloat32: return 4;
-    case DType::kBFloat16: return 2;
-    case DType::kInt64: return 8;
+    case DType::kFloat32:
+      return 4;
+    case DType::kBFloat16:
+      return 2;
+    case DType::kInt64:
+      return 8;
   }
   FLAM_CHECK(false) << "unknown dtype";
   return 0;
@@ -18,9 +21,12 @@ size_t dtype_size(DType dtype) {
 
 const char* to_string(DType dtype) {
   switch (dtype) {
-    case DType::kFloat32: return "float32";
-    case DType::kBFloat16: return "bfloat16";
-    case DType::kInt64: return "int64";
+    case DType::kFloat32:
+      return "float32";
+    case DType::kBFloat16:
+      return "bfloat16";
+    case DType::kInt64:
+      return "int64";
   }
   return "unknown";
 }

@@ -56,8 +56,7 @@ class Comm {
   virtual std::unique_ptr<Work> start_all_reduce(void* buf, size_t count, DType dtype,
                                                  ReduceOp op) = 0;
   // buf[count] on every rank <- buf[count] of `root`.
-  virtual std::unique_ptr<Work> start_broadcast(void* buf, size_t count, DType dtype,
-                                                int root) = 0;
+  virtual std::unique_ptr<Work> start_broadcast(void* buf, size_t count, DType dtype, int root) = 0;
   virtual void barrier() = 0;
 
   // Blocking forms of the above.

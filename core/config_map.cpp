@@ -229,8 +229,8 @@ void ConfigMap::choice(std::string_view key, std::string& value,
     if (impl_->keys) {
       impl_->keys->back().type = "choice";
       for (auto a : allowed) {
-        impl_->keys->back().range += (impl_->keys->back().range.empty() ? "" : " | ") +
-                                     std::string(a);
+        impl_->keys->back().range +=
+            (impl_->keys->back().range.empty() ? "" : " | ") + std::string(a);
       }
     }
     return;

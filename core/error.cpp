@@ -4,13 +4,20 @@ namespace flam {
 
 const char* to_string(ErrorKind kind) {
   switch (kind) {
-    case ErrorKind::kUsage: return "usage";
-    case ErrorKind::kConfig: return "config";
-    case ErrorKind::kData: return "data";
-    case ErrorKind::kIo: return "io";
-    case ErrorKind::kNetwork: return "network";
-    case ErrorKind::kComm: return "comm";
-    case ErrorKind::kInternal: return "internal";
+    case ErrorKind::kUsage:
+      return "usage";
+    case ErrorKind::kConfig:
+      return "config";
+    case ErrorKind::kData:
+      return "data";
+    case ErrorKind::kIo:
+      return "io";
+    case ErrorKind::kNetwork:
+      return "network";
+    case ErrorKind::kComm:
+      return "comm";
+    case ErrorKind::kInternal:
+      return "internal";
   }
   return "unknown";
 }

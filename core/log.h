@@ -29,7 +29,7 @@ class Line {
 
 }  // namespace flam::log
 
-#define FLAM_LOG(lvl)                                                  \
-  if (::flam::log::Level::lvl < ::flam::log::level()) {                \
-  } else                                                               \
+#define FLAM_LOG(lvl)                                   \
+  if (::flam::log::Level::lvl < ::flam::log::level()) { \
+  } else                                                \
     ::flam::log::Line(::flam::log::Level::lvl, __FILE__, __LINE__).stream()

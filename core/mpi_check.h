@@ -9,9 +9,9 @@ namespace flam::detail {
 void throw_mpi_error(int code, const char* call, const char* file, int line);
 }
 
-#define MPI_CHECK(call)                                                           \
-  do {                                                                            \
-    int flam_mpi_rc_ = (call);                                                    \
-    if (flam_mpi_rc_ != MPI_SUCCESS)                                              \
-      ::flam::detail::throw_mpi_error(flam_mpi_rc_, #call, __FILE__, __LINE__);   \
+#define MPI_CHECK(call)                                                         \
+  do {                                                                          \
+    int flam_mpi_rc_ = (call);                                                  \
+    if (flam_mpi_rc_ != MPI_SUCCESS)                                            \
+      ::flam::detail::throw_mpi_error(flam_mpi_rc_, #call, __FILE__, __LINE__); \
   } while (0)

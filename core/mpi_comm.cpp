@@ -39,9 +39,12 @@ MPI_Op bf16_op(ReduceOp op) {
 
 MPI_Datatype mpi_type(DType dtype) {
   switch (dtype) {
-    case DType::kFloat32: return MPI_FLOAT;
-    case DType::kBFloat16: return MPI_UINT16_T;
-    case DType::kInt64: return MPI_INT64_T;
+    case DType::kFloat32:
+      return MPI_FLOAT;
+    case DType::kBFloat16:
+      return MPI_UINT16_T;
+    case DType::kInt64:
+      return MPI_INT64_T;
   }
   return MPI_DATATYPE_NULL;
 }
@@ -139,8 +142,8 @@ std::unique_ptr<Work> MpiComm::start_all_gather(const void* send, void* recv, si
   auto work = std::make_unique<MpiWork>("all_gather", options_.timeout_seconds, nullptr);
   const char* own = static_cast<const char*>(recv) + rank_ * count * dtype_size(dtype);
   const void* src = send == own ? MPI_IN_PLACE : send;
-  MPI_CHECK(MPI_Iallgather(src, checked_count(count), mpi_type(dtype), recv,
-                           checked_count(count), mpi_type(dtype), comm_, work->request()));
+  MPI_CHECK(MPI_Iallgather(src, checked_count(count), mpi_type(dtype), recv, checked_count(count),
+                           mpi_type(dtype), comm_, work->request()));
   return work;
 }
 
@@ -154,8 +157,7 @@ std::unique_ptr<Work> MpiComm::start_reduce_scatter(const void* send, void* recv
   return work;
 }
 
-std::unique_ptr<Work> MpiComm::start_all_reduce(void* buf, size_t count, DType dtype,
-                                                ReduceOp op) {
+std::unique_ptr<Work> MpiComm::start_all_reduce(void* buf, size_t count, DType dtype, ReduceOp op) {
   std::function<void()> after;
   if (op == ReduceOp::kAvg) after = [=, n = size_] { divide(buf, count, dtype, n); };
   auto work = std::make_unique<MpiWork>("all_reduce", options_.timeout_seconds, after);

@@ -39,8 +39,8 @@ void Progress::finish(int64_t done, const std::string& extra, int64_t rate_count
 
 void Progress::print(int64_t done, const std::string& extra, int64_t rate_count) {
   double elapsed = elapsed_seconds();
-  double rate = elapsed > 0 ? static_cast<double>(rate_count >= 0 ? rate_count : done) / elapsed
-                            : 0.0;
+  double rate =
+      elapsed > 0 ? static_cast<double>(rate_count >= 0 ? rate_count : done) / elapsed : 0.0;
   char head[160];
   if (total_ > 0) {
     double done_rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0;

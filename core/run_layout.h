@@ -41,13 +41,13 @@ std::string checkpoints_dir(const std::string& run);  // RUN/checkpoints
 std::string step_dir_name(int64_t step);  // step_00001234
 // 1234 for "step_00001234"; nullopt for anything else ("step_00001234.tmp" included).
 std::optional<int64_t> parse_step_dir_name(const std::string& name);
-std::string step_dir(const std::string& checkpoints, int64_t step);      // CKPT/step_00001234
-std::string tmp_dir(const std::string& dir);                             // DIR.tmp
-bool is_tmp_name(const std::string& name);                               // ends in .tmp
-std::string latest_file(const std::string& checkpoints);                 // CKPT/latest
-std::string manifest_file(const std::string& step_dir);                  // STEP/manifest.json
-std::string rank_file_name(int rank);                                    // rank_00000.bin
-std::string rank_file(const std::string& step_dir, int rank);            // STEP/rank_00000.bin
+std::string step_dir(const std::string& checkpoints, int64_t step);  // CKPT/step_00001234
+std::string tmp_dir(const std::string& dir);                         // DIR.tmp
+bool is_tmp_name(const std::string& name);                           // ends in .tmp
+std::string latest_file(const std::string& checkpoints);             // CKPT/latest
+std::string manifest_file(const std::string& step_dir);              // STEP/manifest.json
+std::string rank_file_name(int rank);                                // rank_00000.bin
+std::string rank_file(const std::string& step_dir, int rank);        // STEP/rank_00000.bin
 
 // Steps of the committed checkpoints in `checkpoints` (step_N/ holding a manifest.json), newest
 // first. An absent or unreadable directory has none.

@@ -28,8 +28,7 @@ uint32_t masked_crc(const void* data, size_t size) {
 }
 
 double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 // Protocol buffer wire format, the four field kinds an Event needs.
@@ -68,8 +67,8 @@ std::string event(double wall_time, int64_t step) {
   return e;
 }
 
-void flatten(const std::string& prefix, const nlohmann::json& value, int64_t step,
-             double wall_time, TfEventsWriter* writer) {
+void flatten(const std::string& prefix, const nlohmann::json& value, int64_t step, double wall_time,
+             TfEventsWriter* writer) {
   if (value.is_object()) {
     for (const auto& [k, v] : value.items()) {
       if (prefix.empty() && (k == "step" || k == "wall_time")) continue;
@@ -97,8 +96,8 @@ void TfEventsWriter::open(const std::string& run_dir) {
   char host[256] = "localhost";
   gethostname(host, sizeof(host) - 1);
   const double t = now_seconds();
-  path_ = run_dir + "/events.out.tfevents." + std::to_string(static_cast<int64_t>(t)) + "." +
-          host + "." + std::to_string(getpid()) + ".flam";
+  path_ = run_dir + "/events.out.tfevents." + std::to_string(static_cast<int64_t>(t)) + "." + host +
+          "." + std::to_string(getpid()) + ".flam";
   file_ = std::fopen(path_.c_str(), "wb");
   if (!file_) {
     throw Error(ErrorKind::kIo, "cannot create the TensorBoard event file",

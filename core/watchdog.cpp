@@ -109,12 +109,12 @@ void Watchdog::run() {
     const double limit =
         stopping ? std::min(timeout_seconds_, kSilenceAfterStopSeconds) : timeout_seconds_;
     if (watching && silent > limit) {
-      const std::string message =
-          "watchdog: rank " + std::to_string(prev) + " (host " + hosts_[prev] + ") silent for " +
-          std::to_string(silent) + " s (dead, stopped or cut off; timeout " +
-          std::to_string(limit) + " s" + (stopping ? " after a stop signal" : "") +
-          ", noticed by rank " + std::to_string(rank_) +
-          "); aborting the job so it can restart from the last checkpoint";
+      const std::string message = "watchdog: rank " + std::to_string(prev) + " (host " +
+                                  hosts_[prev] + ") silent for " + std::to_string(silent) +
+                                  " s (dead, stopped or cut off; timeout " + std::to_string(limit) +
+                                  " s" + (stopping ? " after a stop signal" : "") +
+                                  ", noticed by rank " + std::to_string(rank_) +
+                                  "); aborting the job so it can restart from the last checkpoint";
       FLAM_LOG(ERROR) << message;
       std::fprintf(stderr, "%s\n", message.c_str());
       std::fflush(stderr);

@@ -175,7 +175,8 @@ void draw_panel(std::ostringstream& svg, const Panel& p, double x_lo, double x_h
           << "\" text-anchor=\"middle\" fill=\"#555\">" << label << "</text>\n";
     }
     svg << "<text x=\"" << num(kLeft + plot_w / 2) << "\" y=\"" << y0 + 18
-        << "\" text-anchor=\"middle\" fill=\"#555\">wall clock (h:mm since the first step)</text>\n";
+        << "\" text-anchor=\"middle\" fill=\"#555\">wall clock (h:mm since the first "
+           "step)</text>\n";
   }
   for (size_t i = 0; i < p.series.size(); ++i) {
     const auto& s = p.series[i];
@@ -271,7 +272,8 @@ std::string render_run_svg(const std::vector<MetricsRow>& rows,
       {"gradient norm", false, {{"grad_norm", "grad norm"}}},
       {"throughput (tokens/s)", true, {{"tokens_per_s", "tokens/s"}}},
       {"images/s", true, {{"images_per_s", "images/s"}}},
-      {"seconds per logged step", true,
+      {"seconds per logged step",
+       true,
        {{"data_wait", "data wait"}, {"checkpoint_stall", "checkpoint stall"}}},
   };
   std::vector<Panel> panels(specs.size());

@@ -9,10 +9,9 @@
 // Thread safety: none; one process (the watcher) writes state.json at a time, the others read.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -84,6 +83,5 @@ class RunDir {
  private:
   std::string path_;
 };
-
 
 }  // namespace flam::orchestrator

@@ -18,8 +18,8 @@
 namespace flam::pipeline {
 
 struct Sample {
-  std::string key;                             // __key__
-  std::string url;                             // __url__: the shard's path or URL
+  std::string key;                       // __key__
+  std::string url;                       // __url__: the shard's path or URL
   std::map<std::string, Bytes> members;  // lower-cased extension -> bytes
 };
 

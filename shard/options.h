@@ -45,7 +45,7 @@ struct TransformOptions {
 };
 
 struct ShardOptions {
-  std::string input_kind = "laion";   // laion | mmc4
+  std::string input_kind = "laion";  // laion | mmc4
   // LAION: .tsv .csv .jsonl (each also .gz or .zst) or .parquet; MMC4: .jsonl.zip as it ships,
   // or .jsonl, .jsonl.gz, .jsonl.zst. Shell globs expand, sorted.
   std::vector<std::string> inputs;

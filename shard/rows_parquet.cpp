@@ -13,7 +13,8 @@ nlohmann::ordered_json failed_row_record(const InputRow& row, const ShardOptions
                                          const std::string& message) {
   nlohmann::ordered_json j;
   j["url"] = row.url;
-  j["caption"] = options.caption_col.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(row.caption);
+  j["caption"] =
+      options.caption_col.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(row.caption);
   j["key"] = key;
   j["status"] = status;
   j["error_message"] = message;

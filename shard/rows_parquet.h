@@ -1,8 +1,8 @@
 // The per-shard `{shard:05d}.parquet` that img2dataset writes beside each shard: one row per input
 // row, failures included, with img2dataset's columns in its order (the save_cols, caption, url,
 // key, status, error_message, width, height, original_width, original_height, exif, sha256), so
-// tools built on img2dataset's output (its logger, LAION's dedup scripts) read ours. save_cols keep the
-// JSON types they had in the input (integers int64, numbers double, booleans, strings). LAION
+// tools built on img2dataset's output (its logger, LAION's dedup scripts) read ours. save_cols keep
+// the JSON types they had in the input (integers int64, numbers double, booleans, strings). LAION
 // tables only; written under FLAM_WITH_PARQUET (shard/parquet/), else not at all.
 //
 // Thread safety: pure functions.

@@ -44,7 +44,8 @@ nlohmann::ordered_json ShardStats::to_json() const {
   // img2dataset's fields; status_dict counts "success" and each failure reason, as its
   // CappedCounter counts "success" and each error message.
   j["count"] = samples;
-  j["failed_to_download"] = status.count("failed_to_download") ? status.at("failed_to_download") : 0;
+  j["failed_to_download"] =
+      status.count("failed_to_download") ? status.at("failed_to_download") : 0;
   j["failed_to_resize"] = status.count("failed_to_resize") ? status.at("failed_to_resize") : 0;
   j["duration"] = duration_seconds;
   j["start_time"] = start_time;

@@ -19,11 +19,10 @@ void check_bad_rows(const std::vector<InputRow>& rows, double max_fraction,
     ++bad;
   }
   if (bad == 0) return;
-  const std::string what = std::to_string(bad) + " of " + std::to_string(rows.size()) +
-                           " input rows are not " +
-                           (input_kind == "mmc4" ? "MMC4 documents" : "URL table rows") +
-                           "; the first, row " + std::to_string(first) + ": " +
-                           rows[static_cast<size_t>(first)].error;
+  const std::string what =
+      std::to_string(bad) + " of " + std::to_string(rows.size()) + " input rows are not " +
+      (input_kind == "mmc4" ? "MMC4 documents" : "URL table rows") + "; the first, row " +
+      std::to_string(first) + ": " + rows[static_cast<size_t>(first)].error;
   if (static_cast<double>(bad) > max_fraction * static_cast<double>(rows.size())) {
     throw Error(ErrorKind::kConfig,
                 what + " (more than shard.max_bad_row_fraction = " + std::to_string(max_fraction) +

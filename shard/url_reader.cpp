@@ -6,9 +6,9 @@
 #include <memory>
 
 #include "core/error.h"
-#include "shard/mmc4_reader.h"
 #include "pipeline/byte_source.h"
 #include "pipeline/packer.h"
+#include "shard/mmc4_reader.h"
 #include "shard/options.h"
 #include "shard/parquet_table.h"
 

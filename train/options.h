@@ -24,22 +24,22 @@ struct ScheduleOptions {
 };
 
 struct CheckpointOptions {
-  int64_t every_steps = 1000;     // 0: off
-  double every_minutes = 0.0;     // 0: off
+  int64_t every_steps = 1000;  // 0: off
+  double every_minutes = 0.0;  // 0: off
   int keep = 3;
   bool async = true;
-  int max_failed_attempts = 3;    // consecutive failed writes before training stops
-  double mtbf_hours = 0.0;        // > 0: also save at the Young/Daly interval for this MTBF
+  int max_failed_attempts = 3;      // consecutive failed writes before training stops
+  double mtbf_hours = 0.0;          // > 0: also save at the Young/Daly interval for this MTBF
   double watchdog_seconds = 300.0;  // a rank silent this long aborts the job; 0: off
 };
 
 struct TrainOptions {
-  int64_t steps = 1000;           // optimizer steps
-  int grad_accum = 1;             // micro-steps per optimizer step
-  std::string device = "cpu";     // cpu | cuda
-  std::string precision = "fp32"; // fp32 | bf16 (compute; master weights stay fp32)
-  double grad_clip = 1.0;         // global norm; 0: off
-  bool skip_nonfinite = true;     // a NaN/Inf loss or gradient norm skips the step (counted)
+  int64_t steps = 1000;            // optimizer steps
+  int grad_accum = 1;              // micro-steps per optimizer step
+  std::string device = "cpu";      // cpu | cuda
+  std::string precision = "fp32";  // fp32 | bf16 (compute; master weights stay fp32)
+  double grad_clip = 1.0;          // global norm; 0: off
+  bool skip_nonfinite = true;      // a NaN/Inf loss or gradient norm skips the step (counted)
   int log_every = 10;
   double comm_timeout_seconds = 600.0;  // a collective slower than this aborts the job
   // Frozen weights (CLIP, LLaMA) sharded like the trained ones: each rank keeps one slice per

@@ -12,7 +12,7 @@
 namespace flam::train {
 namespace {
 
-constexpr int kGatheredUnits = 3;  // the unit in use and two prefetched (zero3_engine.cpp)
+constexpr int kGatheredUnits = 3;   // the unit in use and two prefetched (zero3_engine.cpp)
 constexpr int kPendingReduces = 3;  // reduce-scatters in flight before the oldest is waited on
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -30,10 +30,10 @@ std::string count_text(int64_t n) {
 }
 
 struct UnitTotals {
-  int64_t params = 0;        // sum of numel
-  int64_t slice = 0;         // per-rank elements: sum of ceil(numel / ranks)
-  int64_t largest = 0;       // largest per-layer unit ("rest" excluded), numel
-  int64_t rest_padded = 0;   // "rest", padded to the ranks
+  int64_t params = 0;       // sum of numel
+  int64_t slice = 0;        // per-rank elements: sum of ceil(numel / ranks)
+  int64_t largest = 0;      // largest per-layer unit ("rest" excluded), numel
+  int64_t rest_padded = 0;  // "rest", padded to the ranks
 };
 
 UnitTotals totals(const std::vector<model::UnitCount>& units, int ranks, bool has_rest) {
@@ -71,9 +71,12 @@ int64_t xattn_bytes_per_token(const model::ModelOptions& o, int e) {
 
 const char* checkpointing_name(Checkpointing policy) {
   switch (policy) {
-    case Checkpointing::kNone: return "none";
-    case Checkpointing::kCrossAttention: return "xattn";
-    case Checkpointing::kDecoderLayer: return "decoder_layer";
+    case Checkpointing::kNone:
+      return "none";
+    case Checkpointing::kCrossAttention:
+      return "xattn";
+    case Checkpointing::kDecoderLayer:
+      return "decoder_layer";
   }
   return "?";
 }
@@ -93,10 +96,11 @@ std::vector<PlanLine> activation_lines(const PlanInput& in, const PlanDataset& d
   const std::string at = std::to_string(batch) + "x" + std::to_string(ds.seq_len) + " tokens";
 
   std::vector<PlanLine> lines;
-  lines.push_back({"inputs", images * 3 * o.vision.image_size * o.vision.image_size * 4 +
-                                 tokens * 3 * 8,
+  lines.push_back({"inputs",
+                   images * 3 * o.vision.image_size * o.vision.image_size * 4 + tokens * 3 * 8,
                    std::to_string(images) + " images fp32, ids/mask/labels int64"});
-  lines.push_back({"vision encoder (no grad)", images * (v + 1) * (4 * w + 2 * o.vision.mlp_dim) * e,
+  lines.push_back({"vision encoder (no grad)",
+                   images * (v + 1) * (4 * w + 2 * o.vision.mlp_dim) * e,
                    "one ViT block's transient, " + std::to_string(images) + " images"});
 
   const int64_t perceiver_layer = images * ((v + n) * (2 * w + 3 * p_inner) + n * 10 * w) * e;
@@ -114,21 +118,24 @@ std::vector<PlanLine> activation_lines(const PlanInput& in, const PlanDataset& d
     lines.push_back({"cross-attention (saved)", xattn * tokens * x_token,
                      std::to_string(xattn) + " blocks x " + at});
   } else {
-    lines.push_back({"cross-attention (inputs + recompute)", xattn * tokens * d * e + tokens * x_token,
+    lines.push_back({"cross-attention (inputs + recompute)",
+                     xattn * tokens * d * e + tokens * x_token,
                      "block inputs saved, one block rebuilt in backward"});
   }
 
   const int64_t l_token = decoder_layer_bytes_per_token(o.lang, e);
   if (policy == Checkpointing::kDecoderLayer) {
-    lines.push_back({"decoder layers (inputs + recompute)", layers * tokens * d * e + tokens * l_token,
+    lines.push_back({"decoder layers (inputs + recompute)",
+                     layers * tokens * d * e + tokens * l_token,
                      "layer inputs saved, one layer rebuilt in backward"});
   } else {
-    lines.push_back({"decoder layers (saved)", layers * tokens * l_token,
-                     std::to_string(layers) + " layers x " + at + " x " +
-                         format_bytes(l_token) + "/token"});
+    lines.push_back(
+        {"decoder layers (saved)", layers * tokens * l_token,
+         std::to_string(layers) + " layers x " + at + " x " + format_bytes(l_token) + "/token"});
   }
-  lines.push_back({"logits and loss", tokens * vocab * (2 * e + 12),
-                   "logits, fp32 log-softmax and its gradient, " + std::to_string(vocab) + " vocab"});
+  lines.push_back(
+      {"logits and loss", tokens * vocab * (2 * e + 12),
+       "logits, fp32 log-softmax and its gradient, " + std::to_string(vocab) + " vocab"});
   lines.push_back({"activation gradients", 4 * tokens * d * e, "four [tokens, D] in flight"});
   return lines;
 }
@@ -143,23 +150,23 @@ MemoryPlan plan_memory(const PlanInput& in) {
   MemoryPlan plan;
   const std::string ranks = std::to_string(N) + " ranks";
   if (in.shard_frozen) {
-    plan.fixed.push_back({"frozen weights (sharded)", frozen.slice * e,
-                          count_text(frozen.params) + " params / " + ranks + " x " +
-                              std::to_string(e) + " B"});
+    plan.fixed.push_back(
+        {"frozen weights (sharded)", frozen.slice * e,
+         count_text(frozen.params) + " params / " + ranks + " x " + std::to_string(e) + " B"});
   } else {
     plan.fixed.push_back({"frozen weights (replicated)", frozen.params * e,
                           count_text(frozen.params) + " params x " + std::to_string(e) + " B"});
   }
-  plan.fixed.push_back({"trained state", trained.slice * 16,
-                        count_text(trained.params) + " params / " + ranks +
-                            " x 16 B (fp32 master, m, v, grad)"});
+  plan.fixed.push_back(
+      {"trained state", trained.slice * 16,
+       count_text(trained.params) + " params / " + ranks + " x 16 B (fp32 master, m, v, grad)"});
   const int64_t largest = std::max(trained.largest, in.shard_frozen ? frozen.largest : 0);
   plan.fixed.push_back({"gather buffers", (kGatheredUnits * largest + trained.rest_padded) * e,
                         std::to_string(kGatheredUnits) + " units of " + count_text(largest) +
                             " params + rest (" + count_text(trained.rest_padded) + ")"});
-  plan.fixed.push_back({"gradient buffers", trained.largest * (kPendingReduces * 4 + e),
-                        std::to_string(kPendingReduces) +
-                            " fp32 reduce-scatters + one unit's gradients"});
+  plan.fixed.push_back(
+      {"gradient buffers", trained.largest * (kPendingReduces * 4 + e),
+       std::to_string(kPendingReduces) + " fp32 reduce-scatters + one unit's gradients"});
   plan.fixed.push_back({"workspace", in.workspace_bytes, "CUDA context, cuBLAS/NCCL, slack"});
   for (const PlanLine& line : plan.fixed) plan.fixed_bytes += line.bytes;
 
@@ -254,8 +261,11 @@ std::string format_bytes(int64_t bytes) {
   if (u == 0) {
     std::snprintf(buf, sizeof(buf), "%lld B", static_cast<long long>(bytes));
   } else {
-    std::snprintf(buf, sizeof(buf), v >= 100 ? "%.0f %s" : v >= 10 ? "%.1f %s" : "%.2f %s", v,
-                  units[u]);
+    std::snprintf(buf, sizeof(buf),
+                  v >= 100  ? "%.0f %s"
+                  : v >= 10 ? "%.1f %s"
+                            : "%.2f %s",
+                  v, units[u]);
   }
   return buf;
 }

@@ -31,24 +31,24 @@ enum class Checkpointing { kNone, kCrossAttention, kDecoderLayer };
 const char* checkpointing_name(Checkpointing policy);  // "none", "xattn", "decoder_layer"
 
 struct PlanDataset {
-  std::string name;            // "laion", "mmc4"
-  int batch_size = 1;          // configured micro-batch per rank (sequences)
-  int seq_len = 1;             // tokens per sequence
+  std::string name;    // "laion", "mmc4"
+  int batch_size = 1;  // configured micro-batch per rank (sequences)
+  int seq_len = 1;     // tokens per sequence
   int images_per_sequence = 1;
 };
 
 struct PlanInput {
   model::ModelOptions model;
   int ranks = 1;
-  int64_t device_bytes = 0;    // memory of one device
-  int compute_bytes = 2;       // element size of the compute dtype: 2 (bf16) or 4 (fp32)
+  int64_t device_bytes = 0;  // memory of one device
+  int compute_bytes = 2;     // element size of the compute dtype: 2 (bf16) or 4 (fp32)
   bool shard_frozen = false;
   // The policies to consider, least recomputing first: the plan takes the first in which every
   // dataset fits at its configured micro-batch, else the last one with smaller micro-batches
   // (train.checkpointing: auto is all three; a named policy is a list of one).
   std::vector<Checkpointing> policies = {Checkpointing::kNone, Checkpointing::kCrossAttention,
                                          Checkpointing::kDecoderLayer};
-  int grad_accum = 1;          // configured micro-steps per optimizer step
+  int grad_accum = 1;  // configured micro-steps per optimizer step
   int64_t workspace_bytes = 0;
   std::vector<PlanDataset> datasets;
 };
@@ -61,20 +61,20 @@ struct PlanLine {
 
 struct DatasetPlan {
   std::string name;
-  int micro_batch = 0;          // chosen sequences per micro-step (0: not even 1 fits)
-  int grad_accum = 0;           // micro-steps that keep batch_size x grad_accum sequences
-  int64_t activation_bytes = 0; // at micro_batch
-  std::vector<PlanLine> activations;  // the activation lines at micro_batch
+  int micro_batch = 0;                   // chosen sequences per micro-step (0: not even 1 fits)
+  int grad_accum = 0;                    // micro-steps that keep batch_size x grad_accum sequences
+  int64_t activation_bytes = 0;          // at micro_batch
+  std::vector<PlanLine> activations;     // the activation lines at micro_batch
   std::vector<int> largest_micro_batch;  // per policy of PlanInput (same order)
 };
 
 struct MemoryPlan {
   Checkpointing policy = Checkpointing::kCrossAttention;
-  std::vector<PlanLine> fixed;         // everything but activations
+  std::vector<PlanLine> fixed;  // everything but activations
   int64_t fixed_bytes = 0;
   std::vector<DatasetPlan> datasets;
-  int64_t peak_bytes = 0;              // fixed + the largest dataset's activations
-  bool fits = false;                   // peak <= device and every dataset has micro_batch >= 1
+  int64_t peak_bytes = 0;  // fixed + the largest dataset's activations
+  bool fits = false;       // peak <= device and every dataset has micro_batch >= 1
 };
 
 // Activations of one micro-step: lines (saved tensors, the recompute and loss workspace) for

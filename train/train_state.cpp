@@ -34,8 +34,7 @@ void restore_rng_state(const std::string& bytes) {
 TrainState::TrainState(Zero3Engine& engine, pipeline::Loader& laion, pipeline::Loader& mmc4)
     : engine_(engine), laion_(laion), mmc4_(mmc4) {}
 
-void TrainState::restore(const LoadedCheckpoint& loaded, int rank, int world_size,
-                         uint64_t seed) {
+void TrainState::restore(const LoadedCheckpoint& loaded, int rank, int world_size, uint64_t seed) {
   const RankState& s = loaded.state;
   engine_.import_slices(s.master, s.exp_avg, s.exp_avg_sq, s.optimizer_step);
   step_ = loaded.step;

@@ -57,10 +57,10 @@ DeviceBatch to_device(const pipeline::Batch& batch, torch::Device device, torch:
                              .to(device);
   const auto& m = pipeline::kClipMean;
   const auto& s = pipeline::kClipStd;
-  auto mean = torch::tensor({m[0], m[1], m[2]}, torch::TensorOptions(device))
-                  .view({1, 1, 1, 3, 1, 1});
-  auto std = torch::tensor({s[0], s[1], s[2]}, torch::TensorOptions(device))
-                 .view({1, 1, 1, 3, 1, 1});
+  auto mean =
+      torch::tensor({m[0], m[1], m[2]}, torch::TensorOptions(device)).view({1, 1, 1, 3, 1, 1});
+  auto std =
+      torch::tensor({s[0], s[1], s[2]}, torch::TensorOptions(device)).view({1, 1, 1, 3, 1, 1});
   out.images = ((images.to(torch::kFloat) / 255.0f - mean) / std).to(dtype);
   auto ids = [&](const std::vector<int64_t>& values) {
     return torch::from_blob(const_cast<int64_t*>(values.data()), {B, T}, torch::kInt64)
@@ -266,8 +266,8 @@ class Trainer {
     broadcast(comm_, since, 0);
     const std::optional<SaveOutcome>& last = checkpointer_.last_outcome();
     const double save_cost = last ? last->write_seconds : 0.0;
-    if (!done() && checkpoint_due(options_.checkpoint, state_.step(), since.item<double>(),
-                                  save_cost)) {
+    if (!done() &&
+        checkpoint_due(options_.checkpoint, state_.step(), since.item<double>(), save_cost)) {
       save(/*sync=*/false);
       last_save_ = Clock::now();
     }

@@ -5,8 +5,8 @@
 // log_metrics() and maybe_checkpoint() to train.steps optimizer steps.
 //
 // Writes RUN/metrics.jsonl (rank 0, one JSON object per log step) and checkpoints under
-// RUN/checkpoints/ (core/run_layout.h). Stops early, after a synchronous checkpoint, when any rank received SIGUSR1
-// or SIGTERM (core/signals.h; the caller installs the handlers).
+// RUN/checkpoints/ (core/run_layout.h). Stops early, after a synchronous checkpoint, when any rank
+// received SIGUSR1 or SIGTERM (core/signals.h; the caller installs the handlers).
 //
 // Thread safety: call from the main thread of every rank (collective throughout).
 #pragma once

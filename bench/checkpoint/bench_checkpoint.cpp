@@ -60,7 +60,8 @@ RankState state_for(const FlatLayout& layout, int rank) {
 // the previous save's buffers, as the trainer's are.
 class LiveState final : public SnapshotSource {
  public:
-  LiveState(const FlatLayout& layout, RankState state) : layout_(layout), state_(std::move(state)) {}
+  LiveState(const FlatLayout& layout, RankState state)
+      : layout_(layout), state_(std::move(state)) {}
   // Before the "optimizer step": waits for the background copy, as the trainer does.
   void wait_for_copy() {
     if (copied_.valid()) copied_.wait();
@@ -77,7 +78,8 @@ class LiveState final : public SnapshotSource {
                             {&s.exp_avg, &state_.exp_avg},
                             {&s.exp_avg_sq, &state_.exp_avg_sq}}) {
       to->resize(from->size());
-      for (size_t b = 0; b < from->size(); ++b) (*to)[b].assign((*from)[b].begin(), (*from)[b].end());
+      for (size_t b = 0; b < from->size(); ++b)
+        (*to)[b].assign((*from)[b].begin(), (*from)[b].end());
     }
   }
   void hold_updates(std::shared_future<void> copied) override { copied_ = std::move(copied); }

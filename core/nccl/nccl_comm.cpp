@@ -34,18 +34,24 @@ void check_nccl(ncclResult_t rc, const char* call) {
 
 ncclDataType_t nccl_type(DType dtype) {
   switch (dtype) {
-    case DType::kFloat32: return ncclFloat32;
-    case DType::kBFloat16: return ncclBfloat16;
-    case DType::kInt64: return ncclInt64;
+    case DType::kFloat32:
+      return ncclFloat32;
+    case DType::kBFloat16:
+      return ncclBfloat16;
+    case DType::kInt64:
+      return ncclInt64;
   }
   return ncclFloat32;
 }
 
 ncclRedOp_t nccl_op(ReduceOp op) {
   switch (op) {
-    case ReduceOp::kSum: return ncclSum;
-    case ReduceOp::kAvg: return ncclAvg;
-    case ReduceOp::kMax: return ncclMax;
+    case ReduceOp::kSum:
+      return ncclSum;
+    case ReduceOp::kAvg:
+      return ncclAvg;
+    case ReduceOp::kMax:
+      return ncclMax;
   }
   return ncclSum;
 }
@@ -149,8 +155,7 @@ struct NcclComm::State {
       }
       if (!pending.empty()) {
         const Pending& oldest = pending.front();
-        const double waited =
-            std::chrono::duration<double>(Clock::now() - oldest.started).count();
+        const double waited = std::chrono::duration<double>(Clock::now() - oldest.started).count();
         if (waited > timeout_seconds) {
           fatal(std::string("NCCL ") + oldest.what + " of " + std::to_string(oldest.bytes) +
                 " bytes not finished after " + std::to_string(waited) +
@@ -181,8 +186,7 @@ NcclComm::NcclComm(Comm& bootstrap, int device, NcclCommOptions options)
              "cudaStreamCreateWithFlags");
   check_cuda(cudaEventCreateWithFlags(&s.ready, cudaEventDisableTiming),
              "cudaEventCreateWithFlags");
-  check_cuda(cudaMalloc(reinterpret_cast<void**>(&s.barrier_buffer), sizeof(float)),
-             "cudaMalloc");
+  check_cuda(cudaMalloc(reinterpret_cast<void**>(&s.barrier_buffer), sizeof(float)), "cudaMalloc");
   if (s.timeout_seconds > 0) s.watchdog = std::thread([&s] { s.watch(); });
 }
 
@@ -248,8 +252,7 @@ void NcclComm::barrier() {
                          s.stream);
   });
   const auto deadline =
-      Clock::now() + std::chrono::duration<double>(s.timeout_seconds > 0 ? s.timeout_seconds
-                                                                          : 1e9);
+      Clock::now() + std::chrono::duration<double>(s.timeout_seconds > 0 ? s.timeout_seconds : 1e9);
   for (;;) {
     const cudaError_t rc = cudaEventQuery(done->get());
     if (rc == cudaSuccess) return;

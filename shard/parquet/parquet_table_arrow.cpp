@@ -85,15 +85,24 @@ nlohmann::json list_at(const ListType& list, int64_t i) {
 nlohmann::json value_at(const arrow::Array& a, int64_t i) {
   if (a.IsNull(i)) return nullptr;
   switch (a.type_id()) {
-    case arrow::Type::BOOL: return number_at<arrow::BooleanArray>(a, i);
-    case arrow::Type::INT8: return number_at<arrow::Int8Array>(a, i);
-    case arrow::Type::INT16: return number_at<arrow::Int16Array>(a, i);
-    case arrow::Type::INT32: return number_at<arrow::Int32Array>(a, i);
-    case arrow::Type::INT64: return number_at<arrow::Int64Array>(a, i);
-    case arrow::Type::UINT8: return number_at<arrow::UInt8Array>(a, i);
-    case arrow::Type::UINT16: return number_at<arrow::UInt16Array>(a, i);
-    case arrow::Type::UINT32: return number_at<arrow::UInt32Array>(a, i);
-    case arrow::Type::UINT64: return number_at<arrow::UInt64Array>(a, i);
+    case arrow::Type::BOOL:
+      return number_at<arrow::BooleanArray>(a, i);
+    case arrow::Type::INT8:
+      return number_at<arrow::Int8Array>(a, i);
+    case arrow::Type::INT16:
+      return number_at<arrow::Int16Array>(a, i);
+    case arrow::Type::INT32:
+      return number_at<arrow::Int32Array>(a, i);
+    case arrow::Type::INT64:
+      return number_at<arrow::Int64Array>(a, i);
+    case arrow::Type::UINT8:
+      return number_at<arrow::UInt8Array>(a, i);
+    case arrow::Type::UINT16:
+      return number_at<arrow::UInt16Array>(a, i);
+    case arrow::Type::UINT32:
+      return number_at<arrow::UInt32Array>(a, i);
+    case arrow::Type::UINT64:
+      return number_at<arrow::UInt64Array>(a, i);
     case arrow::Type::FLOAT:
     case arrow::Type::DOUBLE: {
       double v = a.type_id() == arrow::Type::FLOAT
@@ -103,9 +112,12 @@ nlohmann::json value_at(const arrow::Array& a, int64_t i) {
     }
     case arrow::Type::STRING:
     case arrow::Type::LARGE_STRING:
-    case arrow::Type::STRING_VIEW: return string_at(a, i);
-    case arrow::Type::LIST: return list_at(static_cast<const arrow::ListArray&>(a), i);
-    case arrow::Type::LARGE_LIST: return list_at(static_cast<const arrow::LargeListArray&>(a), i);
+    case arrow::Type::STRING_VIEW:
+      return string_at(a, i);
+    case arrow::Type::LIST:
+      return list_at(static_cast<const arrow::ListArray&>(a), i);
+    case arrow::Type::LARGE_LIST:
+      return list_at(static_cast<const arrow::LargeListArray&>(a), i);
     case arrow::Type::STRUCT: {
       const auto& st = static_cast<const arrow::StructArray&>(a);
       nlohmann::json object = nlohmann::json::object();
@@ -233,9 +245,10 @@ struct ParquetTable::Impl {
       }
       auto combined = (*got)->CombineChunks();
       if (!combined.ok()) {
-        throw Error(ErrorKind::kIo, "cannot decode row group " + std::to_string(g) + ": " +
-                                        combined.status().ToString(),
-                    ErrorContext{info.path, -1, "", "", -1});
+        throw Error(
+            ErrorKind::kIo,
+            "cannot decode row group " + std::to_string(g) + ": " + combined.status().ToString(),
+            ErrorContext{info.path, -1, "", "", -1});
       }
       table = *combined;
     } catch (const parquet::ParquetException& e) {

@@ -109,7 +109,8 @@ void write_rows_parquet(const std::string& path, const std::vector<ojson>& recor
   try {
     auto file = arrow::io::FileOutputStream::Open(tmp);
     if (!file.ok()) fail(tmp, file.status().ToString());
-    auto props = parquet::WriterProperties::Builder().compression(arrow::Compression::SNAPPY)->build();
+    auto props =
+        parquet::WriterProperties::Builder().compression(arrow::Compression::SNAPPY)->build();
     check(parquet::arrow::WriteTable(*table, arrow::default_memory_pool(), *file,
                                      std::max<int64_t>(1, table->num_rows()), props),
           tmp);

@@ -110,9 +110,10 @@ TEST_F(RankFileTest, TruncationAndUnwritableDirectoryAreErrors) {
 }
 
 TEST(Scalars, RoundTripIsExactNanIncludedAndTruncationIsAnError) {
-  const std::map<std::string, double> scalars = {
-      {"optimizer_step", 12345.0}, {"skipped_steps", 3.0}, {"nan_counter", std::nan("")},
-      {"tiny", 1e-300}};
+  const std::map<std::string, double> scalars = {{"optimizer_step", 12345.0},
+                                                 {"skipped_steps", 3.0},
+                                                 {"nan_counter", std::nan("")},
+                                                 {"tiny", 1e-300}};
   const std::string bytes = encode_scalars(scalars);
   const std::map<std::string, double> back = decode_scalars(bytes, "x.bin");
   ASSERT_EQ(back.size(), scalars.size());

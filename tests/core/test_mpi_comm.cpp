@@ -79,7 +79,8 @@ TEST_F(MpiCommTest, Bf16SumAllGatherAndReduceScatter) {
   comm.reduce_scatter(send.data(), part.data(), per_rank, DType::kBFloat16, ReduceOp::kAvg);
   for (size_t j = 0; j < per_rank; ++j) {
     float expect = 0;
-    for (int k = 0; k < n; ++k) expect += static_cast<float>(k + static_cast<int>(r * per_rank + j));
+    for (int k = 0; k < n; ++k)
+      expect += static_cast<float>(k + static_cast<int>(r * per_rank + j));
     EXPECT_EQ(bf16_to_float(part[j]), bf16_to_float(float_to_bf16(expect / n)));
   }
   std::vector<uint16_t> gathered(per_rank * n);
@@ -87,7 +88,8 @@ TEST_F(MpiCommTest, Bf16SumAllGatherAndReduceScatter) {
   for (int k = 0; k < n; ++k)
     for (size_t j = 0; j < per_rank; ++j) {
       float expect = 0;
-      for (int q = 0; q < n; ++q) expect += static_cast<float>(q + static_cast<int>(k * per_rank + j));
+      for (int q = 0; q < n; ++q)
+        expect += static_cast<float>(q + static_cast<int>(k * per_rank + j));
       EXPECT_EQ(bf16_to_float(gathered[k * per_rank + j]),
                 bf16_to_float(float_to_bf16(expect / n)));
     }

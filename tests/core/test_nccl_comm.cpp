@@ -61,11 +61,10 @@ TEST_F(NcclCommTest, AllGatherInPlaceAndOverlapping) {
   const size_t count = 5;
   std::vector<float> send(count), inplace(count * n, -1.0f);
   for (size_t i = 0; i < count; ++i) send[i] = inplace[r * count + i] = value(r, i);
-  DeviceVector<float> d_send(send), d_recv(std::vector<float>(count * n, 0.0f)),
-      d_inplace(inplace);
+  DeviceVector<float> d_send(send), d_recv(std::vector<float>(count * n, 0.0f)), d_inplace(inplace);
   auto a = comm_->start_all_gather(d_send.get(), d_recv.get(), count, DType::kFloat32);
-  auto b = comm_->start_all_gather(d_inplace.get() + r * count, d_inplace.get(), count,
-                                 DType::kFloat32);
+  auto b =
+      comm_->start_all_gather(d_inplace.get() + r * count, d_inplace.get(), count, DType::kFloat32);
   b->wait();
   a->wait();
   const std::vector<float> recv = d_recv.back();

@@ -1,8 +1,6 @@
 // read_mmc4_documents on MMC4 as it ships: a zip written by Python's zipfile (deflate, with a
 // directory entry), lines longer than libarchive's read blocks, CRLF and a last line without a
 // newline; every malformed line keeps its index and names file, member and line.
-#include "shard/mmc4_reader.h"
-
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -11,6 +9,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "shard/mmc4_reader.h"
 
 namespace flam::shard {
 namespace {
@@ -40,12 +39,13 @@ TEST_F(Mmc4ReaderTest, ZipMembersInOrderWithLongAndMalformedLines) {
   const std::string b = doc(3) + "\n{\"text_list\": [], \"image_info\": [{\"url\": \"x\"}]}\n";
   std::ofstream(path("a.jsonl")) << a;
   std::ofstream(path("b.jsonl")) << b;
-  const std::string script = "import zipfile, sys; d = sys.argv[1]\n"
-                             "with zipfile.ZipFile(d + '/docs_shard_7_v2.jsonl.zip', 'w',"
-                             " zipfile.ZIP_DEFLATED) as z:\n"
-                             "    z.writestr('docs/', '')\n"
-                             "    z.write(d + '/a.jsonl', 'docs/a.jsonl')\n"
-                             "    z.write(d + '/b.jsonl', 'docs/b.jsonl')\n";
+  const std::string script =
+      "import zipfile, sys; d = sys.argv[1]\n"
+      "with zipfile.ZipFile(d + '/docs_shard_7_v2.jsonl.zip', 'w',"
+      " zipfile.ZIP_DEFLATED) as z:\n"
+      "    z.writestr('docs/', '')\n"
+      "    z.write(d + '/a.jsonl', 'docs/a.jsonl')\n"
+      "    z.write(d + '/b.jsonl', 'docs/b.jsonl')\n";
   std::ofstream(path("zip.py")) << script;
   ASSERT_EQ(std::system(("python3 " + path("zip.py") + " " + dir_.string()).c_str()), 0);
 

@@ -1,8 +1,6 @@
 // ParquetTable against files written by pyarrow (the venv's python3): every window [begin, end)
 // of the concatenated files reads the same rows as the whole table (resume by row position,
 // across row groups and files), types survive, and bad schemas are errors naming file and key.
-#include "shard/parquet_table.h"
-
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -10,6 +8,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "shard/parquet_table.h"
 
 namespace flam::shard {
 namespace {

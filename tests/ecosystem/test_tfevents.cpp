@@ -1,7 +1,5 @@
 // TfEventsWriter against TensorBoard itself: the event files it writes are read back by the
 // tensorboard package's EventAccumulator (the venv's python3), tag for tag, step for step.
-#include "core/tfevents.h"
-
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -11,6 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/tfevents.h"
 
 namespace flam {
 namespace {

@@ -14,8 +14,7 @@ namespace {
 
 TEST(PtbTokenizer, LowerCasesSplitsCliticsAndDropsPunctuation) {
   EXPECT_EQ(ptb_tokenize_joined("A man's dog isn't running."), "a man 's dog is n't running");
-  EXPECT_EQ(ptb_tokenize_joined("\"Look!\" she said (twice)."),
-            "look she said -lrb- twice -rrb-");
+  EXPECT_EQ(ptb_tokenize_joined("\"Look!\" she said (twice)."), "look she said -lrb- twice -rrb-");
   EXPECT_EQ(ptb_tokenize_joined("Mr. Smith paid $5,000.00 in the U.S."),
             "mr. smith paid $ 5,000.00 in the u.s.");
   EXPECT_EQ(ptb_tokenize_joined("I cannot; you can't"), "i can not you ca n't");
@@ -46,12 +45,11 @@ TEST(VqaAccuracy, NormalisesAndAveragesLeaveOneOut) {
   EXPECT_DOUBLE_EQ(vqa_accuracy("Two.", answers, VqaGtNormalization::kOpenFlamingo), 1.0);
   // Three matching answers: the subsets leaving one of them out have two matches (2/3).
   std::vector<std::string> three = {"dog", "the dog", "Dog", "cat", "cat",
-                                    "cat", "cat", "cat", "cat", "cat"};
+                                    "cat", "cat",     "cat", "cat", "cat"};
   EXPECT_DOUBLE_EQ(vqa_accuracy("a dog", three, VqaGtNormalization::kOpenFlamingo),
                    (7 * 1.0 + 3 * 2.0 / 3) / 10);
   // The official rule leaves "the dog" and "Dog" as they are: only "dog" matches.
-  EXPECT_DOUBLE_EQ(vqa_accuracy("a dog", three, VqaGtNormalization::kOfficial),
-                   (9 * 1.0 / 3) / 10);
+  EXPECT_DOUBLE_EQ(vqa_accuracy("a dog", three, VqaGtNormalization::kOfficial), (9 * 1.0 / 3) / 10);
   EXPECT_EQ(vqa_normalize(" Isnt it the ONE?\n"), "isn't it 1");
   EXPECT_THROW(vqa_accuracy("x", {}, VqaGtNormalization::kOfficial), Error);
   EXPECT_THROW(parse_vqa_gt_normalization("strict", "eval.vqa_gt_normalization"), Error);

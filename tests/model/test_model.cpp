@@ -90,7 +90,8 @@ void set_gates(FlamingoImpl& m, double value) { set_gates(m, value, value); }
 TEST(Attention, SdpaEqualsTheManualPath) {
   torch::manual_seed(11);
   const int64_t B = 2, H = 3, T = 7, d = 16;
-  auto q = torch::randn({B, H, T, d}), k = torch::randn({B, H, T, d}), v = torch::randn({B, H, T, d});
+  auto q = torch::randn({B, H, T, d}), k = torch::randn({B, H, T, d}),
+       v = torch::randn({B, H, T, d});
   auto attention_mask = torch::ones({B, T}, torch::kLong);
   attention_mask.index_put_({1, torch::indexing::Slice(5)}, 0);  // row 1: two padding tokens
   for (const auto& mask : {torch::Tensor(), causal_mask(attention_mask, T, torch::kFloat32)}) {

@@ -35,8 +35,8 @@ TEST(RunLayout, StepDirNamesRoundTripAndNothingElseParses) {
   for (int64_t step : {0L, 7L, 12345678L, 123456789012L}) {
     EXPECT_EQ(parse_step_dir_name(step_dir_name(step)), step);
   }
-  for (const char* name : {"step_", "step_12.tmp", "step_1a", "latest", "xstep_1",
-                           "step_99999999999999999999"}) {
+  for (const char* name :
+       {"step_", "step_12.tmp", "step_1a", "latest", "xstep_1", "step_99999999999999999999"}) {
     EXPECT_EQ(parse_step_dir_name(name), std::nullopt) << name;
   }
   EXPECT_TRUE(is_tmp_name("step_00000001.tmp"));

@@ -31,7 +31,6 @@ std::string read_all(const std::string& path) {
   return ss.str();
 }
 
-
 std::string sentence(int seed, int words) {
   std::string s;
   for (int w = 0; w < words; ++w) {

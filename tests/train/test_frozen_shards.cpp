@@ -37,9 +37,9 @@ struct FrozenToy : torch::nn::Module {
       for (auto& p : f->parameters()) p.set_requires_grad(false);
   }
 
-  torch::Tensor call_frozen(size_t unit, const std::function<torch::Tensor(
-                                             const std::vector<torch::Tensor>&)>& fn,
-                            const torch::Tensor& x) {
+  torch::Tensor call_frozen(
+      size_t unit, const std::function<torch::Tensor(const std::vector<torch::Tensor>&)>& fn,
+      const torch::Tensor& x) {
     return engine && shard_frozen ? engine->run_frozen(unit, fn, {x}) : fn({x});
   }
 
@@ -47,7 +47,8 @@ struct FrozenToy : torch::nn::Module {
     torch::Tensor x;
     {
       torch::NoGradGuard no_grad;
-      x = call_frozen(0, [this](const auto& in) { return encoder(in[0]); }, input);
+      x = call_frozen(
+          0, [this](const auto& in) { return encoder(in[0]); }, input);
     }
     x = x * scale;
     for (int i = 0; i < kLayers; ++i) {
@@ -140,9 +141,9 @@ TrainingRun train(Comm& comm, bool shard_frozen) {
     for (int micro = 0; micro < kAccum; ++micro) {
       if (micro > 0) engine.begin_micro_step();
       const int64_t first = (micro * comm.size() + comm.rank()) * local;
-      torch::Tensor loss = torch::nn::functional::cross_entropy(
-          model->forward(inputs[step].narrow(0, first, local)),
-          labels[step].narrow(0, first, local));
+      torch::Tensor loss =
+          torch::nn::functional::cross_entropy(model->forward(inputs[step].narrow(0, first, local)),
+                                               labels[step].narrow(0, first, local));
       run.losses.push_back(loss.item<double>());
       (loss / kAccum).backward();
       check_freed();

@@ -25,8 +25,8 @@ using model::Flamingo;
 using model::testing::tiny_options;
 
 int python(const std::string& args) {
-  return std::system((std::string(FLAM_PYTHON) + " " + FLAM_SOURCE_DIR + "/tests/train/" + args)
-                         .c_str());
+  return std::system(
+      (std::string(FLAM_PYTHON) + " " + FLAM_SOURCE_DIR + "/tests/train/" + args).c_str());
 }
 
 bool same_parameters(Flamingo& a, Flamingo& b, const std::string& prefix = "") {
@@ -84,8 +84,8 @@ TEST_F(HfFlamingoTest, BothShardingsLoadAsTheOpenFlamingoImport) {
   const auto sp = model::special_tokens(o);
   torch::manual_seed(3);
   const torch::Tensor images = torch::randn({2, 2, 1, 3, o.vision.image_size, o.vision.image_size});
-  const std::vector<int64_t> rows = {5,        sp.image, 7, 8, sp.endofchunk, sp.image,      10, 11,
-                                     sp.image, 3,        4, 6, 2,             sp.endofchunk, 9,  12};
+  const std::vector<int64_t> rows = {5, sp.image, 7, 8, sp.endofchunk, sp.image, 10, 11, sp.image,
+                                     3, 4,        6, 2, sp.endofchunk, 9,        12};
   const torch::Tensor ids = torch::tensor(rows).view({2, 8});
   const torch::Tensor want = ref->forward(images, ids, torch::ones_like(ids));
   for (const char* folder : {"hf_bin", "hf_st"}) {

@@ -174,8 +174,9 @@ TEST(Plan, SmallerMicroBatchKeepsTheGlobalBatch) {
   int next = mmc4.micro_batch + 1;
   while (48 % next != 0) ++next;
   EXPECT_LE(plan.fixed_bytes + mmc4.activation_bytes, in.device_bytes);
-  EXPECT_GT(plan.fixed_bytes + sum(activation_lines(in, in.datasets[1], Checkpointing::kNone, next)),
-            in.device_bytes);
+  EXPECT_GT(
+      plan.fixed_bytes + sum(activation_lines(in, in.datasets[1], Checkpointing::kNone, next)),
+      in.device_bytes);
   EXPECT_TRUE(plan.fits);
   // Nothing fits: micro-batch 0, and the plan says so.
   in.device_bytes = 4 * GiB;

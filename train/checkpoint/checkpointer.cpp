@@ -307,8 +307,8 @@ void Checkpointer::commit(Job& job) {
   }
   consecutive_failures_ = 0;
   if (rank != 0) return;
-  FLAM_LOG(INFO) << "checkpoint " << final_dir << " committed: " << outcome.bytes / 1e6
-                 << " MB in " << outcome.write_seconds << " s ("
+  FLAM_LOG(INFO) << "checkpoint " << final_dir << " committed: " << outcome.bytes / 1e6 << " MB in "
+                 << outcome.write_seconds << " s ("
                  << outcome.bytes / 1e6 / std::max(outcome.write_seconds, 1e-9) << " MB/s)";
   // Prune to the newest `keep`; the one just committed is the newest and always stays.
   const std::vector<int64_t> steps = run_layout::list_checkpoints(dir_);

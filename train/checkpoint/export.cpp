@@ -59,10 +59,9 @@ void export_checkpoint(const std::string& step_dir, const std::string& out_path,
     throw Error(ErrorKind::kUsage, "--out must end in .safetensors or .pt: " + out_path);
   }
   weights::NamedTensors tensors = consolidate_checkpoint(step_dir);
-  const bool special_rows =
-      std::any_of(tensors.begin(), tensors.end(), [](const auto& t) {
-        return t.first == model::kSpecialTokenEmbeddings;
-      });
+  const bool special_rows = std::any_of(tensors.begin(), tensors.end(), [](const auto& t) {
+    return t.first == model::kSpecialTokenEmbeddings;
+  });
   if (special_rows) {
     if (model == nullptr) {
       ErrorContext ctx;

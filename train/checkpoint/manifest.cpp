@@ -118,7 +118,8 @@ Manifest parse_manifest(const std::string& text, const std::string& path) {
     invalid("world_size does not match its files and layout", path);
   }
   for (int r = 0; r < m.world_size; ++r) {
-    if (m.files[r].name != run_layout::rank_file_name(r)) invalid("unexpected file " + m.files[r].name, path);
+    if (m.files[r].name != run_layout::rank_file_name(r))
+      invalid("unexpected file " + m.files[r].name, path);
   }
   for (const BlockLayout& b : m.layout.blocks) {
     if (b.numel < 0 || b.padded_numel < b.numel || b.padded_numel % m.world_size != 0) {

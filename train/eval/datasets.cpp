@@ -53,12 +53,11 @@ std::vector<EvalItem> load_karpathy_captions(const std::string& json_path,
     if (field<std::string>(img, "split", json_path, i) != split) continue;
     EvalItem item;
     auto filename = field<std::string>(img, "filename", json_path, i);
-    item.id = img.contains("cocoid") ? id_text(img["cocoid"])
-                                     : filename.substr(0, filename.find('.'));
-    std::filesystem::path nested = std::filesystem::path(image_dir) /
-                                   (img.contains("filepath") ? img["filepath"].get<std::string>()
-                                                             : std::string()) /
-                                   filename;
+    item.id =
+        img.contains("cocoid") ? id_text(img["cocoid"]) : filename.substr(0, filename.find('.'));
+    std::filesystem::path nested =
+        std::filesystem::path(image_dir) /
+        (img.contains("filepath") ? img["filepath"].get<std::string>() : std::string()) / filename;
     item.image = img.contains("filepath") && std::filesystem::exists(nested)
                      ? nested.string()
                      : (std::filesystem::path(image_dir) / filename).string();

@@ -14,10 +14,10 @@
 #include "pipeline/tokenizer.h"
 #include "train/eval/datasets.h"
 #include "train/eval/generate.h"
-#include "train/eval/model_loader.h"
 #include "train/eval/metrics/cider.h"
 #include "train/eval/metrics/ptb_tokenizer.h"
 #include "train/eval/metrics/vqa_accuracy.h"
+#include "train/eval/model_loader.h"
 #include "train/eval/prompts.h"
 #include "train/model/flamingo.h"
 
@@ -38,15 +38,15 @@ Splits load_splits(const EvalOptions& o) {
                   at_key("eval.karpathy_json"));
     s.demos = load_karpathy_captions(o.karpathy_json, o.image_dir, "train");
     s.queries = load_karpathy_captions(o.karpathy_json, o.image_dir, "test");
-  } else if (o.task == "vqav2" || o.task == "ok_vqa" || o.task == "vizwiz" ||
-             o.task == "textvqa") {
+  } else if (o.task == "vqav2" || o.task == "ok_vqa" || o.task == "vizwiz" || o.task == "textvqa") {
     const bool coco = o.task == "vqav2" || o.task == "ok_vqa";
     s.demos = load_vqa(o.train_questions, o.train_annotations, o.train_image_dir, coco);
     s.queries = load_vqa(o.test_questions, o.test_annotations, o.test_image_dir, coco);
   } else {
-    throw Error(ErrorKind::kConfig, "unknown task '" + o.task +
-                                        "' (coco | flickr30k | vqav2 | ok_vqa | vizwiz | textvqa)",
-                at_key("eval.task"));
+    throw Error(
+        ErrorKind::kConfig,
+        "unknown task '" + o.task + "' (coco | flickr30k | vqav2 | ok_vqa | vizwiz | textvqa)",
+        at_key("eval.task"));
   }
   if (s.demos.empty() || s.queries.empty())
     throw Error(ErrorKind::kData, "task '" + o.task + "' has an empty demo or query split");
@@ -152,8 +152,7 @@ double score(Task task, const Splits& s, const std::vector<std::string>& predict
 
 }  // namespace
 
-std::string decode_generation(const pipeline::Tokenizer& tok,
-                              const std::vector<int64_t>& ids) {
+std::string decode_generation(const pipeline::Tokenizer& tok, const std::vector<int64_t>& ids) {
   std::vector<int64_t> text;
   for (int64_t id : ids)
     if (id < tok.base_vocab_size() && id != tok.bos_id() && id != tok.eos_id()) text.push_back(id);
@@ -170,12 +169,12 @@ EvalReport run_eval(model::FlamingoImpl& model, const pipeline::Tokenizer& token
                     std::to_string(model.options().lang.vocab_size),
                 at_key("model.lang.vocab_size"));
   const Task task = is_captioning(options.task) ? Task::kCaptioning : Task::kVqa;
-  const auto mode = parse_vqa_gt_normalization(options.vqa_gt_normalization,
-                                               "eval.vqa_gt_normalization");
+  const auto mode =
+      parse_vqa_gt_normalization(options.vqa_gt_normalization, "eval.vqa_gt_normalization");
   Splits s = load_splits(options);
-  const auto query_set = sample_indices(
-      s.demos.size(), std::min<size_t>(options.query_set_size, s.demos.size()),
-      mix_seed(options.seed, 0, 0));
+  const auto query_set =
+      sample_indices(s.demos.size(), std::min<size_t>(options.query_set_size, s.demos.size()),
+                     mix_seed(options.seed, 0, 0));
   EvalReport report;
   report.task = options.task;
   report.metric = task == Task::kCaptioning ? "CIDEr" : "VQA accuracy";

@@ -33,7 +33,7 @@ namespace flam::eval {
 
 struct ShotResult {
   int shots = 0;
-  std::vector<double> scores;  // per trial: CIDEr x 100 or VQA accuracy x 100
+  std::vector<double> scores;       // per trial: CIDEr x 100 or VQA accuracy x 100
   double mean = 0.0, stddev = 0.0;  // over trials (population std, numpy's default)
   std::vector<std::map<std::string, std::string>> predictions;  // per trial: id -> prediction
 };

@@ -65,9 +65,8 @@ std::vector<std::vector<int64_t>> greedy(model::FlamingoImpl& model, model::Deco
   return out;
 }
 
-std::vector<std::vector<int64_t>> beam_search(model::FlamingoImpl& model,
-                                              model::DecodeState& state, torch::Tensor logits,
-                                              const GenerateOptions& o) {
+std::vector<std::vector<int64_t>> beam_search(model::FlamingoImpl& model, model::DecodeState& state,
+                                              torch::Tensor logits, const GenerateOptions& o) {
   const int64_t B = logits.size(0), nb = o.num_beams, V = logits.size(1);
   const int64_t L = o.max_new_tokens;
   const int64_t keep = std::max<int64_t>(2, 1 + static_cast<int64_t>(o.stop_tokens.size())) * nb;

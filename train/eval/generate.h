@@ -27,8 +27,8 @@ namespace flam::eval {
 
 struct GenerateOptions {
   int max_new_tokens = 20;
-  int num_beams = 3;            // 1: greedy
-  double length_penalty = 0.0;  // OpenFlamingo's evaluation uses 0 (the plain sum of log p)
+  int num_beams = 3;                 // 1: greedy
+  double length_penalty = 0.0;       // OpenFlamingo's evaluation uses 0 (the plain sum of log p)
   std::vector<int64_t> stop_tokens;  // a row ends on one of these; it is part of its output
   // Never generated (HF's suppress_tokens: -inf after log_softmax). OpenFlamingo's evaluation
   // suppresses nothing.

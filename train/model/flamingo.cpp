@@ -61,9 +61,9 @@ torch::Tensor FlamingoImpl::media_latents(const torch::Tensor& images, int64_t B
   auto latents = perceiver_->initial_latents(B, tokens.size(1));
   const size_t depth = perceiver_->depth();
   for (size_t i = 0; i < depth; ++i) {
-    latents = call_block(
-        i, [this, i](const Inputs& in) { return perceiver_->layer(i, in[0], in[1]); },
-        {media, latents});
+    latents =
+        call_block(i, [this, i](const Inputs& in) { return perceiver_->layer(i, in[0], in[1]); },
+                   {media, latents});
   }
   return perceiver_->finish(latents);  // [B, T_img, n, D_v]
 }
@@ -85,9 +85,9 @@ torch::Tensor FlamingoImpl::forward(const torch::Tensor& images, const torch::Te
   size_t block = perceiver_->depth();
   for (size_t i = 0; i < lang_->num_layers(); ++i) {
     if (auto* xattn = lang_->xattn(i)) {
-      h = call_block(
-          block++, [xattn](const Inputs& in) { return xattn->forward(in[0], in[1], in[2]); },
-          {h, vis, media_locations});
+      h = call_block(block++,
+                     [xattn](const Inputs& in) { return xattn->forward(in[0], in[1], in[2]); },
+                     {h, vis, media_locations});
     }
     h = lang_->decoder_layer(i).forward(h, cos, sin, mask);
   }
@@ -116,13 +116,12 @@ torch::Tensor FlamingoImpl::start_decoding(const torch::Tensor& images,
     state.k.push_back(torch::zeros({B, lo.heads, capacity, head_dim}, h.options()));
     state.v.push_back(torch::zeros({B, lo.heads, capacity, head_dim}, h.options()));
     if (auto* xattn = lang_->xattn(i)) {
-      auto kv = call_block(
-          block++,
-          [xattn](const Inputs& in) {
-            auto [k, v] = xattn->media_kv(in[0]);
-            return torch::stack({k, v});
-          },
-          {vis});
+      auto kv = call_block(block++,
+                           [xattn](const Inputs& in) {
+                             auto [k, v] = xattn->media_kv(in[0]);
+                             return torch::stack({k, v});
+                           },
+                           {vis});
       state.media_k[i] = kv[0];
       state.media_v[i] = kv[1];
     }
@@ -163,12 +162,11 @@ torch::Tensor FlamingoImpl::decode_layers(DecodeState& state, torch::Tensor h,
   size_t block = perceiver_->depth();
   for (size_t i = 0; i < lang_->num_layers(); ++i) {
     if (auto* xattn = lang_->xattn(i)) {
-      h = call_block(
-          block++,
-          [xattn, n](const Inputs& in) {
-            return xattn->forward_cached(in[0], in[1], in[2], in[3], n);
-          },
-          {h, state.media_k[i], state.media_v[i], text_time});
+      h = call_block(block++,
+                     [xattn, n](const Inputs& in) {
+                       return xattn->forward_cached(in[0], in[1], in[2], in[3], n);
+                     },
+                     {h, state.media_k[i], state.media_v[i], text_time});
     }
     h = lang_->decoder_layer(i).forward_cached(h, cos, sin, mask, state.k[i], state.v[i], past);
   }

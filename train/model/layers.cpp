@@ -249,8 +249,8 @@ torch::Tensor MaskedCrossAttentionImpl::forward(const torch::Tensor& x, const to
   FLAM_CHECK(x.dim() == 3 && media.dim() == 4 && media_locations.dim() == 2)
       << "xattn shapes: x [B, T_txt, D], media [B, T_img, n, D_v], media_locations [B, T_txt]";
   FLAM_CHECK(media_locations.size(1) == x.size(1)) << "media_locations must cover the text";
-  auto q = split_heads(to_q_(norm_(x)), heads_);  // [B, H, T_txt, d]
-  auto [k, v] = media_kv(media);                  // [B, H, T_img*n, d]
+  auto q = split_heads(to_q_(norm_(x)), heads_);                 // [B, H, T_txt, d]
+  auto [k, v] = media_kv(media);                                 // [B, H, T_img*n, d]
   auto text_time = media_locations.to(torch::kLong).cumsum(-1);  // [B, T_txt]
   return attend(q, k, v, text_time, media.size(2));
 }
@@ -394,15 +394,12 @@ torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& x, const torch
   return r + down_proj_(torch::silu(gate_proj_(g)) * up_proj_(g));
 }
 
-torch::Tensor LlamaDecoderLayerImpl::forward_cached(const torch::Tensor& x,
-                                                    const torch::Tensor& cos,
-                                                    const torch::Tensor& sin,
-                                                    const torch::Tensor& mask,
-                                                    torch::Tensor& k_cache,
-                                                    torch::Tensor& v_cache, int64_t past) {
+torch::Tensor LlamaDecoderLayerImpl::forward_cached(
+    const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+    const torch::Tensor& mask, torch::Tensor& k_cache, torch::Tensor& v_cache, int64_t past) {
   const int64_t t = x.size(1);
-  FLAM_CHECK(past + t <= k_cache.size(2)) << "KV cache full: " << past + t << " > "
-                                          << k_cache.size(2);
+  FLAM_CHECK(past + t <= k_cache.size(2))
+      << "KV cache full: " << past + t << " > " << k_cache.size(2);
   auto h = rms_norm(x, input_layernorm_, eps_);
   auto q = split_heads(q_proj_(h), heads_);  // [B, H, t, hd]
   auto k = split_heads(k_proj_(h), heads_);

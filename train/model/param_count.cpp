@@ -99,8 +99,8 @@ std::vector<UnitCount> frozen_units(const ModelOptions& o) {
   const int64_t special = o.freeze_lm_embeddings ? 2 * int64_t{o.lang.dim} : 0;
   units.push_back({"lang_encoder.model.embed_tokens", embedding_count(o) + special});
   for (int i = 0; i < o.lang.layers; ++i) {
-    units.push_back(
-        {"lang_encoder.model.layers." + std::to_string(i) + ".decoder_layer", decoder_layer_count(o)});
+    units.push_back({"lang_encoder.model.layers." + std::to_string(i) + ".decoder_layer",
+                     decoder_layer_count(o)});
   }
   units.push_back({"lang_encoder.head", int64_t{o.lang.dim} + embedding_count(o)});
   return units;

@@ -53,8 +53,10 @@ struct Target {
 
 // HF CLIP encoder-layer names -> open_clip resblock names (q/k/v handled apart).
 const std::vector<std::pair<std::string, std::string>> kClipLayer = {
-    {"self_attn.out_proj.", "attn.out_proj."}, {"layer_norm1.", "ln_1."},
-    {"layer_norm2.", "ln_2."},                 {"mlp.fc1.", "mlp.c_fc."},
+    {"self_attn.out_proj.", "attn.out_proj."},
+    {"layer_norm1.", "ln_1."},
+    {"layer_norm2.", "ln_2."},
+    {"mlp.fc1.", "mlp.c_fc."},
     {"mlp.fc2.", "mlp.c_proj."}};
 const std::vector<std::pair<std::string, std::string>> kClipStem = {
     {"embeddings.patch_embedding.weight", "conv1.weight"},
@@ -204,8 +206,8 @@ model::ModelOptions read_hf_flamingo_config(const std::string& dir,
   get_int(text, "text_config.", "num_attention_heads", o.lang.heads);
   get_int(text, "text_config.", "num_hidden_layers", o.lang.layers);
   get_int(text, "text_config.", "max_position_embeddings", o.lang.max_seq_len);
-  if (text.contains("num_key_value_heads") && text["num_key_value_heads"] != text.value(
-                                                  "num_attention_heads", json(o.lang.heads))) {
+  if (text.contains("num_key_value_heads") &&
+      text["num_key_value_heads"] != text.value("num_attention_heads", json(o.lang.heads))) {
     fail(path, "text_config.num_key_value_heads", "grouped-query attention is not supported");
   }
   if (text.contains("rms_norm_eps")) {
@@ -231,8 +233,7 @@ void load_hf_flamingo(model::FlamingoImpl& model, const std::string& dir,
   const std::string config_path = (fs::path(dir) / "config.json").string();
   auto agree = [&](const char* key, double a, double b) {
     if (std::abs(a - b) > 1e-9 * std::max(1.0, std::abs(b))) {
-      fail(config_path, key,
-           "is " + std::to_string(a) + " but the model has " + std::to_string(b));
+      fail(config_path, key, "is " + std::to_string(a) + " but the model has " + std::to_string(b));
     }
   };
   agree("cross_attn_every_n_layers", file.xattn.every_n_layers, have.xattn.every_n_layers);
@@ -423,38 +424,36 @@ void export_hf_flamingo(model::FlamingoImpl& model, const std::string& dir,
   std::sort(tensors.begin(), tensors.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
   write_sharded_safetensors(dir, tensors, max_shard_bytes);
-  const at::ScalarType dtype =
-      tensors.empty() ? at::kFloat : tensors.front().second.scalar_type();
-  const json config = {
-      {"model_type", "flamingo"},
-      {"architectures", {"FlamingoModel"}},
-      {"cross_attn_every_n_layers", o.xattn.every_n_layers},
-      {"only_attend_previous", o.xattn.only_attend_immediate_media},
-      {"torch_dtype", dtype == at::kBFloat16 ? "bfloat16"
-                      : dtype == at::kHalf   ? "float16"
-                                             : "float32"},
-      {"text_config",
-       {{"model_type", "llama"},
-        {"architectures", {"LlamaForCausalLM"}},
-        {"hidden_size", o.lang.dim},
-        {"intermediate_size", o.lang.ffn_dim},
-        {"num_attention_heads", o.lang.heads},
-        {"num_key_value_heads", o.lang.heads},
-        {"num_hidden_layers", o.lang.layers},
-        {"max_position_embeddings", o.lang.max_seq_len},
-        {"rms_norm_eps", o.lang.norm_eps},
-        {"rope_theta", o.lang.rope_theta},
-        {"vocab_size", int64_t{o.lang.vocab_size} + 3},
-        {"tie_word_embeddings", false}}},
-      {"vision_config",
-       {{"model_type", "clip_vision_model"},
-        {"hidden_size", o.vision.width},
-        {"intermediate_size", o.vision.mlp_dim},
-        {"num_attention_heads", o.vision.heads},
-        {"num_hidden_layers", o.vision.layers},
-        {"image_size", o.vision.image_size},
-        {"patch_size", o.vision.patch_size},
-        {"hidden_act", "quick_gelu"}}}};
+  const at::ScalarType dtype = tensors.empty() ? at::kFloat : tensors.front().second.scalar_type();
+  const json config = {{"model_type", "flamingo"},
+                       {"architectures", {"FlamingoModel"}},
+                       {"cross_attn_every_n_layers", o.xattn.every_n_layers},
+                       {"only_attend_previous", o.xattn.only_attend_immediate_media},
+                       {"torch_dtype", dtype == at::kBFloat16 ? "bfloat16"
+                                       : dtype == at::kHalf   ? "float16"
+                                                              : "float32"},
+                       {"text_config",
+                        {{"model_type", "llama"},
+                         {"architectures", {"LlamaForCausalLM"}},
+                         {"hidden_size", o.lang.dim},
+                         {"intermediate_size", o.lang.ffn_dim},
+                         {"num_attention_heads", o.lang.heads},
+                         {"num_key_value_heads", o.lang.heads},
+                         {"num_hidden_layers", o.lang.layers},
+                         {"max_position_embeddings", o.lang.max_seq_len},
+                         {"rms_norm_eps", o.lang.norm_eps},
+                         {"rope_theta", o.lang.rope_theta},
+                         {"vocab_size", int64_t{o.lang.vocab_size} + 3},
+                         {"tie_word_embeddings", false}}},
+                       {"vision_config",
+                        {{"model_type", "clip_vision_model"},
+                         {"hidden_size", o.vision.width},
+                         {"intermediate_size", o.vision.mlp_dim},
+                         {"num_attention_heads", o.vision.heads},
+                         {"num_hidden_layers", o.vision.layers},
+                         {"image_size", o.vision.image_size},
+                         {"patch_size", o.vision.patch_size},
+                         {"hidden_act", "quick_gelu"}}}};
   write_file_atomic((fs::path(dir) / "config.json").string(), config.dump(2) + "\n");
 }
 

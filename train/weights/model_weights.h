@@ -36,7 +36,7 @@ class Module;
 namespace flam::model {
 class FlamingoImpl;
 class Flamingo;
-}
+}  // namespace flam::model
 
 namespace flam::weights {
 

@@ -36,7 +36,7 @@ struct Zero3Engine::PendingReduce {
 };
 
 struct Zero3Engine::Call {
-  size_t block = 0;                 // unit id (trained block or frozen unit)
+  size_t block = 0;  // unit id (trained block or frozen unit)
   std::function<at::Tensor(const std::vector<at::Tensor>&)> fn;
   size_t index = 0;                 // position among this micro-step's forward calls
   std::vector<bool> requires_grad;  // per input (without the anchor)
@@ -347,8 +347,7 @@ std::vector<at::Tensor> Zero3Engine::backward_call(int64_t call_id,
                                   /*create_graph=*/false, /*allow_unused=*/true);
   }
   if (!is_frozen(block)) {
-    reduce_gradients(block,
-                     std::vector<at::Tensor>(grads.begin() + n_input_targets, grads.end()));
+    reduce_gradients(block, std::vector<at::Tensor>(grads.begin() + n_input_targets, grads.end()));
   }
   release(block);
 

@@ -161,7 +161,8 @@ class Zero3Engine : public model::BlockRunner {
   void finish_reduce(PendingReduce& pending);
   void drain();
   void add_gathered(int64_t bytes);
-  at::Tensor call_unit(size_t id, const std::function<at::Tensor(const std::vector<at::Tensor>&)>& fn,
+  at::Tensor call_unit(size_t id,
+                       const std::function<at::Tensor(const std::vector<at::Tensor>&)>& fn,
                        const std::vector<at::Tensor>& inputs);
   bool is_frozen(size_t id) const { return id > rest_; }
   const BlockLayout& unit_layout(size_t id) const;

@@ -19,7 +19,7 @@ struct CiderOptions {
 };
 
 struct CiderResult {
-  double score = 0.0;           // mean of per_item (pycocoevalcap's corpus score)
+  double score = 0.0;            // mean of per_item (pycocoevalcap's corpus score)
   std::vector<double> per_item;  // one score per candidate
 };
 

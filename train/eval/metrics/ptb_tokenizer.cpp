@@ -65,16 +65,17 @@ bool is_space(char32_t c) { return c == U' ' || (c >= U'\t' && c <= U'\r') || c 
 bool is_digit(char32_t c) { return c >= U'0' && c <= U'9'; }
 bool is_upper(char32_t c) { return c >= U'A' && c <= U'Z'; }
 bool is_letter(char32_t c) {
-  return (c >= U'a' && c <= U'z') || is_upper(c) || (c >= 0xC0 && c != 0xD7 && c != 0xF7 &&
-                                                     c < 0x2000);
+  return (c >= U'a' && c <= U'z') || is_upper(c) ||
+         (c >= 0xC0 && c != 0xD7 && c != 0xF7 && c < 0x2000);
 }
 bool is_alnum(char32_t c) { return is_letter(c) || is_digit(c); }
 bool is_apostrophe(char32_t c) { return c == U'\'' || c == 0x2019; }
 
 // Characters that end a word and are tokens (or parts of tokens) of their own.
 bool is_break(char32_t c) {
-  static const std::u32string breaks = U"\"()[]{},;:?!.'`$%*=&#^~<>|/\\+-\u2018\u2019\u201c\u201d"
-                                       U"\u2013\u2014\u2026";
+  static const std::u32string breaks =
+      U"\"()[]{},;:?!.'`$%*=&#^~<>|/\\+-\u2018\u2019\u201c\u201d"
+      U"\u2013\u2014\u2026";
   return is_space(c) || breaks.find(c) != std::u32string::npos;
 }
 
@@ -82,16 +83,16 @@ bool is_break(char32_t c) {
 // months and days), compared in lower case.
 const std::unordered_set<std::u32string>& abbreviations() {
   static const std::unordered_set<std::u32string> s = {
-      U"mr",    U"mrs",   U"ms",    U"miss",  U"dr",    U"drs",   U"prof",  U"profs", U"sen",
-      U"sens",  U"rep",   U"reps",  U"atty",  U"attys", U"lt",    U"col",   U"gen",   U"messrs",
-      U"gov",   U"govs",  U"adm",   U"rev",   U"maj",   U"sgt",   U"cpl",   U"pvt",   U"mt",
-      U"capt",  U"st",    U"ste",   U"ave",   U"pres",  U"lieut", U"hon",   U"brig",  U"cmdr",
-      U"comdr", U"pfc",   U"spc",   U"supt",  U"supts", U"det",   U"mme",   U"jr",    U"sr",
-      U"bros",  U"blvd",  U"rd",    U"esq",   U"inc",   U"co",    U"cos",   U"corp",  U"ltd",
-      U"plc",   U"dept",  U"assn",  U"univ",  U"intl",  U"etc",   U"al",    U"vs",    U"cf",
-      U"jan",   U"feb",   U"mar",   U"apr",   U"jun",   U"jul",   U"aug",   U"sep",   U"sept",
-      U"oct",   U"nov",   U"dec",   U"mon",   U"tue",   U"wed",   U"thu",   U"fri",   U"sat",
-      U"sun",   U"no",    U"bldg",  U"ft",    U"mfg",
+      U"mr",    U"mrs",  U"ms",   U"miss", U"dr",    U"drs",   U"prof", U"profs", U"sen",
+      U"sens",  U"rep",  U"reps", U"atty", U"attys", U"lt",    U"col",  U"gen",   U"messrs",
+      U"gov",   U"govs", U"adm",  U"rev",  U"maj",   U"sgt",   U"cpl",  U"pvt",   U"mt",
+      U"capt",  U"st",   U"ste",  U"ave",  U"pres",  U"lieut", U"hon",  U"brig",  U"cmdr",
+      U"comdr", U"pfc",  U"spc",  U"supt", U"supts", U"det",   U"mme",  U"jr",    U"sr",
+      U"bros",  U"blvd", U"rd",   U"esq",  U"inc",   U"co",    U"cos",  U"corp",  U"ltd",
+      U"plc",   U"dept", U"assn", U"univ", U"intl",  U"etc",   U"al",   U"vs",    U"cf",
+      U"jan",   U"feb",  U"mar",  U"apr",  U"jun",   U"jul",   U"aug",  U"sep",   U"sept",
+      U"oct",   U"nov",  U"dec",  U"mon",  U"tue",   U"wed",   U"thu",  U"fri",   U"sat",
+      U"sun",   U"no",   U"bldg", U"ft",   U"mfg",
   };
   return s;
 }
@@ -125,26 +126,62 @@ class Lexer {
       case U'"':
         emit(is_alnum(at(s, i + 1)) ? U"``" : U"''");
         return i + 1;
-      case 0x201C: emit(U"``"); return i + 1;
-      case 0x201D: emit(U"''"); return i + 1;
-      case 0x2018: emit(U"`"); return i + 1;
-      case U'(': emit(U"-LRB-"); return i + 1;
-      case U')': emit(U"-RRB-"); return i + 1;
-      case U'[': emit(U"-LSB-"); return i + 1;
-      case U']': emit(U"-RSB-"); return i + 1;
-      case U'{': emit(U"-LCB-"); return i + 1;
-      case U'}': emit(U"-RCB-"); return i + 1;
+      case 0x201C:
+        emit(U"``");
+        return i + 1;
+      case 0x201D:
+        emit(U"''");
+        return i + 1;
+      case 0x2018:
+        emit(U"`");
+        return i + 1;
+      case U'(':
+        emit(U"-LRB-");
+        return i + 1;
+      case U')':
+        emit(U"-RRB-");
+        return i + 1;
+      case U'[':
+        emit(U"-LSB-");
+        return i + 1;
+      case U']':
+        emit(U"-RSB-");
+        return i + 1;
+      case U'{':
+        emit(U"-LCB-");
+        return i + 1;
+      case U'}':
+        emit(U"-RCB-");
+        return i + 1;
       case 0x2013:
-      case 0x2014: emit(U"--"); return i + 1;
-      case 0x2026: emit(U"..."); return i + 1;
-      case U',': case U';': case U':': case U'$': case U'%': case U'*': case U'=': case U'^':
-      case U'~': case U'|': case U'\\': case U'<': case U'>': case U'/': case U'`':
+      case 0x2014:
+        emit(U"--");
+        return i + 1;
+      case 0x2026:
+        emit(U"...");
+        return i + 1;
+      case U',':
+      case U';':
+      case U':':
+      case U'$':
+      case U'%':
+      case U'*':
+      case U'=':
+      case U'^':
+      case U'~':
+      case U'|':
+      case U'\\':
+      case U'<':
+      case U'>':
+      case U'/':
+      case U'`':
         emit(Text(1, c));
         return i + 1;
       case U'&':
         emit(U"&");
         return i + 1;
-      case U'?': case U'!': {
+      case U'?':
+      case U'!': {
         size_t j = i;
         while (at(s, j) == U'?' || at(s, j) == U'!') ++j;
         emit(s.substr(i, j - i));
@@ -188,8 +225,8 @@ class Lexer {
     size_t j = i + 1;
     while (j < s.size() && !is_break(s[j])) ++j;
     Text rest = lower(s.substr(i + 1, j - i - 1));
-    static const std::unordered_set<std::u32string> clitics = {U"s", U"re", U"ve", U"ll",
-                                                               U"d", U"m"};
+    static const std::unordered_set<std::u32string> clitics = {U"s",  U"re", U"ve",
+                                                               U"ll", U"d",  U"m"};
     if (!rest.empty() && clitics.count(rest) && !is_apostrophe(at(s, j))) {
       emit(U"'" + s.substr(i + 1, j - i - 1));
       return j;
@@ -219,22 +256,37 @@ class Lexer {
       }
       char32_t prev = s[j - 1], next = at(s, j + 1);
       bool prev_word = !is_break(prev) || is_digit(prev);
-      if (c == U'-' && prev_word && !is_break(next)) { ++j; continue; }
+      if (c == U'-' && prev_word && !is_break(next)) {
+        ++j;
+        continue;
+      }
       if (c == U'.' && prev_word && is_alnum(next) &&
           !(is_digit(next) && abbreviations().count(lower(s.substr(i, j - i))))) {
         ++j;  // "a.b", "3.5"; but "no.1" -> no. 1
         continue;
       }
-      if (c == U'/' && prev_word && !is_break(next)) { ++j; continue; }
+      if (c == U'/' && prev_word && !is_break(next)) {
+        ++j;
+        continue;
+      }
       if ((c == U',' || c == U':') && is_digit(prev) && is_digit(next)) {
         numeric_colon = numeric_colon || c == U':';
         bool all_numeric = true;
         for (size_t k = i; k < j; ++k)
           if (!is_digit(s[k]) && s[k] != U',' && s[k] != U':' && s[k] != U'.') all_numeric = false;
-        if (all_numeric) { ++j; continue; }
+        if (all_numeric) {
+          ++j;
+          continue;
+        }
       }
-      if (c == U'&' && is_upper(prev) && is_upper(next)) { ++j; continue; }
-      if (is_apostrophe(c) && is_letter(prev) && is_letter(next)) { ++j; continue; }
+      if (c == U'&' && is_upper(prev) && is_upper(next)) {
+        ++j;
+        continue;
+      }
+      if (is_apostrophe(c) && is_letter(prev) && is_letter(next)) {
+        ++j;
+        continue;
+      }
       break;
     }
     Text w = s.substr(i, j - i);
@@ -250,8 +302,7 @@ class Lexer {
   }
 
   void split_clitics(Text w) {
-    static const Text kSplitWords[] = {U"cannot", U"gonna", U"gotta", U"wanna", U"lemme",
-                                       U"gimme"};
+    static const Text kSplitWords[] = {U"cannot", U"gonna", U"gotta", U"wanna", U"lemme", U"gimme"};
     Text lw = lower(w);
     for (const Text& sw : kSplitWords) {
       if (lw == sw) {
@@ -264,8 +315,8 @@ class Lexer {
     for (bool peeled = true; peeled;) {
       peeled = false;
       lw = lower(w);
-      for (const Text& cl : {Text(U"'s"), Text(U"'re"), Text(U"'ve"), Text(U"'ll"), Text(U"'d"),
-                             Text(U"'m")}) {
+      for (const Text& cl :
+           {Text(U"'s"), Text(U"'re"), Text(U"'ve"), Text(U"'ll"), Text(U"'d"), Text(U"'m")}) {
         if (lw.size() > cl.size() && lw.ends_with(cl)) {
           tail.push_back(w.substr(w.size() - cl.size()));
           w.resize(w.size() - cl.size());
