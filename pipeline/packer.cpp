@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "core/base64.h"
 #include "pipeline/hungarian.h"
 #include "pipeline/text.h"
 

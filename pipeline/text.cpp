@@ -41,43 +41,6 @@ bool valid_utf8(std::string_view text) {
   return true;
 }
 
-bool base64_decode(std::string_view text, std::string* out) {
-  out->clear();
-  out->reserve(text.size() / 4 * 3);
-  uint32_t acc = 0;
-  int bits = 0;
-  bool padding = false;
-  for (const char ch : text) {
-    int v;
-    if (ch >= 'A' && ch <= 'Z') {
-      v = ch - 'A';
-    } else if (ch >= 'a' && ch <= 'z') {
-      v = ch - 'a' + 26;
-    } else if (ch >= '0' && ch <= '9') {
-      v = ch - '0' + 52;
-    } else if (ch == '+') {
-      v = 62;
-    } else if (ch == '/') {
-      v = 63;
-    } else if (ch == '=') {
-      padding = true;
-      continue;
-    } else if (ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t') {
-      continue;
-    } else {
-      return false;
-    }
-    if (padding) return false;  // data after '='
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out->push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
-  }
-  return true;
-}
-
 std::string strip_text(std::string_view text) {
   // Python's str.isspace(): ASCII whitespace, \x1c-\x1f, and Unicode spaces (as UTF-8).
   static constexpr std::string_view kUnicodeSpaces[] = {

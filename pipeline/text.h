@@ -1,5 +1,5 @@
-// Text utilities of the packers (pipeline/packer.h): UTF-8 validation, base64 (MMC4's
-// image_base64), Python's str.strip() and str.replace(). Pure functions; any thread.
+// Text utilities of the packers (pipeline/packer.h): UTF-8 validation, Python's str.strip()
+// and str.replace() (base64 is core/base64.h). Pure functions; any thread.
 #pragma once
 
 #include <string>
@@ -9,10 +9,6 @@ namespace flam::pipeline {
 
 // True when `text` is valid UTF-8: no overlong forms, surrogates or code points > U+10FFFF.
 bool valid_utf8(std::string_view text);
-
-// Standard base64, with or without '=' padding; ASCII whitespace is ignored. Returns false (and
-// `out` partial) on any other character or on data after the padding.
-bool base64_decode(std::string_view text, std::string* out);
 
 // Python's str.strip() without arguments: removes leading and trailing characters for which
 // str.isspace() is true (ASCII whitespace, \x1c-\x1f and the Unicode spaces, as UTF-8).

@@ -12,6 +12,7 @@
 #include "core/check.h"
 #include "core/clock.h"
 #include "pipeline/packer.h"
+#include "pipeline/text.h"
 #include "pipeline/tar_writer.h"
 #include "pipeline/thread_pool.h"
 #include "shard/downloader.h"

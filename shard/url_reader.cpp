@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "pipeline/byte_source.h"
 #include "pipeline/packer.h"
+#include "pipeline/text.h"
 #include "shard/mmc4_reader.h"
 #include "shard/options.h"
 #include "shard/parquet_table.h"

@@ -6,18 +6,12 @@
 namespace flam::pipeline {
 namespace {
 
-TEST(Text, Utf8Base64Strip) {
+TEST(Text, Utf8Strip) {
   EXPECT_TRUE(valid_utf8("plain \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"));
   EXPECT_FALSE(valid_utf8("\xc3"));
   EXPECT_FALSE(valid_utf8("\xc0\xaf"));          // overlong
   EXPECT_FALSE(valid_utf8("\xed\xa0\x80"));      // surrogate
   EXPECT_FALSE(valid_utf8("\xf4\x90\x80\x80"));  // > U+10FFFF
-  std::string out;
-  EXPECT_TRUE(base64_decode("aGVsbG8=", &out));
-  EXPECT_EQ(out, "hello");
-  EXPECT_TRUE(base64_decode("aGVs\nbG8", &out));
-  EXPECT_EQ(out, "hello");
-  EXPECT_FALSE(base64_decode("aGV*", &out));
   EXPECT_EQ(strip_text(" \t a b \n"), "a b");
   EXPECT_EQ(strip_text("\xc2\xa0x\xe3\x80\x80"), "x");
   EXPECT_EQ(strip_text("   "), "");
