@@ -46,22 +46,28 @@ def tree_cpu_seconds():
     return total
 
 
+def of_dataloader(kind, shards, tokenizer, workers, laion_batch=32, mmc4_batch=16, max_images=6,
+                  image_size=224):
+    """OpenFlamingo's DataLoader for `kind` with the CLIP ViT-L/14 preprocess that
+    open_clip.create_model_and_transforms returns (no weights needed): Resize(224, bicubic),
+    CenterCrop(224), RGB, ToTensor, Normalize(OpenAI mean/std) (image_size: another side)."""
+    image_processor = open_clip.image_transform(
+        image_size, is_train=False, mean=open_clip.OPENAI_DATASET_MEAN, std=open_clip.OPENAI_DATASET_STD)
+    args = SimpleNamespace(  # open_flamingo/train/train.py's defaults for the 9B run
+        laion_shards=shards, mmc4_shards=shards, batch_size_laion=laion_batch,
+        batch_size_mmc4=mmc4_batch, train_num_samples_laion=10 ** 7,
+        train_num_samples_mmc4=10 ** 7, workers=workers, world_size=1, seed=1234,
+        dataset_resampled=False, mmc4_textsim_threshold=0.24, mmc4_min_num_images=1,
+        mmc4_max_num_images=max_images)
+    fn = get_laion_dataset if kind == "laion" else get_mmc4_dataset
+    return fn(args, image_processor, tokenizer).dataloader
+
+
 def main():
     kind, shards, tok_dir, batches, workers = sys.argv[1:6]
     batches, workers = int(batches), int(workers)
     tokenizer = AutoTokenizer.from_pretrained(tok_dir, local_files_only=True)
-    # The CLIP ViT-L/14 preprocess open_clip.create_model_and_transforms returns (no weights
-    # needed): Resize(224, bicubic), CenterCrop(224), RGB, ToTensor, Normalize(OpenAI mean/std).
-    image_processor = open_clip.image_transform(
-        224, is_train=False, mean=open_clip.OPENAI_DATASET_MEAN, std=open_clip.OPENAI_DATASET_STD)
-    args = SimpleNamespace(  # open_flamingo/train/train.py's defaults for the 9B run
-        laion_shards=shards, mmc4_shards=shards, batch_size_laion=32, batch_size_mmc4=16,
-        train_num_samples_laion=10 ** 7, train_num_samples_mmc4=10 ** 7, workers=workers,
-        world_size=1, seed=1234, dataset_resampled=False, mmc4_textsim_threshold=0.24,
-        mmc4_min_num_images=1, mmc4_max_num_images=6)
-    fn = get_laion_dataset if kind == "laion" else get_mmc4_dataset
-    loader = fn(args, image_processor, tokenizer).dataloader
-    it = iter(loader)
+    it = iter(of_dataloader(kind, shards, tokenizer, workers))
     next(it)  # warm-up
     cpu0, t0 = tree_cpu_seconds(), time.monotonic()
     samples = 0
