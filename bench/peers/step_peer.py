@@ -10,7 +10,7 @@ the clock starts (or loaded from a file `dump` wrote), so step times hold no dat
 metrics step_time - data_wait). A step's time runs from the hand-over of its batches to the end
 of optimizer.zero_grad.
     python step_peer.py run SHARD_DIR HF_TOKENIZER_DIR WARMUP STEPS WORKERS
-    python step_peer.py dump OUT.pt SHARD_DIR HF_TOKENIZER_DIR N WORKERS
+    python step_peer.py dump OUT.pt SHARD_DIR HF_TOKENIZER_DIR N WORKERS LAION_BATCH MMC4_BATCH
 `run` prints: step_s (median after WARMUP), cpu_s (process CPU per step, median), rss_mib."""
 import os
 import resource
@@ -53,13 +53,14 @@ def tokenizer_from(tok_dir):
     return AutoTokenizer.from_pretrained(tok_dir, local_files_only=True)
 
 
-def fetch_batches(shard_dir, tokenizer, n, workers):
+def fetch_batches(shard_dir, tokenizer, n, workers, laion_batch=None, mmc4_batch=None):
     s = of_model.SHAPE
     fetched = {}
     for kind in ("laion", "mmc4"):
         it = iter(loader_peer.of_dataloader(
             kind, "%s/%s-{00000..00001}.tar" % (shard_dir, kind), tokenizer, workers,
-            laion_batch=s["laion_batch"], mmc4_batch=s["mmc4_batch"], max_images=s["mmc4_images"],
+            laion_batch=laion_batch or s["laion_batch"], mmc4_batch=mmc4_batch or s["mmc4_batch"],
+            max_images=s["mmc4_images"],
             image_size=s["image_size"]))
         fetched[kind] = [next(it) for _ in range(n)]
     return fetched
@@ -103,8 +104,9 @@ def peak_rss_mib():
 
 def main():
     if sys.argv[1] == "dump":
-        out, shard_dir, tok_dir, n, workers = sys.argv[2:7]
-        torch.save(fetch_batches(shard_dir, tokenizer_from(tok_dir), int(n), int(workers)), out)
+        out, shard_dir, tok_dir, n, workers, lb, mb = sys.argv[2:9]
+        torch.save(fetch_batches(shard_dir, tokenizer_from(tok_dir), int(n), int(workers),
+                                 int(lb), int(mb)), out)
         os._exit(0)
     shard_dir, tok_dir = sys.argv[2], sys.argv[3]
     warmup, steps, workers = map(int, sys.argv[4:7])
