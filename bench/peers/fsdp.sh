@@ -11,7 +11,7 @@
 set -euo pipefail
 BUILD=$(cd "${1:-build}" && pwd)
 WARMUP=${2:-1}
-STEPS=${3:-2}
+STEPS=${3:-1}
 RUNS=${4:-3}
 shift $(( $# < 4 ? $# : 4 ))
 RANKS=${*:-2 4}

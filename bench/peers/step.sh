@@ -10,8 +10,8 @@
 #   bash bench/peers/step.sh BUILD_DIR [WARMUP] [STEPS] [RUNS]
 set -euo pipefail
 BUILD=$(cd "${1:-build}" && pwd)
-WARMUP=${2:-2}
-STEPS=${3:-3}
+WARMUP=${2:-1}
+STEPS=${3:-2}
 RUNS=${4:-3}
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
