@@ -18,6 +18,10 @@ SRC=$(cd "$HERE/../.." && pwd)
 PY="$SRC/.venv/bin/python"
 CORES=$(nproc)
 export NO_ALBUMENTATIONS_UPDATE=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# Both sides run LibTorch with GNU OpenMP; its idle workers spin by default, and on a shared,
+# oversubscribed machine a spinning team measures the neighbours (a profile of ours showed 85% of
+# samples in libgomp's spin loop, a 20x longer step). Passive waiting, on both sides alike.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 TMP=$(mktemp -d /tmp/flam_peers_step.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 [ -x "$BUILD/flam" ] || cmake --build "$BUILD" --target flam >/dev/null
@@ -62,7 +66,7 @@ PYEOF
 done
 echo "inputs: OpenFlamingo's modules at of_model.SHAPE ($("$PY" -c "import sys; sys.path.insert(0, '$HERE'); import of_model; print(of_model.SHAPE)"));"
 echo "  perceiver 6 x 8 x 64, 64 latents; cross-attention 8 x 64; LAION $LB x 32, MMC4 $MB x 256 x $NI"
-echo "  images at $IS px; fp32, CPU, $CORES threads, 1 rank; $WARMUP warm-up + $STEPS timed steps, median; $RUNS runs"
+echo "  images at $IS px; fp32, CPU, $CORES threads (OMP_WAIT_POLICY=$OMP_WAIT_POLICY), 1 rank; $WARMUP warm-up + $STEPS timed steps, median; $RUNS runs"
 "$PY" - "$TMP/results" "$HERE" <<'PYEOF'
 import sys
 sys.path.insert(0, sys.argv[2])
