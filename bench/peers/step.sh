@@ -11,7 +11,7 @@
 set -euo pipefail
 BUILD=$(cd "${1:-build}" && pwd)
 WARMUP=${2:-1}
-STEPS=${3:-2}
+STEPS=${3:-4}
 RUNS=${4:-3}
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
