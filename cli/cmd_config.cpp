@@ -57,6 +57,15 @@ const std::map<std::string, std::string>& meanings() {
       {"model.freeze_lm_embeddings",
        "keep the <image> and <|endofchunk|> embedding rows frozen too (OpenFlamingo's flag)"},
       {"data.tokenizer", "SentencePiece model (LLaMA's tokenizer.model)"},
+      {"data.special_strings",
+       "text: <image>, <|endofchunk|>, <PAD>, <s>, </s> in user text stay plain text; special: "
+       "they become the special tokens (OpenFlamingo)"},
+      {"data.stream.connect_timeout_seconds", "TCP/TLS connect deadline of an http(s) shard"},
+      {"data.stream.low_speed_seconds", "an http(s) shard stream stalled this long fails"},
+      {"data.stream.deadline_seconds", "total seconds one http(s) shard stream may take; 0: none"},
+      {"data.stream.min_average_bytes_per_second",
+       "an http(s) shard stream slower than this on average (after the grace) fails; 0: off"},
+      {"data.stream.min_average_grace_seconds", "seconds before the minimum average rate counts"},
       {"data.image.size", "CLIP input side: shorter side resized, then center crop"},
       {"data.image.flip", "horizontal flip: none, per image, or per batch (OpenFlamingo)"},
       {"data.image.max_pixels", "decode guard against decompression bombs, in pixels"},
@@ -82,6 +91,10 @@ const std::map<std::string, std::string>& meanings() {
       {"train.device", "where the model runs"},
       {"train.precision", "compute precision; master weights stay fp32"},
       {"train.grad_clip", "clip the global gradient norm to this; 0: off"},
+      {"train.shard_frozen",
+       "frozen weights (CLIP, LLaMA) sharded over the ranks like trained ones, gathered per unit"},
+      {"train.checkpointing",
+       "what backward recomputes: auto (chosen by the memory plan), none, xattn, decoder_layer"},
       {"train.skip_nonfinite", "a NaN/Inf loss or gradient norm skips the step (counted)"},
       {"train.log_every", "steps between metrics.jsonl lines"},
       {"train.comm_timeout_seconds", "a collective slower than this aborts the job"},
@@ -114,6 +127,10 @@ const std::map<std::string, std::string>& meanings() {
       {"shard.transform_threads", "decode/resize/encode threads per rank; 0: cores / ranks"},
       {"shard.progress_seconds", "seconds between rank 0's progress lines"},
       {"shard.download.concurrency", "transfers in flight per rank"},
+      {"shard.download.min_average_bytes_per_second",
+       "a download slower than this on average (after the grace) fails as too_slow; 0: off"},
+      {"shard.download.min_average_grace_seconds",
+       "seconds before a download's minimum average rate counts"},
       {"shard.download.per_host_connections", "concurrent connections to one host at most"},
       {"shard.download.connect_timeout_seconds", "TCP/TLS connect deadline"},
       {"shard.download.total_timeout_seconds", "whole-transfer deadline"},
@@ -147,6 +164,26 @@ const std::map<std::string, std::string>& meanings() {
       {"slurm.max_restarts", "resubmissions `flam watch` makes at most"},
       {"slurm.poll_seconds", "seconds between `flam watch`'s squeue/sacct polls"},
       {"slurm.backoff_seconds", "wait before a resubmission"},
+      {"eval.task", "coco | flickr30k | vqav2 | ok_vqa | vizwiz | textvqa"},
+      {"eval.shots", "demonstrations per query, one evaluation each (0: two text-only demos)"},
+      {"eval.trials", "evaluations per shot count with different demos; mean and std reported"},
+      {"eval.seed", "seed of demo choice (the same on any number of ranks)"},
+      {"eval.num_samples", "queries evaluated; 0: the whole test split"},
+      {"eval.query_set_size", "training items the random demos are drawn from"},
+      {"eval.batch_size", "queries generated together (left-padded)"},
+      {"eval.num_beams", "beam search width; 1: greedy"},
+      {"eval.length_penalty", "beam score = log-prob / length^this (Hugging Face semantics)"},
+      {"eval.max_new_tokens", "tokens generated at most; 0: 20 for captions, 5 for VQA"},
+      {"eval.vqa_gt_normalization",
+       "openflamingo: normalise every ground-truth answer; official: only when answers differ"},
+      {"eval.karpathy_json", "COCO/Flickr30k Karpathy split file (dataset_coco.json)"},
+      {"eval.image_dir", "folder of the captioning images (filepath/filename under it)"},
+      {"eval.train_questions", "VQA questions JSON of the demo (train) split"},
+      {"eval.train_annotations", "VQA annotations JSON of the demo (train) split"},
+      {"eval.train_image_dir", "folder of the demo split's images"},
+      {"eval.test_questions", "VQA questions JSON of the query (test) split"},
+      {"eval.test_annotations", "VQA annotations JSON of the query (test) split"},
+      {"eval.test_image_dir", "folder of the query split's images"},
       {"slurm.launcher", "how ranks start inside the allocation"},
       {"slurm.mpi", "srun --mpi plugin"},
       {"slurm.signal_seconds", "SIGUSR1 this long before the time limit (checkpoint, exit 3)"},
@@ -177,7 +214,7 @@ int print_keys(const std::string& prefix) {
   }
   if (shown == 0) {
     throw Error(ErrorKind::kUsage, "no config key under '" + prefix +
-                                       "' (sections: run, model, data, train, shard, slurm)");
+                                       "' (sections: run, model, data, train, shard, slurm, eval)");
   }
   return kExitOk;
 }
