@@ -14,7 +14,8 @@ void check_bad_rows(const std::vector<InputRow>& rows, double max_fraction,
   int64_t bad = 0;
   int64_t first = -1;
   for (size_t i = 0; i < rows.size(); ++i) {
-    if (rows[i].error.empty()) continue;
+    // A well-formed row with bad content (a caption that is not UTF-8) is a per-item drop.
+    if (rows[i].error.empty() || rows[i].reason == "invalid_utf8") continue;
     if (first < 0) first = static_cast<int64_t>(i);
     ++bad;
   }

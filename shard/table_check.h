@@ -1,5 +1,6 @@
 // check_bad_rows: the guard between reading a run's input and downloading anything. Rows that are
-// not what their format says (InputRow::error) are counted per shard as "bad_row"; when more than
+// not what their format says (InputRow::error with reason "bad_row"; "invalid_utf8" rows are
+// well-formed and only dropped) are counted per shard as "bad_row"; when more than
 // `max_fraction` of all rows are bad, the input is not what the config says it is (an MMC4 run fed
 // a LAION table, a zip of something else, a TSV read as CSV) and the run stops before it starts.
 //

@@ -17,7 +17,8 @@ base="http://127.0.0.1:$PORT"
   printf '%s\tlie\ttruncated\t6\n' "$base/x/lie=1000/f/a.jpg"
   printf '%s\ttrickle\ttoo_slow\t7\n' "$base/x/trickle=50/f/a.jpg"
 } >"$TMP/rows.tsv"
-write_config "$TMP/c.yaml" "$TMP/rows.tsv" "$TMP/out" "samples_per_shard: 100"
+# One row of eight is malformed on purpose: above the default bad-row guard (10%).
+write_config "$TMP/c.yaml" "$TMP/rows.tsv" "$TMP/out" "samples_per_shard: 100" "max_bad_row_fraction: 0.5"
 sed -i 's/^    total_timeout_seconds: 3$/    total_timeout_seconds: 30\n    min_average_bytes_per_second: 1000\n    min_average_grace_seconds: 1/' "$TMP/c.yaml"
 timeout 120 "$FLAM" shard --config "$TMP/c.yaml" 2>"$TMP/log" || { cat "$TMP/log"; exit 1; }
 "$PY" - "$TMP/out" <<'PY'
