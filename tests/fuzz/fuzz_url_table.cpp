@@ -1,6 +1,7 @@
 // URL tables (TSV, CSV with RFC 4180 quoting, JSON lines) and MMC4 document lines: the first
 // byte picks the format, the rest is the file.
 #include "core/error.h"
+#include "shard/mmc4_reader.h"
 #include "shard/url_reader.h"
 #include "tests/fuzz/fuzz_util.h"
 
