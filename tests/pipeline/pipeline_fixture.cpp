@@ -6,12 +6,14 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/base64.h"
 #include "pipeline/image.h"
 #include "pipeline/tar_writer.h"
 
@@ -42,30 +44,18 @@ std::string sentence(int seed, int words) {
 
 }  // namespace
 
-std::string base64(const std::string& bytes) {
-  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+std::string run_python_oracle(const std::string& script, const std::string& input_path, bool* ok) {
+  const char* src = std::getenv("FLAM_SOURCE_DIR");
+  const std::string cmd = std::string(FLAM_PIPELINE_PYTHON) + " " + std::string(src ? src : ".") +
+                          "/tests/pipeline/" + script + " " + input_path;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  *ok = false;
+  if (pipe == nullptr) return "";
   std::string out;
-  size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const uint32_t v =
-        (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
-    out += t[v >> 18];
-    out += t[(v >> 12) & 63];
-    out += t[(v >> 6) & 63];
-    out += t[v & 63];
-  }
-  if (i + 1 == bytes.size()) {
-    const uint32_t v = uint8_t(bytes[i]) << 16;
-    out += t[v >> 18];
-    out += t[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == bytes.size()) {
-    const uint32_t v = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8);
-    out += t[v >> 18];
-    out += t[(v >> 12) & 63];
-    out += t[(v >> 6) & 63];
-    out += '=';
-  }
+  char buf[4096];
+  size_t got;
+  while ((got = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, got);
+  *ok = pclose(pipe) == 0;
   return out;
 }
 
@@ -175,7 +165,7 @@ std::string write_mmc4_shard(const std::string& dir, int shard, int count, bool 
       info["raw_url"] = "http://example.invalid/" + key + "/" + std::to_string(j);
       info["matched_text_index"] = 1 + 2 * j;
       info["matched_sim"] = 0.3;
-      if (!images_as_members) info["image_base64"] = base64(jpegs[shard + 2 * i + j]);
+      if (!images_as_members) info["image_base64"] = base64_encode(jpegs[shard + 2 * i + j]);
       infos.push_back(info);
     }
     doc["image_info"] = infos;

@@ -35,8 +35,9 @@ std::string write_laion_shard(const std::string& dir, int shard, int count);
 std::string write_mmc4_shard(const std::string& dir, int shard, int count,
                              bool images_as_members = false);
 
-// Standard base64 with padding, as OpenFlamingo's converted MMC4 documents hold images.
-std::string base64(const std::string& bytes);
+// Runs `FLAM_PYTHON tests/pipeline/SCRIPT INPUT_PATH` (the venv's Python, the script from
+// FLAM_SOURCE_DIR) and returns its stdout; *ok is whether it started and exited 0.
+std::string run_python_oracle(const std::string& script, const std::string& input_path, bool* ok);
 
 // Small, fast options for tests: image size 16, LAION seq_len 16 / batch 4, MMC4 seq_len 48 /
 // batch 2 / max_images 3 / min_image_bytes 0 / single_image_keep_prob 1, 2 threads, prefetch 2,

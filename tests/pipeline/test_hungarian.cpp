@@ -14,6 +14,7 @@
 #include <set>
 
 #include "pipeline/hungarian.h"
+#include "tests/pipeline/pipeline_fixture.h"
 
 namespace flam::pipeline {
 namespace {
@@ -121,16 +122,9 @@ TEST(Hungarian, SameAssignmentAsScipy) {
   ASSERT_NE(mkdtemp(dir), nullptr);
   const std::string path = std::string(dir) + "/cases.json";
   std::ofstream(path) << cases.dump();
-  const char* src = std::getenv("FLAM_SOURCE_DIR");
-  const std::string cmd = std::string(FLAM_PIPELINE_PYTHON) + " " + std::string(src ? src : ".") +
-                          "/tests/pipeline/scipy_lsap_oracle.py " + path;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::string out;
-  char buf[4096];
-  size_t got;
-  while ((got = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, got);
-  ASSERT_EQ(pclose(pipe), 0) << out;
+  bool ok = false;
+  const std::string out = testing::run_python_oracle("scipy_lsap_oracle.py", path, &ok);
+  ASSERT_TRUE(ok) << out;
   const nlohmann::json expected = nlohmann::json::parse(out);
   ASSERT_EQ(expected.size(), costs.size());
   int same = 0;

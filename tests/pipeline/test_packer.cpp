@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "core/base64.h"
 #include "pipeline/packer.h"
 #include "pipeline_fixture.h"
 
@@ -42,7 +43,7 @@ class PackerTest : public ::testing::Test {
       if (as_members) {
         s.members["im" + std::to_string(i) + ".jpg"] = jpegs_[i];
       } else {
-        info["image_base64"] = testing::base64(jpegs_[i]);
+        info["image_base64"] = base64_encode(jpegs_[i]);
       }
       infos.push_back(info);
     }
@@ -345,7 +346,7 @@ TEST_F(PackerTest, Mmc4BadDocuments) {
   EXPECT_EQ(pack_mmc4(short_row, tok_, options_, rng).reason, "bad_json");
   Sample corrupt = mmc4_doc({"a cat", "b"}, {{0.9, 0.1}});
   doc = nlohmann::json::parse(corrupt.members["json"].view());
-  doc["image_info"][0]["image_base64"] = testing::base64(jpegs_[0].substr(0, 200));
+  doc["image_info"][0]["image_base64"] = base64_encode(jpegs_[0].substr(0, 200));
   corrupt.members["json"] = doc.dump();
   EXPECT_EQ(pack_mmc4(corrupt, tok_, options_, rng).reason, "decode_error");
 }
@@ -382,16 +383,9 @@ TEST_F(PackerTest, Mmc4TextAndLabelsMatchOpenFlamingoPython) {
   cases["labels"] = {{"ids", rows}, {"pad", P}, {"media", I}, {"eoc", E}};
   const std::string path = testing::make_temp_dir("oracle") + "/cases.json";
   std::ofstream(path) << cases.dump();
-  const char* src = std::getenv("FLAM_SOURCE_DIR");
-  const std::string cmd = std::string(FLAM_PIPELINE_PYTHON) + " " + std::string(src ? src : ".") +
-                          "/tests/pipeline/of_oracle.py " + path;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::string out;
-  char buf[4096];
-  size_t got;
-  while ((got = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, got);
-  ASSERT_EQ(pclose(pipe), 0) << out;
+  bool ok = false;
+  const std::string out = testing::run_python_oracle("of_oracle.py", path, &ok);
+  ASSERT_TRUE(ok) << out;
   const nlohmann::json expected = nlohmann::json::parse(out);
   for (size_t c = 0; c < text_cases.size(); ++c) {
     EXPECT_EQ(mmc4_text(text_cases[c].first, text_cases[c].second, nullptr),

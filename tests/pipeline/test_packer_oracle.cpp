@@ -13,24 +13,12 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "core/base64.h"
 #include "pipeline/packer.h"
 #include "pipeline_fixture.h"
 
 namespace flam::pipeline {
 namespace {
-
-std::string run_oracle(const std::string& cases_path) {
-  const char* src = std::getenv("FLAM_SOURCE_DIR");
-  const std::string cmd = std::string(FLAM_PIPELINE_PYTHON) + " " + std::string(src ? src : ".") +
-                          "/tests/pipeline/of_packer_oracle.py " + cases_path;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return "";
-  std::string out;
-  char buf[4096];
-  size_t got;
-  while ((got = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, got);
-  return pclose(pipe) == 0 ? out : "ORACLE FAILED\n" + out;
-}
 
 nlohmann::json packed(const PackResult& r) {
   if (!r.ok()) return {{"reason", r.reason}};
@@ -92,7 +80,7 @@ TEST(PackerOracle, MatchesOpenFlamingoOrDeclaredDifference) {
       const bool tiny = gen() % 6 == 0;  // under the 10 KB threshold
       const std::string& jpeg = tiny ? small[gen() % small.size()] : large[gen() % large.size()];
       infos.push_back(
-          {{"image_name", std::to_string(i) + ".jpg"}, {"image_base64", testing::base64(jpeg)}});
+          {{"image_name", std::to_string(i) + ".jpg"}, {"image_base64", base64_encode(jpeg)}});
       std::vector<double> row(n_sent);
       for (double& v : row) v = static_cast<double>(gen() % 40) / 100.0;  // 0.00..0.39: ties
       if (gen() % 3 == 0) row[gen() % n_sent] = row[gen() % n_sent];      // more ties
@@ -129,9 +117,10 @@ TEST(PackerOracle, MatchesOpenFlamingoOrDeclaredDifference) {
   }
   const std::string path = testing::make_temp_dir("packer_oracle") + "/cases.json";
   std::ofstream(path) << cases.dump();
-  const std::string out = run_oracle(path);
+  bool ok = false;
+  const std::string out = testing::run_python_oracle("of_packer_oracle.py", path, &ok);
+  ASSERT_TRUE(ok) << out;
   std::printf("%s", out.c_str());
-  ASSERT_FALSE(out.starts_with("ORACLE FAILED")) << out;
   const size_t at = out.rfind("REPORT\n");
   ASSERT_NE(at, std::string::npos) << out;
   const nlohmann::json report = nlohmann::json::parse(out.substr(at + 7));
