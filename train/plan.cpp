@@ -124,7 +124,11 @@ std::vector<PlanLine> activation_lines(const PlanInput& in, const PlanDataset& d
   }
 
   const int64_t l_token = decoder_layer_bytes_per_token(o.lang, e);
-  if (policy == Checkpointing::kDecoderLayer) {
+  if (in.shard_frozen) {  // the engine rebuilds a sharded frozen unit in backward, whatever policy
+    lines.push_back({"decoder layers (inputs + recompute)",
+                     layers * tokens * d * e + tokens * l_token,
+                     "sharded frozen layers: inputs saved, one layer rebuilt in backward"});
+  } else if (policy == Checkpointing::kDecoderLayer) {
     lines.push_back({"decoder layers (inputs + recompute)",
                      layers * tokens * d * e + tokens * l_token,
                      "layer inputs saved, one layer rebuilt in backward"});

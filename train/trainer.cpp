@@ -7,9 +7,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
+#include <string>
 
 #include "core/clock.h"
 #include "core/error.h"
@@ -30,6 +32,7 @@
 #include "train/tensor_comm.h"
 #include "train/train_state.h"
 #include "train/weights/model_weights.h"
+#include "train/zero3/frozen_units.h"
 #include "train/zero3/zero3_engine.h"
 
 namespace flam::train {
@@ -79,6 +82,25 @@ int64_t resident_bytes() {
   statm >> pages >> resident;
   return resident * 4096;
 }
+
+// The process's peak resident bytes (VmHWM) since start or since reset_peak_resident().
+int64_t peak_resident_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  int64_t kib = 0;
+  while (status >> key) {
+    if (key == "VmHWM:") {
+      status >> kib;
+      return kib * 1024;
+    }
+    status.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  return 0;
+}
+
+// Lowers the peak to the current resident bytes (Linux clear_refs "5"), so that the metrics'
+// peak is training's, not set-up's (which holds the whole model before the engine shards it).
+void reset_peak_resident() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
 // True on every rank if `local` is true on any rank.
 bool any_rank(Comm& comm, bool local) {
@@ -146,7 +168,8 @@ class Trainer {
         engine_(
             model_->trained_blocks(),
             [this](const std::string& name) { return model_->weight_decay(name); }, device_comm,
-            options_.optimizer, precision_.compute),
+            options_.optimizer, precision_.compute,
+            options_.shard_frozen ? frozen_units(*model_) : std::vector<model::TrainedBlock>{}),
         laion_(config.data, pipeline::DatasetKind::kLaion, tokenizer_, comm.rank(), comm.size(),
                static_cast<uint64_t>(config.run.seed)),
         mmc4_(config.data, pipeline::DatasetKind::kMmc4, tokenizer_, comm.rank(), comm.size(),
@@ -154,12 +177,18 @@ class Trainer {
         state_(engine_, laion_, mmc4_),
         checkpointer_(options_.checkpoint, config.run.dir, comm, config.config_hash) {
     model_->set_block_runner(&engine_);
+    reset_peak_resident();
     const Zero3Memory memory = engine_.memory();
     if (lead_) {
       FLAM_LOG(INFO) << "trained parameters " << engine_.layout().total_numel() << " in "
                      << engine_.layout().blocks.size() << " blocks over " << comm.size()
                      << " ranks; per rank: master " << memory.master_bytes << " B, moments "
                      << memory.moment_bytes << " B";
+      if (options_.shard_frozen) {
+        FLAM_LOG(INFO) << "frozen parameters " << engine_.frozen_layout().total_numel() << " in "
+                       << engine_.frozen_layout().blocks.size() << " units, sharded; per rank "
+                       << memory.frozen_bytes << " B";
+      }
     }
   }
 
@@ -248,8 +277,10 @@ class Trainer {
          {{"master_bytes", mem.master_bytes},
           {"moment_bytes", mem.moment_bytes},
           {"grad_bytes", mem.grad_bytes},
+          {"frozen_bytes", mem.frozen_bytes},
           {"gathered_peak_bytes", mem.gathered_peak_bytes},
-          {"resident_bytes", resident_bytes()}}},
+          {"resident_bytes", resident_bytes()},
+          {"peak_resident_bytes", peak_resident_bytes()}}},
         {"dropped", dropped()},
     };
     metrics_ << line.dump() << '\n' << std::flush;

@@ -7,6 +7,7 @@ captions, then trains configs/tiny.yaml's model for a few dozen steps and checks
   - the run directory holds the resolved config and metrics.jsonl with the documented fields;
   - the loss goes down (mean of the last log lines below the first);
   - a checkpoint was committed;
+  - with train.shard_frozen the first losses equal the replicated run's;
   - an empty data.tokenizer is a config error (exit code 2) naming the key.
 """
 import io
@@ -136,6 +137,26 @@ def main():
         assert last < 0.8 * first, "loss did not decrease: %s" % loss
         ckpts = os.listdir(os.path.join(run, "checkpoints"))
         assert any(c.startswith("step_") and not c.endswith(".tmp") for c in ckpts), ckpts
+
+        # train.shard_frozen: the frozen CLIP and LLaMA weights sharded over the two ranks give
+        # the losses of the replicated run (same seed), for the first steps.
+        sharded = os.path.join(out, "sharded")
+        argv = [MPIEXEC, "-np", "2", "--oversubscribe", "--bind-to", "none", FLAM, "train",
+                "--config", config]
+        for s in sets + ["run.dir=" + sharded, "train.steps=6", "train.shard_frozen=true"]:
+            argv += ["--set", s]
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240)
+        if proc.returncode != 0:
+            sys.exit("flam train (shard_frozen) failed (%d):\n%s" % (proc.returncode,
+                                                                     proc.stderr[-6000:]))
+        assert "units, sharded; per rank" in proc.stderr + proc.stdout, proc.stderr[-3000:]
+        with open(os.path.join(sharded, "metrics.jsonl")) as f:
+            sharded_lines = [json.loads(line) for line in f]
+        assert [l["step"] for l in sharded_lines] == [2, 4, 6], sharded_lines
+        for a, b in zip(sharded_lines, lines):
+            for key in ("loss_laion", "loss_mmc4"):
+                assert abs(a[key] - b[key]) <= 1e-6 * max(1.0, abs(b[key])), (key, a, b)
+        print("shard_frozen: losses of steps 2..6 equal the replicated run's")
 
         bad = subprocess.run([FLAM, "train", "--config", config, "--set", "data.tokenizer=",
                               "--set", "run.dir=" + os.path.join(out, "bad")],

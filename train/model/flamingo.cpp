@@ -35,14 +35,54 @@ FlamingoImpl::FlamingoImpl(const ModelOptions& options)
 torch::Tensor FlamingoImpl::encode_images(const torch::Tensor& images) {
   FLAM_CHECK(images.dim() == 6) << "images must be [B, T_img, F, 3, H, W]";
   torch::NoGradGuard no_grad;
+  using Inputs = std::vector<torch::Tensor>;
   const int64_t b = images.size(0), T = images.size(1), F = images.size(2);
-  auto tokens = vision_->forward(images.flatten(0, 2));  // [(b T F), v, D_v]
+  auto x = call_frozen(0, [this](const Inputs& in) { return vision_->embed(in[0]); },
+                       {images.flatten(0, 2)});
+  for (size_t i = 0; i < vision_->depth(); ++i) {
+    x = call_frozen(1 + i, [this, i](const Inputs& in) { return vision_->block(i, in[0]); }, {x});
+  }
+  auto tokens =  // [(b T F), v, D_v]
+      options_.vision.tokens_after_ln_post
+          ? call_frozen(0, [this](const Inputs& in) { return vision_->finish(in[0]); }, {x})
+          : vision_->finish(x);  // reads no parameter
   return tokens.view({b, T, F, tokens.size(1), tokens.size(2)});
 }
 
 torch::Tensor FlamingoImpl::call_block(size_t block, const BlockFn& fn,
                                        const std::vector<torch::Tensor>& inputs) {
   return runner_ ? runner_->run(block, fn, inputs) : fn(inputs);
+}
+
+torch::Tensor FlamingoImpl::call_frozen(size_t unit, const BlockFn& fn,
+                                        const std::vector<torch::Tensor>& inputs) {
+  return runner_ ? runner_->run_frozen(unit, fn, inputs) : fn(inputs);
+}
+
+size_t FlamingoImpl::embed_unit() const { return 1 + vision_->depth(); }
+
+size_t FlamingoImpl::head_unit() const { return decoder_unit(lang_->num_layers()); }
+
+torch::Tensor FlamingoImpl::embed(const torch::Tensor& input_ids) {
+  return call_frozen(embed_unit(),
+                     [this](const std::vector<torch::Tensor>& in) { return lang_->embed(in[0]); },
+                     {input_ids});
+}
+
+torch::Tensor FlamingoImpl::decoder_layer(size_t i, const torch::Tensor& h,
+                                          const torch::Tensor& cos, const torch::Tensor& sin,
+                                          const torch::Tensor& mask) {
+  return call_frozen(decoder_unit(i),
+                     [this, i](const std::vector<torch::Tensor>& in) {
+                       return lang_->decoder_layer(i).forward(in[0], in[1], in[2], in[3]);
+                     },
+                     {h, cos, sin, mask});
+}
+
+torch::Tensor FlamingoImpl::head(const torch::Tensor& h) {
+  return call_frozen(head_unit(),
+                     [this](const std::vector<torch::Tensor>& in) { return lang_->head(in[0]); },
+                     {h});
 }
 
 torch::Tensor FlamingoImpl::media_latents(const torch::Tensor& images, int64_t B) {
@@ -54,6 +94,10 @@ torch::Tensor FlamingoImpl::media_latents(const torch::Tensor& images, int64_t B
     FLAM_CHECK(images.size(0) == B) << "images and input_ids disagree on the batch size";
     tokens = encode_images(images).to(latents_param.dtype());
   } else {
+    if (runner_) {  // every rank calls every frozen unit in every step: here on zero images
+      const int64_t px = options_.vision.image_size;
+      encode_images(torch::zeros({0, 1, 1, 3, px, px}, latents_param.options()));
+    }
     tokens = torch::zeros({B, 1, 1, vision_->num_tokens(), options_.vision.width},
                           latents_param.options().requires_grad(false));
   }
@@ -76,7 +120,7 @@ torch::Tensor FlamingoImpl::forward(const torch::Tensor& images, const torch::Te
   auto vis = media_latents(images, B);  // [B, T_img, n, D_v]
 
   auto media_locations = input_ids.eq(special_.image);  // [B, T]
-  auto h = lang_->embed(input_ids);
+  auto h = embed(input_ids);
   auto positions = torch::arange(T, input_ids.options());
   const int64_t head_dim = options_.lang.dim / options_.lang.heads;
   auto [cos, sin] = rotary_tables(positions, head_dim, options_.lang.rope_theta, h.scalar_type());
@@ -89,9 +133,9 @@ torch::Tensor FlamingoImpl::forward(const torch::Tensor& images, const torch::Te
                      [xattn](const Inputs& in) { return xattn->forward(in[0], in[1], in[2]); },
                      {h, vis, media_locations});
     }
-    h = lang_->decoder_layer(i).forward(h, cos, sin, mask);
+    h = decoder_layer(i, h, cos, sin, mask);
   }
-  return lang_->head(h);
+  return head(h);
 }
 
 torch::Tensor FlamingoImpl::start_decoding(const torch::Tensor& images,
@@ -103,7 +147,7 @@ torch::Tensor FlamingoImpl::start_decoding(const torch::Tensor& images,
   FLAM_CHECK(capacity >= T) << "decoding capacity " << capacity << " < prompt length " << T;
   using Inputs = std::vector<torch::Tensor>;
   auto vis = media_latents(images, B);  // [B, T_img, n, D_v]
-  auto h = lang_->embed(input_ids);     // [B, T, D]
+  auto h = embed(input_ids);            // [B, T, D]
   const auto& lo = options_.lang;
   const int64_t head_dim = lo.dim / lo.heads;
 
@@ -133,7 +177,7 @@ torch::Tensor FlamingoImpl::start_decoding(const torch::Tensor& images,
   auto text_time = is_image.cumsum(-1);
   state.image_count = is_image.sum(-1);
   h = decode_layers(state, h, text_time, causal_mask(mask_in, T, h.scalar_type()));
-  return lang_->head(h.narrow(1, T - 1, 1)).squeeze(1);
+  return head(h.narrow(1, T - 1, 1)).squeeze(1);
 }
 
 torch::Tensor FlamingoImpl::decode_step(DecodeState& state, const torch::Tensor& next_ids) {
@@ -144,10 +188,10 @@ torch::Tensor FlamingoImpl::decode_step(DecodeState& state, const torch::Tensor&
   state.attention_mask.select(1, pos).fill_(1);
   auto ids = next_ids.view({B, 1});
   state.image_count = state.image_count + ids.eq(special_.image).to(torch::kLong).view({B});
-  auto h = lang_->embed(ids);  // [B, 1, D]
+  auto h = embed(ids);  // [B, 1, D]
   auto mask = key_mask(state.attention_mask.narrow(1, 0, pos + 1), h.scalar_type());
   h = decode_layers(state, h, state.image_count.view({B, 1}), mask);
-  return lang_->head(h).squeeze(1);
+  return head(h).squeeze(1);
 }
 
 torch::Tensor FlamingoImpl::decode_layers(DecodeState& state, torch::Tensor h,
@@ -168,7 +212,12 @@ torch::Tensor FlamingoImpl::decode_layers(DecodeState& state, torch::Tensor h,
                      },
                      {h, state.media_k[i], state.media_v[i], text_time});
     }
-    h = lang_->decoder_layer(i).forward_cached(h, cos, sin, mask, state.k[i], state.v[i], past);
+    h = call_frozen(decoder_unit(i),
+                    [&, i](const Inputs& in) {
+                      return lang_->decoder_layer(i).forward_cached(in[0], cos, sin, mask,
+                                                                    state.k[i], state.v[i], past);
+                    },
+                    {h});
   }
   state.length = past + t;
   return h;

@@ -74,12 +74,26 @@ int64_t full_vocab_size(const ModelOptions& options);
 //   perceiver.layers.i:                   {media [b, T, F*v, D_v], latents [b, T, n, D_v]} ->
 //   latents lang_encoder.gated_cross_attn_layers.K: {x [B, T_txt, D], media [B, T_img, n, D_v],
 //                                          media_locations [B, T_txt] bool} -> x
+//
+// Frozen parameters go through the same seam in frozen units (run_frozen), indexed in call order
+// as train/zero3/frozen_units.h lists them: 0 "vision_encoder" (conv1, class and position
+// embeddings, ln_pre; called again for ln_post when options.vision.tokens_after_ln_post),
+// 1..L_v the vision resblocks, L_v + 1 the token embedding, L_v + 2 + i decoder layer i, and
+// last the head (final norm, lm_head). A frozen unit's fn reads trained parameters only through
+// its inputs or from "rest" (gathered for the whole step). The default run_frozen calls fn
+// directly (frozen weights replicated).
 class BlockRunner {
  public:
   virtual ~BlockRunner() = default;
   virtual torch::Tensor run(
       size_t block, const std::function<torch::Tensor(const std::vector<torch::Tensor>&)>& fn,
       const std::vector<torch::Tensor>& inputs) = 0;
+  virtual torch::Tensor run_frozen(
+      size_t unit, const std::function<torch::Tensor(const std::vector<torch::Tensor>&)>& fn,
+      const std::vector<torch::Tensor>& inputs) {
+    (void)unit;
+    return fn(inputs);
+  }
 };
 
 // One group of trained parameters, gathered together by ZeRO-3. Tensors alias the module's
@@ -171,6 +185,16 @@ class FlamingoImpl : public torch::nn::Module {
  private:
   using BlockFn = std::function<torch::Tensor(const std::vector<torch::Tensor>&)>;
   torch::Tensor call_block(size_t block, const BlockFn& fn, const std::vector<torch::Tensor>& in);
+  torch::Tensor call_frozen(size_t unit, const BlockFn& fn, const std::vector<torch::Tensor>& in);
+  // Frozen unit indices (see BlockRunner): token embedding, decoder layer i, head.
+  size_t embed_unit() const;
+  size_t decoder_unit(size_t i) const { return embed_unit() + 1 + i; }
+  size_t head_unit() const;
+  // The LLaMA decoder layer i under the frozen-unit seam: h [B, t, D] -> [B, t, D].
+  torch::Tensor decoder_layer(size_t i, const torch::Tensor& h, const torch::Tensor& cos,
+                              const torch::Tensor& sin, const torch::Tensor& mask);
+  torch::Tensor embed(const torch::Tensor& input_ids);  // the embedding unit: -> [B, T, D]
+  torch::Tensor head(const torch::Tensor& h);           // the head unit: -> [B, T, V + 3]
   // CLIP + Perceiver: images (or undefined / T_img = 0) -> latents [B, T_img or 1, n, D_v].
   torch::Tensor media_latents(const torch::Tensor& images, int64_t B);
   // Decoder layers over h [B, t, D] at positions state.length.. with the decoding caches.

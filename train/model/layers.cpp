@@ -130,6 +130,12 @@ int64_t VisionEncoderImpl::num_tokens() const {
 }
 
 torch::Tensor VisionEncoderImpl::forward(const torch::Tensor& pixels) {
+  auto x = embed(pixels);
+  for (size_t i = 0; i < blocks_.size(); ++i) x = block(i, x);
+  return finish(x);
+}
+
+torch::Tensor VisionEncoderImpl::embed(const torch::Tensor& pixels) {
   FLAM_CHECK(pixels.dim() == 4 && pixels.size(1) == 3) << "pixels must be [N, 3, H, W]";
   const int64_t n = pixels.size(0);
   const int64_t w = options_.width;
@@ -137,17 +143,21 @@ torch::Tensor VisionEncoderImpl::forward(const torch::Tensor& pixels) {
   x = x.flatten(2).transpose(1, 2);  // [N, v, W]
   auto cls = class_embedding_.to(x.dtype()).view({1, 1, w}).expand({n, 1, w});
   x = torch::cat({cls, x}, 1) + positional_embedding_.to(x.dtype());
-  x = ln_pre_(x);
-  const int64_t heads = options_.heads;
-  for (auto& b : blocks_) {
-    auto h = b.ln_1(x);
-    auto qkv = F::linear(h, b.in_proj_weight, b.in_proj_bias).chunk(3, -1);
-    auto q = split_heads(qkv[0], heads), k = split_heads(qkv[1], heads);
-    auto v = split_heads(qkv[2], heads);
-    auto o = attention(q, k, v, torch::Tensor());
-    x = x + b.out_proj(merge_heads(o));
-    x = x + b.c_proj(quick_gelu(b.c_fc(b.ln_2(x))));
-  }
+  return ln_pre_(x);
+}
+
+torch::Tensor VisionEncoderImpl::block(size_t i, const torch::Tensor& x) {
+  Block& b = blocks_.at(i);
+  auto h = b.ln_1(x);
+  auto qkv = F::linear(h, b.in_proj_weight, b.in_proj_bias).chunk(3, -1);
+  auto q = split_heads(qkv[0], options_.heads), k = split_heads(qkv[1], options_.heads);
+  auto v = split_heads(qkv[2], options_.heads);
+  auto o = attention(q, k, v, torch::Tensor());
+  auto y = x + b.out_proj(merge_heads(o));
+  return y + b.c_proj(quick_gelu(b.c_fc(b.ln_2(y))));
+}
+
+torch::Tensor VisionEncoderImpl::finish(const torch::Tensor& x) {
   auto tokens = x.narrow(1, 1, x.size(1) - 1);
   return options_.tokens_after_ln_post ? ln_post_(tokens) : tokens;
 }

@@ -46,6 +46,12 @@ class VisionEncoderImpl : public torch::nn::Module {
   // pixels [N, 3, H, W] (CLIP-normalised) -> patch tokens [N, (H/P)*(W/P), width], taken before
   // ln_post unless options.tokens_after_ln_post. Runs with whatever grad mode the caller set.
   torch::Tensor forward(const torch::Tensor& pixels);
+  // The same computation in steps, so Flamingo can route them through the frozen-unit seam:
+  //   x = embed(pixels); for i: x = block(i, x); tokens = finish(x).
+  torch::Tensor embed(const torch::Tensor& pixels);  // conv1, class + position, ln_pre: [N, 1+v, W]
+  torch::Tensor block(size_t i, const torch::Tensor& x);  // resblock i: [N, 1+v, W]
+  torch::Tensor finish(const torch::Tensor& x);  // drop the class token (, ln_post): [N, v, W]
+  size_t depth() const { return blocks_.size(); }
   int64_t num_tokens() const;  // (image_size / patch_size)^2
   const VisionOptions& options() const { return options_; }
 

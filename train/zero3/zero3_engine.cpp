@@ -258,6 +258,7 @@ at::Tensor Zero3Engine::run(size_t block,
 at::Tensor Zero3Engine::run_frozen(
     size_t unit, const std::function<at::Tensor(const std::vector<at::Tensor>&)>& fn,
     const std::vector<at::Tensor>& inputs) {
+  if (blocks_.size() == rest_ + 1) return fn(inputs);  // frozen weights replicated
   FLAM_CHECK(rest_ + 1 + unit < blocks_.size()) << "frozen unit " << unit << " out of range";
   return call_unit(rest_ + 1 + unit, fn, inputs);
 }

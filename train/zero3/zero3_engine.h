@@ -108,11 +108,12 @@ class Zero3Engine : public model::BlockRunner {
   at::Tensor run(size_t block, const std::function<at::Tensor(const std::vector<at::Tensor>&)>& fn,
                  const std::vector<at::Tensor>& inputs) override;
 
-  // Collective (gathers). Frozen unit `unit` (index into the constructor's `frozen`) computing
-  // fn(inputs), as run() does for trained blocks; see the class comment.
+  // model::BlockRunner. Collective (gathers). Frozen unit `unit` (index into the constructor's
+  // `frozen`) computing fn(inputs), as run() does for trained blocks; see the class comment.
+  // Without frozen units (frozen weights replicated) it calls fn(inputs) directly.
   at::Tensor run_frozen(size_t unit,
                         const std::function<at::Tensor(const std::vector<at::Tensor>&)>& fn,
-                        const std::vector<at::Tensor>& inputs);
+                        const std::vector<at::Tensor>& inputs) override;
 
   // Collective. Ends the step: reduce-scatters the outstanding gradients, clips the averaged
   // gradient to `max_norm` (0: no clipping), runs AdamW at `lr` (unless `skip` or the norm is

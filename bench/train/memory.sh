@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Sharded frozen weights, measured: per-rank resident memory of `flam train` with
+# train.shard_frozen=true at N = 1, 2, 4 ranks on a model whose frozen LLaMA dominates (24 decoder
+# layers of width 384: 46 M frozen parameters, 184 MB fp32), against `flam plan`'s per-rank
+# figure for the same config (--workspace 1B: no CUDA context on CPU).
+# Measured = rank 0's peak resident bytes during training (metrics.jsonl memory.peak_resident_bytes:
+# VmHWM, reset when set-up ends, since set-up still builds the whole model before the engine
+# shards it) minus the same for configs/tiny.yaml at the same N (the process itself: LibTorch,
+# MPI, loader threads; its plan is ~2 MiB). Printed per N: plan MiB, measured MiB, measured/plan.
+# Goal: every ratio within 0.9-1.1, and both columns falling with N.
+# glibc's dynamic mmap threshold would keep the freed full-model tensors in the heap (they are
+# freed once the engine holds its slices); a fixed threshold returns them, on both runs alike.
+#   bash bench/train/memory.sh BUILD_DIR [STEPS]
+set -euo pipefail
+BUILD=$(cd "${1:-build}" && pwd)
+STEPS=${2:-4}
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$HERE/../.." && pwd)
+PY="$SRC/.venv/bin/python"
+MPIEXEC=${MPIEXEC:-mpirun}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_WAIT_POLICY=PASSIVE
+export MALLOC_MMAP_THRESHOLD_=131072
+TMP=$(mktemp -d /tmp/flam_bench_memory.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+
+read -r VOCAB LAION MMC4 <<< "$(FLAM_SOURCE_DIR="$SRC" FLAM_BIN="$BUILD/flam" "$PY" - "$TMP" <<'PY'
+import os, sys
+sys.path.insert(0, os.path.join(os.environ["FLAM_SOURCE_DIR"], "tests", "train"))
+import test_train_e2e as corpus
+laion, mmc4 = corpus.make_corpus(sys.argv[1])
+_, vocab = corpus.make_tokenizer(sys.argv[1])
+print(vocab, ",".join(laion), ",".join(mmc4))
+PY
+)"
+common=(--set "data.tokenizer=$TMP/tok.model" --set "model.lang.vocab_size=$VOCAB"
+        --set "data.laion.shards=[$LAION]" --set "data.mmc4.shards=[$MMC4]"
+        --set data.mmc4.max_images=2 --set data.mmc4.min_image_bytes=0
+        --set "train.steps=$STEPS" --set train.log_every=1 --set train.checkpoint.every_steps=0
+        --set train.shard_frozen=true --set data.loader.threads=1)
+big=(--set model.lang.layers=24 --set model.lang.dim=384 --set model.lang.heads=4
+     --set model.lang.ffn_dim=1024 --set model.xattn.every_n_layers=12)
+
+resident_mib() {  # RUN_DIR: rank 0's peak resident bytes during training (after set-up), in MiB
+  "$PY" -c "
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1] + '/metrics.jsonl')]
+print('%.1f' % (rows[-1]['memory']['peak_resident_bytes'] / 2**20))" "$1"
+}
+
+plan_mib() {  # RANKS ARGS...: flam plan's per-rank peak in MiB
+  local ranks=$1; shift
+  "$BUILD/flam" plan --config "$SRC/configs/tiny.yaml" --ranks "$ranks" --workspace 1B "$@" |
+    "$PY" -c "
+import re, sys
+text = sys.stdin.read()
+m = re.search(r'per-GPU total \(peak\): ([0-9.]+) (KiB|MiB|GiB)', text)
+assert m, text
+print('%.1f' % (float(m.group(1)) * {'KiB': 1 / 1024, 'MiB': 1, 'GiB': 1024}[m.group(2)]))"
+}
+
+printf '%-6s %10s %12s %10s\n' ranks plan_MiB measured_MiB ratio
+for n in 1 2 4; do
+  for model in tiny big; do
+    extra=()
+    [ "$model" = big ] && extra=("${big[@]}")
+    "$MPIEXEC" -np "$n" --oversubscribe --bind-to none "$BUILD/flam" train \
+      --config "$SRC/configs/tiny.yaml" "${common[@]}" "${extra[@]}" \
+      --set "run.dir=$TMP/$model-$n" > "$TMP/$model-$n.log" 2>&1 ||
+      { tail -n 40 "$TMP/$model-$n.log"; exit 1; }
+  done
+  base=$(resident_mib "$TMP/tiny-$n")
+  measured=$("$PY" -c "print('%.1f' % ($(resident_mib "$TMP/big-$n") - $base))")
+  plan=$(plan_mib "$n" "${common[@]}" "${big[@]}")
+  printf '%-6s %10s %12s %10s\n' "$n" "$plan" "$measured" \
+    "$("$PY" -c "print('%.2f' % ($measured / $plan))")"
+done
+echo "model: configs/tiny.yaml with 24 LLaMA layers of 384 (ffn 1024), cross-attention every 12;"
+echo "  fp32, CPU, train.shard_frozen=true, $STEPS steps; baseline: configs/tiny.yaml at the same N"
