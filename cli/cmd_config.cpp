@@ -54,6 +54,8 @@ const std::map<std::string, std::string>& meanings() {
       {"model.weights.vision", "HF CLIP safetensors (or index.json); empty: random init"},
       {"model.weights.lang", "HF LLaMA safetensors (or index.json); empty: random init"},
       {"model.weights.openflamingo_checkpoint", "OpenFlamingo checkpoint.pt of trained weights"},
+      {"model.weights.hf_flamingo",
+       "OpenFlamingo-9B-HF folder (config.json + .bin/.safetensors shards): every weight"},
       {"model.freeze_lm_embeddings",
        "keep the <image> and <|endofchunk|> embedding rows frozen too (OpenFlamingo's flag)"},
       {"data.tokenizer", "SentencePiece model (LLaMA's tokenizer.model)"},

@@ -103,6 +103,15 @@ TEST_F(HfFlamingoTest, BothShardingsLoadAsTheOpenFlamingoImport) {
   EXPECT_FALSE(torch::allclose(fresh->forward(images, ids, torch::ones_like(ids)), want));
 }
 
+// model.weights.hf_flamingo: the trainer's build_pretrained reads the folder (any init seed).
+TEST_F(HfFlamingoTest, ConfigKeyLoadsTheFolder) {
+  Flamingo ref = reference();
+  model::ModelOptions o = tiny_options();
+  o.weights.hf_flamingo = path("hf_st");
+  Flamingo m = build_pretrained(o, 99);
+  EXPECT_TRUE(same_parameters(ref, m));
+}
+
 TEST_F(HfFlamingoTest, ExportWritesTheSameLayout) {
   Flamingo m(tiny_options());
   load_hf_flamingo(*m, path("hf_bin"));

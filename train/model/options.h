@@ -53,6 +53,9 @@ struct WeightsOptions {
   std::string vision;  // HF openai/clip-vit-large-patch14 safetensors (or index.json)
   std::string lang;    // HF LLaMA safetensors (or index.json)
   std::string openflamingo_checkpoint;  // OpenFlamingo checkpoint.pt (trainable weights)
+  // The OpenFlamingo-9B-HF folder (train/weights/hf_flamingo.h): every weight, frozen and
+  // trained; excludes vision, lang and openflamingo_checkpoint.
+  std::string hf_flamingo;
 };
 
 struct ModelOptions {
@@ -113,6 +116,13 @@ inline void describe(ConfigMap& m, WeightsOptions& o) {
   m.field("vision", o.vision);
   m.field("lang", o.lang);
   m.field("openflamingo_checkpoint", o.openflamingo_checkpoint);
+  m.field("hf_flamingo", o.hf_flamingo);
+  if (m.reading() && !o.hf_flamingo.empty() &&
+      !(o.vision.empty() && o.lang.empty() && o.openflamingo_checkpoint.empty())) {
+    m.fail("hf_flamingo",
+           "the OpenFlamingo-9B-HF folder holds every weight: leave vision, lang and "
+           "openflamingo_checkpoint empty");
+  }
 }
 
 inline void describe(ConfigMap& m, ModelOptions& o) {

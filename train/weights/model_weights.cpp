@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "train/model/flamingo.h"
 #include "train/model/layers.h"
+#include "train/weights/hf_flamingo.h"
 
 namespace flam::weights {
 namespace {
@@ -224,6 +225,7 @@ void load_openflamingo_checkpoint(model::FlamingoImpl& model, const std::string&
 }
 
 void load_pretrained(model::FlamingoImpl& model, const model::WeightsOptions& weights) {
+  if (!weights.hf_flamingo.empty()) load_hf_flamingo(model, weights.hf_flamingo);
   if (!weights.vision.empty()) load_clip_vision(model, TensorSource(weights.vision));
   if (!weights.lang.empty()) load_llama(model, TensorSource(weights.lang));
   if (!weights.openflamingo_checkpoint.empty()) {
