@@ -6,6 +6,7 @@ namespace flam::cli {
 
 Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& options,
            const std::set<std::string>& flags) {
+  if (argv.size() == 1 && argv[0] == kDescribeOptions) throw OptionTable{options, flags};
   for (size_t i = 0; i < argv.size(); ++i) {
     const std::string& a = argv[i];
     if (a.size() < 3 || a.compare(0, 2, "--") != 0) {

@@ -1,6 +1,9 @@
 // Args: the command line of one `flam` subcommand: positionals, `--name value` options
 // (repeatable, e.g. --set), `--name=value`, and boolean flags declared by the subcommand.
 // Unknown options are usage errors (flam::Error(kUsage)) so typos never pass silently.
+// A command line that is exactly {kDescribeOptions} makes the constructor throw the subcommand's
+// OptionTable instead of parsing: `flam completion bash` (cli/main.cpp) collects the tables that
+// way, so completions are the parser's own tables and cannot drift from them.
 #pragma once
 
 #include <map>
@@ -11,9 +14,18 @@
 
 namespace flam::cli {
 
+inline constexpr const char* kDescribeOptions = "--flam-describe-options";
+
+// What one subcommand accepts: option names that take a value and flags (without dashes).
+struct OptionTable {
+  std::set<std::string> options;
+  std::set<std::string> flags;
+};
+
 class Args {
  public:
   // `options`: names that take a value; `flags`: names that do not. Both without dashes.
+  // Throws OptionTable{options, flags} when argv is exactly {kDescribeOptions}.
   Args(const std::vector<std::string>& argv, const std::set<std::string>& options,
        const std::set<std::string>& flags);
 

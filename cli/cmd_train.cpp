@@ -1,8 +1,12 @@
-// flam train --config F [--set key=value ...]: one rank of a training job (launched N times by
-// mpirun or srun). Loads and validates the config, writes the resolved config into the run
-// directory (rank 0), and hands over to train::run_training.
+// flam train --config F [--set key=value ...] [--fresh]: one rank of a training job (launched N
+// times by mpirun or srun). Loads and validates the config, writes the resolved config into the
+// run directory (rank 0), and hands over to train::run_training, which resumes from the run's
+// newest committed checkpoint when there is one. --fresh asks for a run from step 0: refused, with
+// what would have happened instead, when the run directory already holds checkpoints.
 #include <filesystem>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -25,14 +29,35 @@
 #include "train/zero3/single_rank_comm.h"
 
 namespace flam::cli {
+namespace {
+
+// --fresh never starts over silently on top of a run that would resume: names the checkpoint the
+// run would resume from and the two ways to really start from step 0.
+void refuse_fresh_over_checkpoints(const std::string& run_dir) {
+  const std::string checkpoints = run_layout::checkpoints_dir(run_dir);
+  const std::vector<int64_t> steps = run_layout::list_checkpoints(checkpoints);
+  if (steps.empty()) return;
+  ErrorContext context;
+  context.file = run_layout::step_dir(checkpoints, steps.front());
+  context.key = "run.dir";
+  throw Error(ErrorKind::kUsage,
+              "--fresh: " + run_dir + " already holds " + std::to_string(steps.size()) +
+                  " committed checkpoint(s); without --fresh this run would resume from step " +
+                  std::to_string(steps.front()) +
+                  ". To start from step 0, set run.dir to a new directory or remove " + checkpoints,
+              context);
+}
+
+}  // namespace
 
 int cmd_train(const Argv& argv) {
-  Args args(argv, {"config", "set"}, {});
+  Args args(argv, {"config", "set"}, {"fresh"});
   if (!args.positionals().empty()) {
-    throw Error(ErrorKind::kUsage, "usage: flam train --config F [--set key=value ...]");
+    throw Error(ErrorKind::kUsage, "usage: flam train --config F [--set key=value ...] [--fresh]");
   }
   const Config config = load_config(args.require("config"), args.all("set"));
   log::set_level(log::parse_level(config.run.log_level.c_str()));
+  if (args.flag("fresh")) refuse_fresh_over_checkpoints(config.run.dir);
   // Everything a job checks on start, before anything (the run directory) is created.
   pipeline::check_data_inputs(config.data);
   const WorldInfo& world = World::init(nullptr, nullptr);
