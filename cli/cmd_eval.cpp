@@ -1,7 +1,8 @@
 // flam eval --config F --checkpoint DIR [--task T] [--shots 0,4,...] [--trials N]
-//           [--out results.json] [--set k=v ...]: few-shot evaluation (train/eval/evaluator.h)
-// of a checkpoint's trained weights on the run's model, on every MPI rank. Rank 0 writes the
-// results JSON (default: eval_<task>.json in the working directory) and prints the table.
+//           [--rices] [--out results.json] [--set k=v ...]: few-shot evaluation
+// (train/eval/evaluator.h) of a checkpoint's trained weights on the run's model, on every MPI
+// rank; --rices chooses demos by RICES (eval.demo_selection=rices). Rank 0 writes the results
+// JSON (default: eval_<task>.json in the working directory) and prints the table.
 #include <mpi.h>
 
 #include <cstdio>
@@ -23,11 +24,12 @@
 namespace flam::cli {
 
 int cmd_eval(const Argv& argv) {
-  Args args(argv, {"config", "checkpoint", "task", "shots", "trials", "out", "set"}, {});
+  Args args(argv, {"config", "checkpoint", "task", "shots", "trials", "out", "set"}, {"rices"});
   std::vector<std::string> sets = args.all("set");
   if (auto t = args.get_or("task", ""); !t.empty()) sets.push_back("eval.task=" + t);
   if (auto s = args.get_or("shots", ""); !s.empty()) sets.push_back("eval.shots=[" + s + "]");
   if (auto n = args.get_or("trials", ""); !n.empty()) sets.push_back("eval.trials=" + n);
+  if (args.flag("rices")) sets.push_back("eval.demo_selection=rices");
   const Config config = load_config(args.require("config"), sets);
   const WorldInfo& world = World::init(nullptr, nullptr);
   MpiComm comm(MPI_COMM_WORLD, MpiCommOptions{config.train.comm_timeout_seconds});

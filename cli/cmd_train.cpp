@@ -87,8 +87,8 @@ int cmd_train(const Argv& argv) {
     }
   }
 
-  train::TrainerConfig trainer{config.run,   config.model,        config.data,
-                               config.train, config_hash(config), world.local_rank};
+  train::TrainerConfig trainer{config.run,          config.model,     config.data, config.train,
+                               config_hash(config), world.local_rank, config.eval};
   if (world.rank == 0) {
     std::filesystem::create_directories(config.run.dir);
     write_file_atomic(run_layout::config_file(config.run.dir), dump_config(config));

@@ -274,10 +274,13 @@ std::string render_run_svg(const std::vector<MetricsRow>& rows,
       {"images/s", true, {{"images_per_s", "images/s"}}},
       {"seconds per logged step",
        true,
-       {{"data_wait", "data wait"}, {"checkpoint_stall", "checkpoint stall"}}},
+       {{"data_wait", "data wait"},
+        {"checkpoint_stall", "checkpoint stall"},
+        {"eval_seconds", "evaluation"}}},
+      {"evaluation score", false, {}},
   };
   std::vector<Panel> panels(specs.size());
-  std::map<std::string, Series> losses;
+  std::map<std::string, Series> losses, evals;
   std::vector<std::pair<double, double>> wall;
   double wall0 = std::numeric_limits<double>::quiet_NaN();
   for (size_t i = 0; i < specs.size(); ++i) {
@@ -293,6 +296,12 @@ std::string render_run_svg(const std::vector<MetricsRow>& rows,
         auto& s = losses[key];
         s.name = key.substr(5) + " loss";
         s.points.emplace_back(x, value);
+      } else if (key.rfind("eval_", 0) == 0 && key.ends_with("shot")) {
+        // "eval_coco_4shot" -> "coco 4-shot"
+        auto& s = evals[key];
+        const size_t cut = key.rfind('_');
+        s.name = key.substr(5, cut - 5) + " " + key.substr(cut + 1, key.size() - cut - 5) + "-shot";
+        s.points.emplace_back(x, value);
       } else if (key == "wall_time") {
         if (std::isnan(wall0)) wall0 = value;
         wall.emplace_back(x, value - wall0);
@@ -302,10 +311,11 @@ std::string render_run_svg(const std::vector<MetricsRow>& rows,
           if (specs[i].keys[k].first == key) panels[i].series[k].points.emplace_back(x, value);
         }
       }
-      if (key == "checkpoint_stall" && value > 0) panels.back().markers.push_back(step);
+      if (key == "checkpoint_stall" && value > 0) panels[specs.size() - 2].markers.push_back(step);
     }
   }
   for (auto& [key, s] : losses) panels[0].series.push_back(std::move(s));
+  for (auto& [key, s] : evals) panels.back().series.push_back(std::move(s));
   std::vector<Panel> shown;
   for (auto& p : panels) {
     std::erase_if(p.series, [](const Series& s) { return s.points.empty(); });

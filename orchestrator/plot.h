@@ -1,10 +1,11 @@
 // Run plot: a hand-written SVG of a run's metrics for `flam status RUN --plot OUT.svg`, panels
 // over a shared step axis: every `loss_*` series; learning rate; gradient norm; tokens/s and
-// images/s (from 0); data wait and checkpoint stall in seconds (from 0) with a grey tick at each
-// step that saved a checkpoint. Dashed markers where the run restarted, labelled on the top
-// panel with the steps that restart redid; under the last panel a wall-clock axis (h:mm since
-// the first step) when the rows carry `wall_time`. A panel whose metrics are absent is left out.
-// Axes have ticks and labels; each panel a legend.
+// images/s (from 0); data wait, checkpoint stall and evaluation time in seconds (from 0) with a
+// grey tick at each step that saved a checkpoint; the in-training evaluation scores (every
+// `eval_{task}_{shots}shot` field, as "coco 4-shot") at the steps that evaluated. Dashed markers
+// where the run restarted, labelled on the top panel with the steps that restart redid; under the
+// last panel a wall-clock axis (h:mm since the first step) when the rows carry `wall_time`. A panel
+// whose metrics are absent is left out. Axes have ticks and labels; each panel a legend.
 //
 // When a restart makes steps go back, the rows written after it replace the earlier rows of the
 // same steps (the curve shows the trajectory the final model followed).

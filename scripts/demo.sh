@@ -2,7 +2,9 @@
 # make demo: the whole chain on embedded defaults (configs/demo.yaml), on this machine only.
 #   corpus (real photos -> crops, URL table, MMC4 documents) served from 127.0.0.1 with faults
 #   -> flam shard (2 MPI ranks) -> tokenizer -> flam train (2 ranks), one rank killed part-way,
-#   resumed (flam watch on a local Slurm if one starts here, else a rerun) -> summary + SVG plot.
+#   resumed (flam watch on a local Slurm if one starts here, else a rerun); at step 0 and every
+#   DEMO_EVAL_EVERY steps the ranks caption held-out images at 0 and 4 shots (CIDEr) -> summary +
+#   SVG plot.
 # Everything lands in demo-out/ (DEMO_OUT); a rerun reuses the corpus and starts a fresh run.
 # DEMO_STEPS and DEMO_KILL_AT shorten it (the e2e test does).
 set -euo pipefail
@@ -17,6 +19,7 @@ OUT=$(cd "$OUT" && pwd)  # absolute: the paths below reach Slurm jobs that start
 PY="$ROOT/.venv/bin/python"  # the venv's (scripts/setup.sh)
 STEPS=${DEMO_STEPS:-300}
 KILL_AT=${DEMO_KILL_AT:-120}
+EVAL_EVERY=${DEMO_EVAL_EVERY:-$((STEPS / 3))}
 CONFIG=configs/demo.yaml
 RUN="$OUT/run"
 USE_SLURM=${DEMO_SLURM:-auto}
@@ -33,7 +36,10 @@ start=$(date +%s)
 SETS=(--set "run.dir=$RUN" --set "train.steps=$STEPS"
       --set "data.tokenizer=$OUT/tokenizer.model"
       --set "data.laion.shards=[$OUT/shards/laion/shards.txt]"
-      --set "data.mmc4.shards=[$OUT/shards/mmc4/shards.txt]")
+      --set "data.mmc4.shards=[$OUT/shards/mmc4/shards.txt]"
+      --set "train.eval.every=$EVAL_EVERY"
+      --set "eval.karpathy_json=$OUT/corpus/eval/karpathy.json"
+      --set "eval.image_dir=$OUT/corpus/eval/img")
 
 mkdir -p "$OUT"
 server_pid=""
@@ -70,7 +76,7 @@ say "3/5 tokenizer: SentencePiece (vocab 256) trained on the corpus text"
 spm_train --input="$OUT/corpus/text.txt" --model_prefix="$OUT/tokenizer" --vocab_size=256 \
     --model_type=bpe --character_coverage=1.0 --minloglevel=2 >/dev/null 2>&1
 
-say "4/5 flam train: tiny Flamingo, 2 ranks, $STEPS steps; one rank killed at step ~$KILL_AT"
+say "4/5 flam train: tiny Flamingo, 2 ranks, $STEPS steps; one rank killed at step ~$KILL_AT; captions of held-out images scored every $EVAL_EVERY steps"
 rm -rf "$RUN"
 if [ "$USE_SLURM" != no ] && bash scripts/slurm-local.sh start >/dev/null 2>&1; then
   slurm_started=1
@@ -115,6 +121,9 @@ else
   wait "$killer" || true
   echo "demo: first attempt exited with $rc; resuming from the newest checkpoint"
   "${MPIRUN[@]}" "$FLAM" train --config "$CONFIG" "${SETS[@]}"
+  # No `flam submit` wrote the run's state.json (orchestrator/run_dir.h), which `flam status`
+  # reads: record the finished run without jobs.
+  [ -f "$RUN/state.json" ] || echo '{"version": 1, "status": "completed", "jobs": []}' > "$RUN/state.json"
 fi
 
 say "5/5 summary"
@@ -146,6 +155,17 @@ print("  %-28s %.1f" % ("images/s (mean)", avg("images_per_s")))
 print("  %-28s %.1f" % ("tokens/s (mean)", avg("tokens_per_s")))
 for k, v in sorted(dropped.items()):
     print("  %-28s %d" % ("dropped: " + k, v))
+evals = {}
+for r in rows:  # a step redone after the kill evaluates again; the last line of a step wins
+    shots = {k: v for k, v in r.items() if k.startswith("eval_") and k.endswith("shot")}
+    if shots:
+        evals[r["step"]] = shots
+if evals:
+    keys = sorted({k for v in evals.values() for k in v}, key=lambda k: int(k.split("_")[-1][:-4]))
+    print("\n  held-out captions, CIDEr x 100 (small for a tiny model; honest)")
+    print("  %-8s %s" % ("step", "".join("%12s" % (k.split("_")[-1][:-4] + "-shot") for k in keys)))
+    for step in sorted(evals):
+        print("  %-8d %s" % (step, "".join("%12.2f" % evals[step].get(k, float("nan")) for k in keys)))
 PYEOF
 echo
 echo "demo finished in $(( $(date +%s) - start )) s"

@@ -5,7 +5,10 @@
 
 Writes DIR/www/img/NNNN.{jpg,png,webp}: varied crops (position, size, aspect, flips, re-encoding);
 DIR/laion.tsv: a LAION-style URL table (url, caption, and an extra `source` column);
-DIR/mmc4.jsonl: MMC4-style documents (text_list, image_info, similarity_matrix).
+DIR/mmc4.jsonl: MMC4-style documents (text_list, image_info, similarity_matrix);
+DIR/eval/karpathy.json and DIR/eval/img/: held-out crops (never in the training tables) with
+five reference captions each, in Karpathy's dataset_coco.json format: a "train" split the
+few-shot demos come from and a "test" split of queries, for `train.eval` and `flam eval`.
 A few rows point at faults the test server injects: 404s, a server that never answers, and a
 corrupt image. Deterministic for a given seed; the images are only rewritten when missing.
 """
@@ -93,6 +96,7 @@ def main():
     ap.add_argument("--images", type=int, default=360)
     ap.add_argument("--docs", type=int, default=60)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--eval-images", type=int, default=24)
     args = ap.parse_args()
     rng = random.Random(args.seed)
     www = os.path.join(args.out, "www")
@@ -149,14 +153,26 @@ def main():
                                 "text_list": text_list, "image_info": image_info,
                                 "similarity_matrix": sim}) + "\n")
 
+    # The held-out captioning set, from its own generator so the training corpus stays the same.
+    eval_rng = random.Random(args.seed + 1000)
+    eval_items = make_images(args.photos, os.path.join(args.out, "eval", "img"), args.eval_images,
+                             eval_rng)
+    images = [{"filepath": "", "filename": name, "cocoid": i + 1,
+               "split": "train" if i % 2 == 0 else "test",
+               "sentences": [{"raw": caption(subject, eval_rng)} for _ in range(5)]}
+              for i, (name, subject) in enumerate(eval_items)]
+    with open(os.path.join(args.out, "eval", "karpathy.json"), "w") as f:
+        json.dump({"images": images}, f, indent=1)
+
     with open(os.path.join(args.out, "text.txt"), "w") as f:
         for subject in SUBJECTS:
             for _ in range(40):
                 f.write(caption(subject, rng) + "\n")
         f.write("This page collects pictures of everyday scenes.\n")
         f.write("The next part of the page talks about something else.\n")
-    print("corpus: %d images, %d LAION rows (+6 faults), %d MMC4 documents in %s"
-          % (len(items), len(laion_items), args.docs, args.out))
+    print("corpus: %d images, %d LAION rows (+6 faults), %d MMC4 documents, %d held-out "
+          "captioned images in %s" % (len(items), len(laion_items), args.docs, len(eval_items),
+                                      args.out))
 
 
 if __name__ == "__main__":

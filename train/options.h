@@ -1,10 +1,12 @@
-// TrainOptions: the `train:` section: steps, optimizer, schedule, precision, checkpoints.
+// TrainOptions: the `train:` section: steps, optimizer, schedule, precision, checkpoints,
+// in-training evaluation.
 // Defaults follow OpenFlamingo's train.py (lr 1e-4, 5000 warmup steps, constant schedule,
 // weight decay 0.1 on cross-attention parameters, gradient clip 1.0).
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/config_map.h"
 
@@ -33,6 +35,17 @@ struct CheckpointOptions {
   double watchdog_seconds = 300.0;  // a rank silent this long aborts the job; 0: off
 };
 
+// In-training evaluation (train.eval): at step 0 and every `every` steps, at the step boundary,
+// each task of `tasks` at each shot count of `shots` on `num_samples` held-out queries (the test
+// split, drawn once with eval.seed), one trial. Dataset paths, beams, batch size, generation
+// length and the demo seed come from the `eval:` section that `flam eval` reads.
+struct TrainEvalOptions {
+  int64_t every = 0;  // steps; 0: off
+  std::vector<std::string> tasks = {"coco"};
+  std::vector<int> shots = {0, 4};
+  int num_samples = 32;
+};
+
 struct TrainOptions {
   int64_t steps = 1000;            // optimizer steps
   int grad_accum = 1;              // micro-steps per optimizer step
@@ -51,6 +64,7 @@ struct TrainOptions {
   OptimizerOptions optimizer;
   ScheduleOptions schedule;
   CheckpointOptions checkpoint;
+  TrainEvalOptions eval;
 };
 
 inline void describe(ConfigMap& m, OptimizerOptions& o) {
@@ -76,6 +90,31 @@ inline void describe(ConfigMap& m, CheckpointOptions& o) {
   m.field("watchdog_seconds", o.watchdog_seconds, Bounds::non_negative());
 }
 
+inline void describe(ConfigMap& m, TrainEvalOptions& o) {
+  m.field("every", o.every, Bounds::non_negative());
+  m.field("tasks", o.tasks);
+  if (m.reading()) {
+    for (const std::string& t : o.tasks) {
+      if (t != "coco" && t != "flickr30k" && t != "vqav2" && t != "ok_vqa" && t != "vizwiz" &&
+          t != "textvqa")
+        m.fail("tasks",
+               "unknown task '" + t + "' (coco | flickr30k | vqav2 | ok_vqa | vizwiz | textvqa)");
+    }
+  }
+  std::vector<double> shots(o.shots.begin(), o.shots.end());
+  m.field("shots", shots);
+  if (m.reading()) {
+    o.shots.clear();
+    for (double s : shots) {
+      if (s < 0 || s != static_cast<int>(s)) m.fail("shots", "shots are counts >= 0");
+      o.shots.push_back(static_cast<int>(s));
+    }
+  }
+  m.field("num_samples", o.num_samples, Bounds::at_least(1));
+  if (m.reading() && o.every > 0 && (o.tasks.empty() || o.shots.empty()))
+    m.fail("tasks", "train.eval.every > 0 needs at least one task and one shot count");
+}
+
 inline void describe(ConfigMap& m, TrainOptions& o) {
   m.field("steps", o.steps, Bounds::at_least(1));
   m.field("grad_accum", o.grad_accum, Bounds::at_least(1));
@@ -90,6 +129,7 @@ inline void describe(ConfigMap& m, TrainOptions& o) {
   m.section("optimizer", o.optimizer);
   m.section("schedule", o.schedule);
   m.section("checkpoint", o.checkpoint);
+  m.section("eval", o.eval);
 }
 
 }  // namespace flam::train

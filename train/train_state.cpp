@@ -6,12 +6,16 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "core/check.h"
 
 namespace flam::train {
 namespace {
+
+// Opens the "rng" section this TrainState writes: the magic, the evaluation step, the generator.
+constexpr std::string_view kRngMagic = "flam.train_state.v1\n";
 
 std::string rng_state() {
   at::Generator generator = at::detail::getDefaultCPUGenerator();
@@ -42,8 +46,18 @@ void TrainState::restore(const LoadedCheckpoint& loaded, int rank, int world_siz
   laion_.restore(loaded.loader_laion_all);
   mmc4_.restore(loaded.loader_mmc4_all);
   if (loaded.old_world_size == world_size) {
-    restore_rng_state(s.rng);
+    std::string_view rng = s.rng;
+    eval_step_ = -1;
+    if (rng.starts_with(kRngMagic) && rng.size() >= kRngMagic.size() + 8) {
+      uint64_t bits = 0;
+      for (int i = 0; i < 8; ++i)
+        bits |= static_cast<uint64_t>(static_cast<uint8_t>(rng[kRngMagic.size() + i])) << (8 * i);
+      eval_step_ = static_cast<int64_t>(bits);
+      rng.remove_prefix(kRngMagic.size() + 8);
+    }
+    restore_rng_state(std::string(rng));
   } else {
+    eval_step_ = step_;
     torch::manual_seed(seed * 1000003u + static_cast<uint64_t>(step_) * 1009u +
                        static_cast<uint64_t>(rank));
   }
@@ -68,7 +82,10 @@ double TrainState::take_stall_seconds() { return std::exchange(stall_seconds_, 0
 void TrainState::snapshot(RankState& state) {
   state.loader_laion = laion_.state();
   state.loader_mmc4 = mmc4_.state();
-  state.rng = rng_state();
+  std::string rng(kRngMagic);
+  const uint64_t bits = static_cast<uint64_t>(eval_step_);
+  for (int i = 0; i < 8; ++i) rng.push_back(static_cast<char>((bits >> (8 * i)) & 0xff));
+  state.rng = rng + rng_state();
   state.step = step_;
   state.optimizer_step = engine_.optimizer_step();
   state.skipped_steps = skipped_steps_;

@@ -1,6 +1,7 @@
 // TrainState: everything of one rank that a checkpoint holds and a resume restores: the
 // Zero3Engine's slices and AdamW clock, the LAION and MMC4 loaders' positions, the CPU
-// generator, the step and the skipped-step count. It is the Checkpointer's SnapshotSource, and
+// generator, the step, the skipped-step count and the step of the last in-training evaluation
+// (train.eval). It is the Checkpointer's SnapshotSource, and
 // it owns the one ordering rule between the two: the optimizer update (step()) first waits until
 // an in-flight save has copied the slices it is about to change.
 //
@@ -25,11 +26,17 @@ class TrainState final : public SnapshotSource {
 
   int64_t step() const { return step_; }
   int64_t skipped_steps() const { return skipped_steps_; }
+  // The step the last in-training evaluation ran at; -1 before the first.
+  int64_t eval_step() const { return eval_step_; }
+  void set_eval_step(int64_t step) { eval_step_ = step; }
 
   // Continues from `loaded` (Checkpointer::load_latest) on rank `rank` of `world_size`: slices,
   // AdamW clock, counters, loader positions and, for the same world size, the generator; on a
   // new world size each rank's generator is seeded from (seed, step, rank) instead, the same on
-  // every resume of this reshard.
+  // every resume of this reshard. The evaluation step travels in the rank's "rng" section
+  // (kRngMagic, int64 little-endian, then the generator's bytes); a reshard, which drops that
+  // section, takes the checkpoint's step (an evaluation due at a step runs before that step's
+  // checkpoint is taken), and a section without the magic (older checkpoints) gives -1.
   void restore(const LoadedCheckpoint& loaded, int rank, int world_size, uint64_t seed);
 
   // The optimizer update of one step (Zero3Engine::step), after any in-flight slice copy; then
@@ -51,6 +58,7 @@ class TrainState final : public SnapshotSource {
   pipeline::Loader& mmc4_;
   int64_t step_ = 0;
   int64_t skipped_steps_ = 0;
+  int64_t eval_step_ = -1;
   std::shared_future<void> copied_;  // of the save in flight, if any
   double stall_seconds_ = 0.0;
 };

@@ -8,11 +8,13 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <string>
 
+#include "core/check.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/exit_codes.h"
@@ -26,6 +28,7 @@
 #include "pipeline/tokenizer.h"
 #include "train/checkpoint/checkpoint_interval.h"
 #include "train/checkpoint/checkpointer.h"
+#include "train/eval/evaluator.h"
 #include "train/model/flamingo.h"
 #include "train/optim/schedule.h"
 #include "train/precision.h"
@@ -150,6 +153,7 @@ struct StepMetrics {
   double tokens = 0.0, samples = 0.0, images = 0.0;  // this rank's
   double data_wait = 0.0;                            // seconds in Loader::next()
   double lr = 0.0, grad_norm = 0.0;
+  nlohmann::json eval = nlohmann::json::object();  // maybe_evaluate() at this step's end
 };
 
 // The parts of a run, built in the order they depend on each other (the constructor is the
@@ -176,6 +180,12 @@ class Trainer {
               static_cast<uint64_t>(config.run.seed)),
         state_(engine_, laion_, mmc4_),
         checkpointer_(options_.checkpoint, config.run.dir, comm, config.config_hash) {
+    if (options_.eval.every > 0 && options_.shard_frozen) {
+      throw Error(ErrorKind::kConfig,
+                  "train.eval needs the frozen weights on every rank: it cannot run with "
+                  "train.shard_frozen (evaluate checkpoints with `flam eval` instead)",
+                  at_key("train.eval.every"));
+    }
     model_->set_block_runner(&engine_);
     reset_peak_resident();
     const Zero3Memory memory = engine_.memory();
@@ -248,7 +258,7 @@ class Trainer {
     all_reduce(comm_, sums, ReduceOp::kSum);
     torch::Tensor wait = torch::tensor({static_cast<float>(m.data_wait)});
     all_reduce(comm_, wait, ReduceOp::kMax);
-    const double step_time = seconds_since(m.start);
+    const double step_time = seconds_since(m.start) - m.eval.value("eval_seconds", 0.0);
     checkpoint_stall_ += state_.take_stall_seconds();
     if (!lead_) return;
     const int64_t step = state_.step();
@@ -257,9 +267,9 @@ class Trainer {
     std::ostringstream extra;
     extra << "loss laion " << loss_laion << " mmc4 " << loss_mmc4 << " lr " << m.lr;
     progress_.update(step, extra.str());
-    if (step % options_.log_every != 0 && step != options_.steps) return;
+    if (step % options_.log_every != 0 && step != options_.steps && m.eval.empty()) return;
     const Zero3Memory mem = engine_.memory();
-    const nlohmann::json line = {
+    nlohmann::json line = {
         {"step", step},
         {"wall_time", unix_seconds()},
         {"loss_laion", loss_laion},
@@ -283,9 +293,65 @@ class Trainer {
           {"peak_resident_bytes", peak_resident_bytes()}}},
         {"dropped", dropped()},
     };
+    line.update(m.eval);
     metrics_ << line.dump() << '\n' << std::flush;
     events_.add_metrics(step, line);
     checkpoint_stall_ = 0.0;
+  }
+
+  // Collective. The in-training evaluation when one is due at this step (trainer.h): the trained
+  // weights gathered in full onto every rank and installed into the model, which then runs
+  // without its ZeRO-3 runner (generation's forward calls differ between ranks, so per-call
+  // gathers would not line up), every task at every shot count, then the parameters emptied
+  // again as between steps. Returns the metrics fields, or an empty object when none was due.
+  nlohmann::json maybe_evaluate() {
+    const TrainEvalOptions& e = options_.eval;
+    const int64_t step = state_.step();
+    if (e.every == 0 || step % e.every != 0 || step == state_.eval_step()) {
+      return nlohmann::json::object();
+    }
+    const auto start = Clock::now();
+    torch::NoGradGuard no_grad;
+    const std::map<std::string, at::Tensor> full = engine_.full_parameters();
+    std::vector<at::Tensor> installed;
+    for (const model::TrainedBlock& block : model_->trained_blocks()) {
+      for (const auto& [name, param] : block.params) {
+        const auto it = full.find(name);
+        FLAM_CHECK(it != full.end()) << "trained parameter " << name << " not in the engine";
+        param.set_data(it->second.to(device_, precision_.compute));
+        installed.push_back(param);
+      }
+    }
+    model_->set_block_runner(nullptr);
+    nlohmann::json out = nlohmann::json::object();
+    for (const std::string& task : e.tasks) {
+      eval::EvalOptions o = config_.eval;
+      o.task = task;
+      o.shots = e.shots;
+      o.num_samples = e.num_samples;
+      o.trials = 1;
+      const eval::EvalReport report = eval::run_eval(*model_, tokenizer_, o, comm_);
+      for (const eval::ShotResult& r : report.results) {
+        out["eval_" + task + "_" + std::to_string(r.shots) + "shot"] = r.mean;
+      }
+    }
+    model_->set_block_runner(&engine_);
+    for (const at::Tensor& param : installed) param.set_data(torch::empty({0}, param.options()));
+    state_.set_eval_step(step);
+    out["eval_seconds"] = seconds_since(start);
+    if (lead_) {
+      FLAM_LOG(INFO) << "evaluation at step " << step << ": " << out.dump();
+    }
+    return out;
+  }
+
+  // Rank 0: a metrics line of its own for an evaluation before the run's first step.
+  void log_evaluation(const nlohmann::json& eval) {
+    if (!lead_ || eval.empty()) return;
+    nlohmann::json line = {{"step", state_.step()}, {"wall_time", unix_seconds()}};
+    line.update(eval);
+    metrics_ << line.dump() << '\n' << std::flush;
+    events_.add_metrics(state_.step(), line);
   }
 
   // Collective. Commits a finished save, checkpoints when due (checkpoint_interval.h), and on a
@@ -406,8 +472,10 @@ class Trainer {
 int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
   Trainer trainer(config, comm, device_comm);
   trainer.resume();
+  trainer.log_evaluation(trainer.maybe_evaluate());
   while (!trainer.done()) {
-    const StepMetrics metrics = trainer.train_step();
+    StepMetrics metrics = trainer.train_step();
+    metrics.eval = trainer.maybe_evaluate();
     trainer.log_metrics(metrics);
     if (const std::optional<int> exit_code = trainer.maybe_checkpoint()) return *exit_code;
   }

@@ -2,7 +2,13 @@
 // random frozen weights or pretrained ones from model.weights, placed per train/precision.h; its
 // trained blocks in a Zero3Engine over `device`; one LAION and one MMC4 Loader for this rank),
 // resume() from the newest valid checkpoint in the run directory, then a loop of train_step(),
-// log_metrics() and maybe_checkpoint() to train.steps optimizer steps.
+// maybe_evaluate(), log_metrics() and maybe_checkpoint() to train.steps optimizer steps.
+//
+// With train.eval.every > 0 the ranks evaluate together (train/eval/evaluator.h) at step 0 and
+// every that many steps, at the step boundary before the checkpoint, once per step (the step
+// of the last evaluation is in the checkpoint, so a resumed run neither repeats nor skips one);
+// the scores join that step's metrics line as "eval_{task}_{shots}shot" (CIDEr x 100 or VQA
+// accuracy x 100) with "eval_seconds" (not counted in step_time).
 //
 // Writes RUN/metrics.jsonl (rank 0, one JSON object per log step) and checkpoints under
 // RUN/checkpoints/ (core/run_layout.h). Stops early, after a synchronous checkpoint, when any rank
@@ -16,6 +22,7 @@
 #include "core/comm.h"
 #include "core/run_options.h"
 #include "pipeline/options.h"
+#include "train/eval/options.h"
 #include "train/model/options.h"
 #include "train/options.h"
 
@@ -29,6 +36,7 @@ struct TrainerConfig {
   TrainOptions train;
   std::string config_hash;  // stored in checkpoints (cli/config.h config_hash())
   int local_rank = 0;       // picks the GPU with train.device: cuda
+  eval::EvalOptions eval;   // datasets and generation settings of train.eval
 };
 
 // Runs training to train.steps (or until a stop signal). `host` carries the small CPU
@@ -36,8 +44,9 @@ struct TrainerConfig {
 // memory (the same MpiComm on CPU; NcclComm or, for one rank, SingleRankComm on CUDA). Both span
 // the same ranks. Returns kExitOk; after a stop signal kExitRequeue once its checkpoint is
 // written, or kExitIoError if that checkpoint failed (the previous one is intact). Throws
-// flam::Error: kConfig (no tokenizer, no shards, a checkpoint of a different model), kComm (a
-// peer failed), kIo (no checkpoint writable), kData.
+// flam::Error: kConfig (no tokenizer, no shards, a checkpoint of a different model, train.eval
+// with train.shard_frozen or without its datasets), kComm (a peer failed), kIo (no checkpoint
+// writable), kData.
 int run_training(const TrainerConfig& config, Comm& host, Comm& device);
 
 }  // namespace flam::train

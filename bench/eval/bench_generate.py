@@ -4,7 +4,10 @@ and images, in the same run, float32 on CPU, 3 beams (length_penalty 0) and gree
 tokens. The model is tiny but not trivial: a 4-layer LLaMA of width 256 (vocab 2000) with
 cross-attention every 2nd layer, a 4-layer ViT of width 128 on 112 px images, OpenFlamingo's
 default Perceiver; 2-shot caption-shaped prompts (3 images per query), 8 queries per batch.
-Prints tokens/s of both and the ratio (the target is >= 2x).
+Each side runs REPEATS times, alternating (ours, theirs, ours, ...), and the best time of each
+counts, so that load from other processes on a shared machine biases neither side.
+Prints tokens/s of both and the ratio (the target is >= 2x). Last measured (docs/performance.md,
+shared 2-core machine under load): 3 beams 2.57-3.06x, greedy 1.95-2.16x.
 usage: bench_generate.py BUILD_DIR
 """
 import json
@@ -29,6 +32,7 @@ go.MAX_NEW = 20
 TOOL = os.path.join(sys.argv[1] if len(sys.argv) > 1 else "build", "tests", "eval",
                     "generate_tool")
 torch.set_num_threads(1)
+REPEATS = 3
 
 
 def main():
@@ -54,18 +58,29 @@ def main():
                        "stop_tokens": [go.EOC], "suppress_tokens": [go.IMAGE, go.PAD],
                        "dtype": "float32"}, f)
         env = dict(os.environ, OMP_NUM_THREADS="1")
-        ours = json.loads(subprocess.check_output([TOOL, c], env=env))
+        ours, best_theirs = None, {}
+        for _ in range(REPEATS):
+            run = json.loads(subprocess.check_output([TOOL, c], env=env))
+            if ours is None:
+                ours = run
+            for beams in (3, 1):
+                assert run[str(beams)] == ours[str(beams)], "our generations changed between runs"
+                key = f"seconds_{beams}"
+                ours[key] = min(ours[key], run[key])
+                t0 = time.perf_counter()
+                theirs = [row for imgs, ids, mask in batches
+                          for row in go.theirs(model, imgs, ids, mask, beams)]
+                t = time.perf_counter() - t0
+                if beams not in best_theirs or t < best_theirs[beams][0]:
+                    best_theirs[beams] = (t, theirs)
     for beams in (3, 1):
-        t0 = time.perf_counter()
-        theirs = [row for imgs, ids, mask in batches
-                  for row in go.theirs(model, imgs, ids, mask, beams)]
-        t_theirs = time.perf_counter() - t0
+        t_theirs, theirs = best_theirs[beams]
         n_theirs = sum(len(r) for r in theirs)
         n_ours = sum(len(r) for r in ours[str(beams)])
         same = sum(a == b for a, b in zip(theirs, ours[str(beams)]))
         r_ours = n_ours / ours[f"seconds_{beams}"]
         r_theirs = n_theirs / t_theirs
-        print(f"generate, {beams} beam(s), 1 thread: ours {r_ours:.1f} tokens/s, OpenFlamingo "
+        print(f"generate, {beams} beam(s), 1 thread, best of {REPEATS}: ours {r_ours:.1f} tokens/s, OpenFlamingo "
               f"{r_theirs:.1f} tokens/s, ratio {r_ours / r_theirs:.2f}x "
               f"({same}/{len(theirs)} rows identical)")
 

@@ -19,6 +19,7 @@
 #include "train/eval/metrics/vqa_accuracy.h"
 #include "train/eval/model_loader.h"
 #include "train/eval/prompts.h"
+#include "train/eval/rices.h"
 #include "train/model/flamingo.h"
 
 namespace flam::eval {
@@ -78,11 +79,36 @@ std::vector<std::string> all_gather_strings(Comm& comm, const std::string& mine)
   return out;
 }
 
-// Predictions (query index -> text) of one trial at one shot count, for this rank's batches.
+// The demos of every query (indices into s.demos, in prompt order) for one trial at one shot
+// count: random draws from the query set, or RICES over `pool`/`queries` features.
+std::vector<std::vector<size_t>> choose_demos(const Splits& s, const std::vector<size_t>& query_set,
+                                              int shots, int trial, const EvalOptions& o,
+                                              const at::Tensor& pool, const at::Tensor& queries) {
+  const size_t n_demos = static_cast<size_t>(effective_shots(shots));
+  if (n_demos > query_set.size())
+    throw Error(ErrorKind::kConfig, "more shots than the query set holds", at_key("eval.shots"));
+  std::vector<std::vector<size_t>> out;
+  if (o.demo_selection == "rices") {
+    for (auto& row : rices_select(queries, pool, n_demos)) {
+      for (size_t& d : row) d = query_set[d];
+      out.push_back(std::move(row));
+    }
+    return out;
+  }
+  for (size_t q = 0; q < s.queries.size(); ++q) {
+    out.emplace_back();
+    for (size_t d : sample_indices(query_set.size(), n_demos, mix_seed(o.seed, trial + 2, q)))
+      out.back().push_back(query_set[d]);
+  }
+  return out;
+}
+
+// Predictions (query index -> text) at one shot count with the given demos, for this rank's
+// batches.
 std::map<size_t, std::string> predict(model::FlamingoImpl& model,
                                       const pipeline::Tokenizer& tokenizer, const Splits& s,
-                                      const std::vector<size_t>& query_set, Task task, int shots,
-                                      int trial, const EvalOptions& o, const Comm& comm) {
+                                      const std::vector<std::vector<size_t>>& chosen, Task task,
+                                      int shots, const EvalOptions& o, const Comm& comm) {
   const auto param = model.parameters().front();
   const int size = model.options().vision.image_size;
   GenerateOptions g;
@@ -90,9 +116,6 @@ std::map<size_t, std::string> predict(model::FlamingoImpl& model,
   g.length_penalty = o.length_penalty;
   g.max_new_tokens = o.max_new_tokens > 0 ? o.max_new_tokens : task == Task::kVqa ? 5 : 20;
   g.stop_tokens = {tokenizer.endofchunk_id()};
-  const int n_demos = effective_shots(shots);
-  if (static_cast<size_t>(n_demos) > query_set.size())
-    throw Error(ErrorKind::kConfig, "more shots than the query set holds", at_key("eval.shots"));
 
   std::map<size_t, std::string> out;
   const size_t B = static_cast<size_t>(o.batch_size);
@@ -103,8 +126,7 @@ std::map<size_t, std::string> predict(model::FlamingoImpl& model,
     std::vector<torch::Tensor> images;
     for (size_t q = start; q < end; ++q) {
       std::vector<const EvalItem*> demos;
-      for (size_t d : sample_indices(query_set.size(), n_demos, mix_seed(o.seed, trial + 2, q)))
-        demos.push_back(&s.demos[query_set[d]]);
+      for (size_t d : chosen[q]) demos.push_back(&s.demos[d]);
       std::vector<torch::Tensor> row;
       if (shots > 0)
         for (const EvalItem* d : demos) row.push_back(load_image(d->image, size));
@@ -175,6 +197,14 @@ EvalReport run_eval(model::FlamingoImpl& model, const pipeline::Tokenizer& token
   const auto query_set =
       sample_indices(s.demos.size(), std::min<size_t>(options.query_set_size, s.demos.size()),
                      mix_seed(options.seed, 0, 0));
+  at::Tensor pool, queries;  // RICES features [|query set|, D], [|queries|, D]
+  if (options.demo_selection == "rices") {
+    std::vector<std::string> pool_images, query_images;
+    for (size_t i : query_set) pool_images.push_back(s.demos[i].image);
+    for (const EvalItem& q : s.queries) query_images.push_back(q.image);
+    pool = image_features(model, pool_images, options.rices_cache_dir, comm);
+    queries = image_features(model, query_images, options.rices_cache_dir, comm);
+  }
   EvalReport report;
   report.task = options.task;
   report.metric = task == Task::kCaptioning ? "CIDEr" : "VQA accuracy";
@@ -183,7 +213,8 @@ EvalReport run_eval(model::FlamingoImpl& model, const pipeline::Tokenizer& token
     ShotResult r;
     r.shots = shots;
     for (int trial = 0; trial < options.trials; ++trial) {
-      auto mine = predict(model, tokenizer, s, query_set, task, shots, trial, options, comm);
+      const auto chosen = choose_demos(s, query_set, shots, trial, options, pool, queries);
+      auto mine = predict(model, tokenizer, s, chosen, task, shots, options, comm);
       nlohmann::json j = nlohmann::json::array();
       for (const auto& [i, text] : mine) j.push_back({i, text});
       std::vector<std::string> all(s.queries.size());
@@ -201,6 +232,12 @@ EvalReport run_eval(model::FlamingoImpl& model, const pipeline::Tokenizer& token
       std::map<std::string, std::string> by_id;
       for (size_t i = 0; i < all.size(); ++i) by_id[s.queries[i].id] = all[i];
       r.predictions.push_back(std::move(by_id));
+      std::map<std::string, std::vector<std::string>> demo_ids;
+      for (size_t i = 0; i < all.size(); ++i) {
+        auto& ids = demo_ids[s.queries[i].id];
+        for (size_t d : chosen[i]) ids.push_back(s.demos[d].id);
+      }
+      r.demos.push_back(std::move(demo_ids));
     }
     for (double v : r.scores) r.mean += v / r.scores.size();
     for (double v : r.scores) r.stddev += (v - r.mean) * (v - r.mean) / r.scores.size();
@@ -221,7 +258,8 @@ std::string report_json(const EvalReport& report) {
                             {"scores", r.scores},
                             {"mean", r.mean},
                             {"std", r.stddev},
-                            {"predictions", r.predictions}});
+                            {"predictions", r.predictions},
+                            {"demos", r.demos}});
   }
   return j.dump(2) + "\n";
 }

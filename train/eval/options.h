@@ -15,7 +15,11 @@ struct EvalOptions {
   int trials = 1;
   int64_t seed = 42;
   int num_samples = 0;        // queries evaluated; 0 = the whole test split
-  int query_set_size = 2048;  // training items random demos are drawn from
+  int query_set_size = 2048;  // training items the demos are chosen from
+  // random: drawn per query with the seed | rices: the most similar items of the query set by
+  // image feature (train/eval/rices.h), the same for every trial.
+  std::string demo_selection = "random";
+  std::string rices_cache_dir;  // where RICES features are cached; empty: not cached
   int batch_size = 8;
   int num_beams = 3;
   double length_penalty = 0.0;
@@ -44,6 +48,8 @@ inline void describe(ConfigMap& m, EvalOptions& o) {
   m.field("seed", o.seed);
   m.field("num_samples", o.num_samples, Bounds::at_least(0));
   m.field("query_set_size", o.query_set_size, Bounds::at_least(1));
+  m.choice("demo_selection", o.demo_selection, {"random", "rices"});
+  m.field("rices_cache_dir", o.rices_cache_dir);
   m.field("batch_size", o.batch_size, Bounds::at_least(1));
   m.field("num_beams", o.num_beams, Bounds::at_least(1));
   m.field("length_penalty", o.length_penalty);
