@@ -58,7 +58,7 @@ struct S3Options {
   double backoff_seconds = 0.1;  // before the second attempt; doubles after each, capped at 5 s
   // Multipart upload above this size, in parts of this size (S3: at least 5 MiB but the last).
   size_t part_bytes = 8 << 20;
-  int list_page_keys = 1000;  // ListObjectsV2 max-keys per page
+  int list_page_keys = 1000;                 // ListObjectsV2 max-keys per page
   int64_t max_get_bytes = int64_t{1} << 32;  // get(): refuse a larger object (byte limit)
   // Connect timeout, low-speed limit, total deadline and minimum average rate of each transfer.
   SourceOptions stream;
