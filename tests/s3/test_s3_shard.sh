@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `flam shard` from an s3:// table (a prefix listing) to an s3:// output_dir, against moto (run
 # under with_s3.py): the objects equal, byte for byte, the shards of the same run on local disk;
-# a rerun finds every shard done; `flam inspect shard` reads s3://; a wrong secret and a missing
+# a rerun finds every shard done; `flam inspect shard` and the loader (`flam inspect batch`) read
+# s3:// as they read the disk; a wrong secret and a missing
 # bucket are exit 2 with a clear message that never prints the secret.
 source "$FLAM_SOURCE_DIR/tests/shard/lib.sh"
 S3TOOL="$PY $SRC/tests/s3/s3tool.py"
@@ -34,6 +35,30 @@ same_shards "$TMP/local" "$TMP/fetched"
 "$FLAM" inspect shard "$TMP/local/00001.tar" >"$TMP/inspect_local.txt" 2>&1
 diff <(sed 's#s3://flam-test/shards/##' "$TMP/inspect.txt") \
   <(sed "s#$TMP/local/##" "$TMP/inspect_local.txt")
+
+# The loader reads the bucket's shards (a prefix listing) as it reads the local ones: the same
+# batches, the shard names aside.
+cut -f2 "$TMP/many.tsv" >"$TMP/corpus.txt"
+spm_train --input="$TMP/corpus.txt" --model_prefix="$TMP/tok" --vocab_size=60 \
+  --model_type=bpe --character_coverage=1.0 --minloglevel=2 >/dev/null 2>&1
+batch_config() {  # batch_config FILE SHARDS
+  cat >"$1" <<YAML
+data:
+  tokenizer: $TMP/tok.model
+  image: {size: 32, flip: none}
+  laion: {shards: ["$2"], batch_size: 4, seq_len: 16}
+  loader: {threads: 1, prefetch_batches: 1, shuffle_buffer: 1}
+YAML
+}
+batch_config "$TMP/batch_local.yaml" "$TMP/local/{00000..00003}.tar"
+batch_config "$TMP/batch_s3.yaml" "s3://flam-test/shards/"
+"$FLAM" inspect batch --config "$TMP/batch_local.yaml" --steps 3 --json >"$TMP/batch_local.jsonl" \
+  2>"$TMP/batch_local.log" || { cat "$TMP/batch_local.log"; exit 1; }
+"$FLAM" inspect batch --config "$TMP/batch_s3.yaml" --steps 3 --json >"$TMP/batch_s3.jsonl" \
+  2>"$TMP/batch_s3.log" || { cat "$TMP/batch_s3.log"; exit 1; }
+[ "$(wc -l <"$TMP/batch_s3.jsonl")" -ge 3 ] || { cat "$TMP/batch_s3.jsonl"; exit 1; }
+diff <(sed "s#$TMP/local/##g" "$TMP/batch_local.jsonl") \
+  <(sed 's#s3://flam-test/shards/##g' "$TMP/batch_s3.jsonl")
 
 # A wrong secret: exit 2 (never retried), the S3 code named, the secret never printed.
 WRONG=Wr0ngSecretThatMustNotAppearAnywhere
