@@ -224,18 +224,33 @@ class StagedInputs {
                  .string();
       std::filesystem::create_directories(dir_);
     }
-    const std::string path =
-        dir_ + "/" + std::to_string(files_++) + "_" + name.substr(name.rfind('/') + 1);
+    // One folder per copy: the file keeps its name, which messages quote.
+    const std::string folder = dir_ + "/" + std::to_string(files_++);
+    std::filesystem::create_directories(folder);
+    const std::string path = folder + "/" + name.substr(name.rfind('/') + 1);
     // Raw bytes: the reader decompresses by the name's extension itself.
     std::unique_ptr<pipeline::ByteSource> source = pipeline::default_s3_client().open(name);
     std::ofstream out(path, std::ios::binary);
     std::string buf(1 << 20, '\0');
     while (size_t n = source->read(buf.data(), buf.size())) out.write(buf.data(), n);
     if (!out.flush()) throw Error(ErrorKind::kIo, "cannot stage " + name, at_file(path));
+    names_.emplace_back(path, name);
     return path;
   }
 
+  // `text` (a row's error message) with every local copy's path replaced by its s3:// name.
+  std::string original_names(std::string text) const {
+    for (const auto& [local, remote] : names_) {
+      for (size_t at = text.find(local); at != std::string::npos;
+           at = text.find(local, at + remote.size())) {
+        text.replace(at, local.size(), remote);
+      }
+    }
+    return text;
+  }
+
  private:
+  std::vector<std::pair<std::string, std::string>> names_;  // (local copy, s3:// name)
   std::string dir_;
   int files_ = 0;
 };
@@ -308,7 +323,11 @@ std::vector<InputRow> read_url_table(const std::vector<std::string>& paths,
     if (format == "parquet") {
       StagedInputs staged;
       ParquetTable table({staged.local(path)}, columns);
+      const size_t first = rows.size();
       table.read(0, table.row_count(), &rows);
+      for (size_t i = first; i < rows.size(); ++i) {
+        rows[i].error = staged.original_names(std::move(rows[i].error));
+      }
     } else if (format == "jsonl") {
       read_jsonl_table(path, columns, &rows);
     } else {
@@ -326,7 +345,9 @@ std::vector<InputRow> read_inputs(const ShardOptions& options) {
   if (options.input_kind == "mmc4") {
     StagedInputs staged;
     for (auto& path : paths) path = staged.local(path);
-    return read_mmc4_documents(paths);
+    std::vector<InputRow> rows = read_mmc4_documents(paths);
+    for (auto& row : rows) row.error = staged.original_names(std::move(row.error));
+    return rows;
   }
   TableColumns columns{options.input_format, options.url_col, options.caption_col,
                        options.save_cols};

@@ -2,7 +2,8 @@
 # `flam shard` from an s3:// table (a prefix listing) to an s3:// output_dir, against moto (run
 # under with_s3.py): the objects equal, byte for byte, the shards of the same run on local disk;
 # a rerun finds every shard done; `flam inspect shard` and the loader (`flam inspect batch`) read
-# s3:// as they read the disk; a wrong secret and a missing
+# s3:// as they read the disk; MMC4 documents from the bucket make the same shards as from disk;
+# a wrong secret and a missing
 # bucket are exit 2 with a clear message that never prints the secret.
 source "$FLAM_SOURCE_DIR/tests/shard/lib.sh"
 S3TOOL="$PY $SRC/tests/s3/s3tool.py"
@@ -28,6 +29,16 @@ $S3TOOL rm s3://flam-test/shards/00002_stats.json
 grep -q "4 shards (3 done before)" "$TMP/s3_again.log" || { cat "$TMP/s3_again.log"; exit 1; }
 rm -rf "$TMP/fetched" && $S3TOOL get-prefix s3://flam-test/shards/ "$TMP/fetched"
 same_shards "$TMP/local" "$TMP/fetched"
+
+# MMC4 documents from the bucket (read from a local copy) make the same shards as from disk.
+"$PY" "$FIXTURE" mmc4 "$PORT" "$TMP/docs.jsonl"
+$S3TOOL put "$TMP/docs.jsonl" s3://flam-test/mmc4/docs.jsonl
+for where in "$TMP/docs.jsonl:$TMP/mmc4_local" "s3://flam-test/mmc4/docs.jsonl:$TMP/mmc4_s3"; do
+  write_config "$TMP/mmc4.yaml" "${where%%:$TMP*}" "$TMP/${where##*:$TMP/}" "input_kind: mmc4" \
+    "save_cols: []" "max_bad_row_fraction: 0.5"
+  "$FLAM" shard --config "$TMP/mmc4.yaml" 2>"$TMP/mmc4.log" || { cat "$TMP/mmc4.log"; exit 1; }
+done
+same_shards "$TMP/mmc4_local" "$TMP/mmc4_s3"
 
 # The read side: a shard and a brace pattern straight from the bucket.
 "$FLAM" inspect shard "s3://flam-test/shards/00001.tar" >"$TMP/inspect.txt" 2>&1 ||
