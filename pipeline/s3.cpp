@@ -18,8 +18,10 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "pipeline/curl_check.h"
 
@@ -519,12 +521,16 @@ class S3Source final : public ByteSource {
 
   size_t read(void* buf, size_t n) override {
     for (int attempt = 1;; ++attempt) {
+      const SteadyClock::time_point start = SteadyClock::now();
       try {
         if (!inner_) open_inner();
         const size_t got = inner_->read(buf, n);
+        waited_ += seconds_since(start);
         offset_ += static_cast<int64_t>(got);
         return got;
       } catch (const Error& e) {
+        waited_ += seconds_since(start);
+        if (e.context().key == kDeadlineKey) throw_deadline();
         const std::string code = xml_value(failure_.body, "Code");
         const bool pace = !e.context().key.empty();  // deadline or minimum rate: not retried
         const bool refused = failure_.status >= 400;
@@ -533,7 +539,9 @@ class S3Source final : public ByteSource {
         if (again) {
           const std::string retry_after = failure_.retry_after;
           inner_.reset();
-          sleep_seconds(backoff_for(client_.options, attempt - 1, retry_after));
+          const double pause = backoff_for(client_.options, attempt - 1, retry_after);
+          sleep_seconds(pause);
+          waited_ += pause;
           continue;
         }
         if (refused) throw_status("GET", name_, failure_.status, failure_.body, attempt);
@@ -551,13 +559,30 @@ class S3Source final : public ByteSource {
   int64_t offset() const override { return offset_; }
 
  private:
+  static constexpr const char* kDeadlineKey = "data.stream.deadline_seconds";
+
+  // The deadline counts every attempt's wait (and the pauses between them) together.
+  [[noreturn]] void throw_deadline() const {
+    ErrorContext context = at_url(name_, offset_);
+    context.key = kDeadlineKey;
+    std::ostringstream what;
+    what << "s3 GET: transfer deadline of " << options_.deadline_seconds << " s passed after "
+         << offset_ << " bytes";
+    throw Error(ErrorKind::kNetwork, what.str(), context);
+  }
+
   void open_inner() {
+    SourceOptions attempt = options_;
+    if (options_.deadline_seconds > 0) {
+      attempt.deadline_seconds = options_.deadline_seconds - waited_;
+      if (attempt.deadline_seconds <= 0) throw_deadline();
+    }
     failure_ = HttpFailure{};
     Request r = client_.request("GET", name_);
     const S3Core::Wire wire = client_.sign(r, sha256_hex(""));
     std::vector<std::string> headers = wire.headers;
     if (offset_ > 0) headers.push_back("Range: bytes=" + std::to_string(offset_) + "-");
-    inner_ = open_http(wire.url, headers, options_, &failure_);
+    inner_ = open_http(wire.url, headers, attempt, &failure_);
   }
 
   const S3Core& client_;
@@ -566,6 +591,7 @@ class S3Source final : public ByteSource {
   HttpFailure failure_;
   std::unique_ptr<ByteSource> inner_;
   int64_t offset_ = 0;
+  double waited_ = 0;  // seconds inside read(), every attempt and pause included
 };
 
 }  // namespace

@@ -155,6 +155,26 @@ TEST(S3Faults, SlowDownBeyondTheAttemptsIsANetworkErrorNamingTheCode) {
   arm("slowdown", 0);
 }
 
+TEST(S3Faults, TheStreamDeadlineCountsEveryAttempt) {
+  S3Options o = small_parts();
+  o.max_attempts = 1000;
+  o.stream.deadline_seconds = 0.5;
+  S3Client s3(o);
+  s3.put("s3://flam-test/faults/deadline.bin", "x");
+  arm("slowdown", 1000);
+  try {
+    auto source = s3.open("s3://flam-test/faults/deadline.bin");
+    read_all(*source);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kNetwork);
+    EXPECT_EQ(e.context().key, "data.stream.deadline_seconds") << e.what();
+    EXPECT_EQ(e.context().url, "s3://flam-test/faults/deadline.bin");
+  }
+  EXPECT_GT(remaining_faults(), 0);  // ended by the deadline, not by running out of faults
+  arm("slowdown", 0);
+}
+
 TEST(S3Faults, StreamCutMidObjectResumesWithARange) {
   S3Client s3(small_parts());
   const std::string body = pattern(3 << 20, 5);

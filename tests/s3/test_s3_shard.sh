@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # `flam shard` from an s3:// table (a prefix listing) to an s3:// output_dir, against moto (run
 # under with_s3.py): the objects equal, byte for byte, the shards of the same run on local disk;
-# a rerun finds every shard done; `flam inspect shard` and the loader (`flam inspect batch`) read
-# s3:// as they read the disk; MMC4 documents from the bucket make the same shards as from disk;
-# a wrong secret and a missing
-# bucket are exit 2 with a clear message that never prints the secret.
+# a rerun finds every shard done; MMC4 documents from the bucket make the same shards as from
+# disk; `flam inspect shard` and the loader (`flam inspect batch`) read s3:// as they read the
+# disk; a wrong secret and a missing bucket are exit 2 with a clear message that never prints the
+# secret.
 source "$FLAM_SOURCE_DIR/tests/shard/lib.sh"
 S3TOOL="$PY $SRC/tests/s3/s3tool.py"
 start_server
