@@ -21,6 +21,7 @@ status.
 import argparse
 import http.client
 import os
+import shutil
 import signal
 import socket
 import socketserver
@@ -149,6 +150,8 @@ def main():
     args = ap.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
 
+    # ctest ends a test past its TIMEOUT with SIGTERM: unwind, so that the server is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(124))
     home = tempfile.mkdtemp(prefix="flam_s3_home_")
     port = free_port()
     env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3")
@@ -196,6 +199,7 @@ def main():
             moto.wait(10)
         except subprocess.TimeoutExpired:
             os.killpg(moto.pid, signal.SIGKILL)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":
