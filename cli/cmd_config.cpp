@@ -114,6 +114,8 @@ const std::map<std::string, std::string>& meanings() {
       {"train.checkpoint.max_failed_attempts", "consecutive failed saves before training stops"},
       {"train.checkpoint.mtbf_hours", "> 0: also save at the Young/Daly interval for this MTBF"},
       {"train.checkpoint.watchdog_seconds", "a rank silent this long aborts the job; 0: off"},
+      {"train.checkpoint.dir",
+       "where checkpoints go: empty for RUN/checkpoints, a folder, or s3://bucket/prefix"},
       {"shard.input_kind", "LAION URL tables or MMC4 documents"},
       {"shard.inputs", "input files or globs: tsv/csv/jsonl(.gz/.zst)/parquet; MMC4 .jsonl.zip"},
       {"shard.input_format", "table format; auto: from the file extension"},

@@ -10,6 +10,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <sstream>
@@ -19,6 +20,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "pipeline/curl_check.h"
+#include "pipeline/s3.h"
 
 namespace flam::pipeline {
 namespace {
@@ -81,10 +83,12 @@ class FileSource final : public ByteSource {
 // ---------------------------------------------------------------------------------------------
 class HttpSource final : public ByteSource {
  public:
-  HttpSource(std::string url, const SourceOptions& options)
+  HttpSource(std::string url, const SourceOptions& options,
+             const std::vector<std::string>& headers = {}, HttpFailure* failure = nullptr)
       : name_(std::move(url)),
         options_(options),
-        capacity_(std::max<size_t>(options.buffer_bytes, 64 << 10)) {
+        capacity_(std::max<size_t>(options.buffer_bytes, 64 << 10)),
+        failure_(failure) {
     curl_init_once();
     easy_ = curl_easy_init();
     multi_ = curl_multi_init();
@@ -97,7 +101,13 @@ class HttpSource final : public ByteSource {
       CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, &HttpSource::on_write));
       CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_WRITEDATA, this));
       CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_ERRORBUFFER, error_buffer_));
-      CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_FAILONERROR, 1L));
+      CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_FAILONERROR, failure_ == nullptr ? 1L : 0L));
+      if (failure_ != nullptr) {
+        CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_HEADERFUNCTION, &HttpSource::on_header));
+        CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_HEADERDATA, this));
+      }
+      for (const auto& h : headers) headers_ = curl_slist_append(headers_, h.c_str());
+      if (headers_ != nullptr) CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, headers_));
       CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_FOLLOWLOCATION, 1L));
       CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_MAXREDIRS, 5L));
       CURL_CHECK(curl_easy_setopt(easy_, CURLOPT_PROTOCOLS_STR, "http,https"));
@@ -145,9 +155,40 @@ class HttpSource final : public ByteSource {
  private:
   size_t available() const { return buffer_.size() - head_; }
 
+  static size_t on_header(char* data, size_t size, size_t count, void* user) {
+    auto* self = static_cast<HttpSource*>(user);
+    std::string_view line(data, size * count);
+    constexpr std::string_view kRetryAfter = "retry-after:";
+    if (line.size() > kRetryAfter.size()) {
+      std::string lower(line.substr(0, kRetryAfter.size()));
+      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (lower == kRetryAfter) {
+        std::string_view value = line.substr(kRetryAfter.size());
+        while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+          value.remove_prefix(1);
+        }
+        while (!value.empty() && (value.back() == '\r' || value.back() == '\n')) {
+          value.remove_suffix(1);
+        }
+        self->failure_->retry_after = std::string(value);
+      }
+    }
+    return size * count;
+  }
+
   static size_t on_write(char* data, size_t size, size_t count, void* user) {
     auto* self = static_cast<HttpSource*>(user);
     size_t bytes = size * count;
+    if (self->failure_ != nullptr) {
+      long status = 0;
+      curl_easy_getinfo(self->easy_, CURLINFO_RESPONSE_CODE, &status);
+      if (status >= 400) {
+        self->failure_->status = status;
+        const size_t room = (64u << 10) - std::min<size_t>(self->failure_->body.size(), 64u << 10);
+        self->failure_->body.append(data, std::min(bytes, room));
+        return bytes;
+      }
+    }
     // Accept a chunk into an empty buffer whatever its size (curl's chunks are bounded), else
     // only while under capacity; otherwise pause and get the same chunk again after resume.
     if (self->available() > 0 && self->available() + bytes > self->capacity_) {
@@ -215,9 +256,14 @@ class HttpSource final : public ByteSource {
   }
 
   void finish_or_throw() {
-    if (result_ == CURLE_OK) return;
     long status = 0;
     curl_easy_getinfo(easy_, CURLINFO_RESPONSE_CODE, &status);
+    if (result_ == CURLE_OK && failure_ != nullptr && status >= 400) {
+      failure_->status = status;
+      throw Error(ErrorKind::kNetwork, "http status " + std::to_string(status),
+                  context_for(name_, offset_));
+    }
+    if (result_ == CURLE_OK) return;
     std::string what;
     ErrorKind kind = ErrorKind::kNetwork;
     if (result_ == CURLE_HTTP_RETURNED_ERROR) {
@@ -235,8 +281,10 @@ class HttpSource final : public ByteSource {
     if (multi_ != nullptr && easy_ != nullptr) curl_multi_remove_handle(multi_, easy_);
     if (easy_ != nullptr) curl_easy_cleanup(easy_);
     if (multi_ != nullptr) curl_multi_cleanup(multi_);
+    if (headers_ != nullptr) curl_slist_free_all(headers_);
     easy_ = nullptr;
     multi_ = nullptr;
+    headers_ = nullptr;
   }
 
   std::string name_;
@@ -245,7 +293,9 @@ class HttpSource final : public ByteSource {
   double waited_seconds_ = 0;  // inside read(), waiting for bytes
   CURL* easy_ = nullptr;
   CURLM* multi_ = nullptr;
-  std::string buffer_;  // bytes received, not yet read, from head_ on
+  curl_slist* headers_ = nullptr;
+  HttpFailure* failure_ = nullptr;  // not owned; set: keep error bodies instead of failing early
+  std::string buffer_;              // bytes received, not yet read, from head_ on
   size_t head_ = 0;
   bool paused_ = false;
   bool finished_ = false;
@@ -387,13 +437,21 @@ bool name_ends_with(const std::string& name, std::string_view suffix) {
 }  // namespace
 
 bool is_url(const std::string& name) {
-  return starts_with(name, "http://") || starts_with(name, "https://");
+  return starts_with(name, "http://") || starts_with(name, "https://") || is_s3_url(name);
+}
+
+std::unique_ptr<ByteSource> open_http(const std::string& url,
+                                      const std::vector<std::string>& headers,
+                                      const SourceOptions& options, HttpFailure* failure) {
+  return std::make_unique<HttpSource>(url, options, headers, failure);
 }
 
 std::unique_ptr<ByteSource> open_source(const std::string& path_or_url,
                                         const SourceOptions& options) {
   std::unique_ptr<ByteSource> source;
-  if (is_url(path_or_url)) {
+  if (is_s3_url(path_or_url)) {
+    source = open_s3_source(path_or_url, options);
+  } else if (is_url(path_or_url)) {
     source = std::make_unique<HttpSource>(path_or_url, options);
   } else if (starts_with(path_or_url, "file://")) {
     source = std::make_unique<FileSource>(path_or_url.substr(7));

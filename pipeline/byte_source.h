@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace flam::pipeline {
 
@@ -48,7 +49,21 @@ class ByteSource {
 std::unique_ptr<ByteSource> open_source(const std::string& path_or_url,
                                         const SourceOptions& options = {});
 
-// True for "http://" and "https://" names.
+// True for remote names: "http://", "https://" and "s3://" (pipeline/s3.h).
 bool is_url(const std::string& name);
+
+// What an http server said when it refused a stream (status >= 400).
+struct HttpFailure {
+  long status = 0;
+  std::string body;         // the start of the response body (at most 64 KiB): S3's XML error
+  std::string retry_after;  // the Retry-After header, if any
+};
+
+// For pipeline/s3.cpp: a streamed GET of an http(s) `url` with extra request headers
+// ("Name: value"). A status >= 400 fails the stream at read() (kNetwork, "http status N") after
+// filling *failure. REQUIRES: failure outlives the source.
+std::unique_ptr<ByteSource> open_http(const std::string& url,
+                                      const std::vector<std::string>& headers,
+                                      const SourceOptions& options, HttpFailure* failure);
 
 }  // namespace flam::pipeline

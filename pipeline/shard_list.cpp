@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "pipeline/byte_source.h"
+#include "pipeline/s3.h"
 
 namespace flam::pipeline {
 namespace {
@@ -96,6 +97,15 @@ std::vector<std::string> expand_shard_list(const std::vector<std::string>& specs
   std::vector<std::string> out;
   for (const auto& spec : specs) {
     if (spec.empty()) malformed(spec, "empty shard spec");
+    if (is_s3_url(spec) && spec.back() == '/') {
+      for (const S3Object& object : default_s3_client().list(spec)) {
+        const std::string& u = object.url;
+        const bool tar = (u.size() > 4 && u.compare(u.size() - 4, 4, ".tar") == 0) ||
+                         (u.size() > 8 && u.compare(u.size() - 8, 8, ".tar.zst") == 0);
+        if (tar) out.push_back(u);
+      }
+      continue;
+    }
     if (spec[0] != '@' && !is_list_file(spec)) {
       expand_braces(spec, out);
       continue;

@@ -3,6 +3,9 @@
 // hands them out one at a time (ShardQueue); each rank makes the shards it is given
 // (ShardWorker). At the end rank 0 writes `sizes.json` (samples per shard, for webdataset and
 // OpenFlamingo) and `summary.json` (the stats of all shards summed) under output_dir.
+// An output_dir "s3://bucket/prefix" holds the same objects: each shard is made in a local staging
+// folder (the temp directory; one shard per rank at a time) and uploaded when finished (multipart
+// for large tars), its stats object last; resume lists the prefix once.
 //
 // Collective: every rank of MPI_COMM_WORLD calls it. REQUIRES: World::init() was called.
 #pragma once
@@ -22,7 +25,7 @@ struct ShardJobResult {
 };
 
 // Throws flam::Error: kConfig/kData/kIo for unusable inputs or an unwritable output_dir, kComm
-// when MPI fails.
+// when MPI fails; pipeline/s3.h's errors for an s3:// output_dir that cannot be written.
 ShardJobResult run_shard_job(const ShardOptions& options);
 
 }  // namespace flam::shard

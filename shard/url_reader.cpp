@@ -1,13 +1,19 @@
 #include "shard/url_reader.h"
 
 #include <glob.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 
 #include "core/error.h"
 #include "pipeline/byte_source.h"
 #include "pipeline/packer.h"
+#include "pipeline/s3.h"
+#include "pipeline/shard_list.h"
 #include "pipeline/text.h"
 #include "shard/mmc4_reader.h"
 #include "shard/options.h"
@@ -196,6 +202,59 @@ void read_delimited_table(const std::string& path, char delimiter, const TableCo
   }
 }
 
+// Readers that need a seekable local file (parquet, MMC4's libarchive) get an s3:// input as a
+// local copy; the copy lives as long as this object.
+class StagedInputs {
+ public:
+  StagedInputs() = default;
+  StagedInputs(const StagedInputs&) = delete;
+  StagedInputs& operator=(const StagedInputs&) = delete;
+  ~StagedInputs() {
+    std::error_code ec;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  }
+
+  // `name` itself when local; else the path of a local copy keeping its file name.
+  std::string local(const std::string& name) {
+    if (!pipeline::is_s3_url(name)) return name;
+    if (dir_.empty()) {
+      dir_ = (std::filesystem::temp_directory_path() /
+              ("flam-inputs-" + std::to_string(::getpid()) + "-" +
+               std::to_string(reinterpret_cast<uintptr_t>(this))))
+                 .string();
+      std::filesystem::create_directories(dir_);
+    }
+    // One folder per copy: the file keeps its name, which messages quote.
+    const std::string folder = dir_ + "/" + std::to_string(files_++);
+    std::filesystem::create_directories(folder);
+    const std::string path = folder + "/" + name.substr(name.rfind('/') + 1);
+    // Raw bytes: the reader decompresses by the name's extension itself.
+    std::unique_ptr<pipeline::ByteSource> source = pipeline::default_s3_client().open(name);
+    std::ofstream out(path, std::ios::binary);
+    std::string buf(1 << 20, '\0');
+    while (size_t n = source->read(buf.data(), buf.size())) out.write(buf.data(), n);
+    if (!out.flush()) throw Error(ErrorKind::kIo, "cannot stage " + name, at_file(path));
+    names_.emplace_back(path, name);
+    return path;
+  }
+
+  // `text` (a row's error message) with every local copy's path replaced by its s3:// name.
+  std::string original_names(std::string text) const {
+    for (const auto& [local, remote] : names_) {
+      for (size_t at = text.find(local); at != std::string::npos;
+           at = text.find(local, at + remote.size())) {
+        text.replace(at, local.size(), remote);
+      }
+    }
+    return text;
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> names_;  // (local copy, s3:// name)
+  std::string dir_;
+  int files_ = 0;
+};
+
 }  // namespace
 
 bool split_record(const std::string& record, char delimiter, std::vector<std::string>* fields) {
@@ -233,6 +292,16 @@ bool split_record(const std::string& record, char delimiter, std::vector<std::st
 std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns) {
   std::vector<std::string> out;
   for (const auto& pattern : patterns) {
+    if (pipeline::is_s3_url(pattern)) {
+      if (pattern.back() == '/') {
+        for (const auto& object : pipeline::default_s3_client().list(pattern)) {
+          out.push_back(object.url);
+        }
+      } else {
+        for (auto& name : pipeline::expand_shard_list({pattern})) out.push_back(std::move(name));
+      }
+      continue;
+    }
     glob_t g{};
     if (glob(pattern.c_str(), 0, nullptr, &g) == 0) {
       std::vector<std::string> found(g.gl_pathv, g.gl_pathv + g.gl_pathc);
@@ -252,8 +321,13 @@ std::vector<InputRow> read_url_table(const std::vector<std::string>& paths,
   for (const auto& path : paths) {
     std::string format = table_format(path, columns.format);
     if (format == "parquet") {
-      ParquetTable table({path}, columns);
+      StagedInputs staged;
+      ParquetTable table({staged.local(path)}, columns);
+      const size_t first = rows.size();
       table.read(0, table.row_count(), &rows);
+      for (size_t i = first; i < rows.size(); ++i) {
+        rows[i].error = staged.original_names(std::move(rows[i].error));
+      }
     } else if (format == "jsonl") {
       read_jsonl_table(path, columns, &rows);
     } else {
@@ -268,7 +342,13 @@ std::vector<InputRow> read_inputs(const ShardOptions& options) {
     throw Error(ErrorKind::kConfig, "no input files", ErrorContext{"", -1, "shard.inputs", "", -1});
   }
   std::vector<std::string> paths = expand_inputs(options.inputs);
-  if (options.input_kind == "mmc4") return read_mmc4_documents(paths);
+  if (options.input_kind == "mmc4") {
+    StagedInputs staged;
+    for (auto& path : paths) path = staged.local(path);
+    std::vector<InputRow> rows = read_mmc4_documents(paths);
+    for (auto& row : rows) row.error = staged.original_names(std::move(row.error));
+    return rows;
+  }
   TableColumns columns{options.input_format, options.url_col, options.caption_col,
                        options.save_cols};
   return read_url_table(paths, columns);

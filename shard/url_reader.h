@@ -36,7 +36,9 @@ struct TableColumns {
 };
 
 // Expands shell globs in `patterns` (sorted per pattern; a pattern without a match is kept as is,
-// so that opening it names the missing file).
+// so that opening it names the missing file). An s3:// pattern expands its brace ranges
+// (pipeline/shard_list.h), or, ending in '/', lists every object under the prefix, sorted; s3://
+// inputs are streamed (text tables) or read from a local copy (parquet, MMC4 documents).
 std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns);
 
 // Reads every record of every file, in order. TSV records are lines: an unterminated quote makes

@@ -33,6 +33,9 @@ struct CheckpointOptions {
   int max_failed_attempts = 3;      // consecutive failed writes before training stops
   double mtbf_hours = 0.0;          // > 0: also save at the Young/Daly interval for this MTBF
   double watchdog_seconds = 300.0;  // a rank silent this long aborts the job; 0: off
+  // Where checkpoints go: "" is RUN/checkpoints; a folder, or s3://bucket/prefix
+  // (train/checkpoint/checkpointer.h).
+  std::string dir;
 };
 
 // In-training evaluation (train.eval): at step 0 and every `every` steps, at the step boundary,
@@ -88,6 +91,7 @@ inline void describe(ConfigMap& m, CheckpointOptions& o) {
   m.field("max_failed_attempts", o.max_failed_attempts, Bounds::at_least(1));
   m.field("mtbf_hours", o.mtbf_hours, Bounds::non_negative());
   m.field("watchdog_seconds", o.watchdog_seconds, Bounds::non_negative());
+  m.field("dir", o.dir);
 }
 
 inline void describe(ConfigMap& m, TrainEvalOptions& o) {

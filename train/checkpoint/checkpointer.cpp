@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <exception>
 #include <filesystem>
@@ -17,6 +18,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/run_layout.h"
+#include "pipeline/s3.h"
 #include "train/checkpoint/checkpoint_reader.h"
 #include "train/checkpoint/manifest.h"
 #include "train/checkpoint/rank_file.h"
@@ -91,7 +93,82 @@ RankFileSummary write_state(int rank, int world_size, const FlatLayout& layout,
   return write_rank_file(path, sections);
 }
 
+// The s3:// copy of a checkpoints directory (train.checkpoint.dir): the same names under a
+// prefix. An object store has no rename, so the commit point is the manifest object, written
+// after every rank file is there; `latest` follows it. A step_N/ prefix without a manifest is a
+// save that did not commit.
+class RemoteCheckpoints {
+ public:
+  explicit RemoteCheckpoints(std::string url) : url_(std::move(url)) {
+    while (!url_.empty() && url_.back() == '/') url_.pop_back();
+    pipeline::parse_s3_url(url_);
+  }
+
+  std::string url(const std::string& name) const { return url_ + "/" + name; }
+  std::string step_url(int64_t step) const { return url(run_layout::step_dir_name(step)); }
+  const std::string& root() const { return url_; }
+
+  // step -> the names of its objects (relative to step_N/).
+  std::map<int64_t, std::vector<std::string>> steps() const {
+    std::map<int64_t, std::vector<std::string>> out;
+    for (const auto& object : s3().list(url_ + "/")) {
+      const std::string rel = object.url.substr(url_.size() + 1);
+      const size_t slash = rel.find('/');
+      if (slash == std::string::npos) continue;
+      const std::optional<int64_t> step = run_layout::parse_step_dir_name(rel.substr(0, slash));
+      if (step) out[*step].push_back(rel.substr(slash + 1));
+    }
+    return out;
+  }
+
+  // Steps with a manifest, newest first.
+  std::vector<int64_t> committed() const {
+    std::vector<int64_t> out;
+    for (const auto& [step, names] : steps()) {
+      if (std::find(names.begin(), names.end(), "manifest.json") != names.end()) {
+        out.push_back(step);
+      }
+    }
+    std::sort(out.rbegin(), out.rend());
+    return out;
+  }
+
+  // The manifest goes first, so that a step half deleted no longer counts.
+  void remove_step(int64_t step, std::vector<std::string> names) const {
+    std::stable_partition(names.begin(), names.end(),
+                          [](const std::string& name) { return name == "manifest.json"; });
+    for (const auto& name : names) s3().remove(step_url(step) + "/" + name);
+  }
+
+  // Every object of step_N/ into local_dir (created).
+  void download_step(int64_t step, const std::string& local_dir) const {
+    fs::create_directories(local_dir);
+    const std::string prefix = step_url(step) + "/";
+    for (const auto& object : s3().list(prefix)) {
+      const std::string path = local_dir + "/" + object.url.substr(prefix.size());
+      std::unique_ptr<pipeline::ByteSource> in = s3().open(object.url);
+      std::FILE* out = std::fopen(path.c_str(), "wb");
+      if (out == nullptr) throw Error(ErrorKind::kIo, "cannot write", at_file(path));
+      std::vector<char> buf(1 << 20);
+      bool ok = true;
+      while (size_t n = in->read(buf.data(), buf.size()))
+        ok = ok && std::fwrite(buf.data(), 1, n, out) == n;
+      ok = std::fclose(out) == 0 && ok;
+      if (!ok) throw Error(ErrorKind::kIo, "write failed", at_file(path));
+    }
+  }
+
+  static const pipeline::S3Client& s3() { return pipeline::default_s3_client(); }
+
+ private:
+  std::string url_;
+};
+
 }  // namespace
+
+struct Checkpointer::Remote : RemoteCheckpoints {
+  using RemoteCheckpoints::RemoteCheckpoints;
+};
 
 struct Checkpointer::Job {
   int64_t step = 0;
@@ -114,7 +191,25 @@ Checkpointer::Checkpointer(const CheckpointOptions& options, std::string run_dir
       dir_(run_layout::checkpoints_dir(run_dir)),
       comm_(comm),
       config_hash_(std::move(config_hash)) {
+  if (pipeline::is_s3_url(options_.dir)) {
+    remote_ = std::make_unique<Remote>(options_.dir);
+  } else if (!options_.dir.empty()) {
+    dir_ = options_.dir;
+  }
   if (comm_.rank() != 0) return;
+  if (remote_) {
+    // No save is in flight yet: a step without its manifest is left over from a crash.
+    try {
+      for (const auto& [step, names] : remote_->steps()) {
+        if (std::find(names.begin(), names.end(), "manifest.json") != names.end()) continue;
+        FLAM_LOG(INFO) << "checkpoint: removing partial " << remote_->step_url(step)
+                       << "/ left by an interrupted save";
+        remote_->remove_step(step, names);
+      }
+    } catch (const Error& e) {
+      FLAM_LOG(WARN) << "checkpoint: cannot clean " << remote_->root() << ": " << e.what();
+    }
+  }
   std::error_code ec;
   fs::create_directories(dir_, ec);
   if (ec) {
@@ -183,7 +278,8 @@ bool Checkpointer::save(int64_t step, SnapshotSource& source, bool sync) {
   source.hold_updates(job.copied.get_future().share());
   const int rank = comm_.rank();
   const int world_size = comm_.size();
-  job.thread = std::thread([&job, &source, rank, world_size] {
+  const Remote* remote = remote_.get();
+  job.thread = std::thread([&job, &source, rank, world_size, remote] {
     bool copied = false;
     auto start = Clock::now();
     try {
@@ -194,6 +290,10 @@ bool Checkpointer::save(int64_t step, SnapshotSource& source, bool sync) {
       start = Clock::now();
       job.summary = write_state(rank, world_size, job.layout, job.state,
                                 run_layout::rank_file(job.tmp_dir, rank));
+      if (remote != nullptr) {
+        remote->s3().put_file(remote->step_url(job.step) + "/" + run_layout::rank_file_name(rank),
+                              run_layout::rank_file(job.tmp_dir, rank));
+      }
       job.ok = true;
     } catch (const std::exception& e) {
       if (!copied) job.copied.set_value();
@@ -282,7 +382,22 @@ void Checkpointer::commit(Job& job) {
           m.files.push_back({run_layout::rank_file_name(r), static_cast<uint64_t>(all[4 * r + 1]),
                              static_cast<uint32_t>(all[4 * r + 2])});
         }
-        write_file_atomic(run_layout::manifest_file(job.tmp_dir), manifest_to_json(m));
+        const std::string manifest = manifest_to_json(m);
+        write_file_atomic(run_layout::manifest_file(job.tmp_dir), manifest);
+        if (remote_) {
+          // Every part must be there, whole, before the manifest makes the step count.
+          for (int r = 0; r < n; ++r) {
+            const std::string part =
+                remote_->step_url(job.step) + "/" + run_layout::rank_file_name(r);
+            const std::optional<int64_t> size = remote_->s3().head(part);
+            if (!size || *size != all[4 * r + 1]) {
+              throw Error(ErrorKind::kIo, "rank file missing or short in the bucket",
+                          ErrorContext{"", -1, "", part, size.value_or(-1)});
+            }
+          }
+          remote_->s3().put(remote_->step_url(job.step) + "/manifest.json", manifest);
+          remote_->s3().put(remote_->url("latest"), name + "\n");
+        }
         if (fs::exists(final_dir)) {
           FLAM_LOG(WARN) << "checkpoint: replacing existing " << final_dir;
           fs::remove_all(final_dir);
@@ -307,9 +422,10 @@ void Checkpointer::commit(Job& job) {
   }
   consecutive_failures_ = 0;
   if (rank != 0) return;
-  FLAM_LOG(INFO) << "checkpoint " << final_dir << " committed: " << outcome.bytes / 1e6 << " MB in "
-                 << outcome.write_seconds << " s ("
-                 << outcome.bytes / 1e6 / std::max(outcome.write_seconds, 1e-9) << " MB/s)";
+  FLAM_LOG(INFO) << "checkpoint " << (remote_ ? remote_->step_url(job.step) : final_dir)
+                 << " committed: " << outcome.bytes / 1e6 << " MB in " << outcome.write_seconds
+                 << " s (" << outcome.bytes / 1e6 / std::max(outcome.write_seconds, 1e-9)
+                 << " MB/s)";
   // Prune to the newest `keep`; the one just committed is the newest and always stays.
   const std::vector<int64_t> steps = run_layout::list_checkpoints(dir_);
   for (size_t i = static_cast<size_t>(std::max(options_.keep, 1)); i < steps.size(); ++i) {
@@ -319,6 +435,16 @@ void Checkpointer::commit(Job& job) {
     std::error_code ec;
     fs::rename(old_dir, doomed, ec);
     remove_tree_quietly(ec ? old_dir : doomed);
+  }
+  if (!remote_) return;
+  try {
+    const std::map<int64_t, std::vector<std::string>> remote_steps = remote_->steps();
+    const std::vector<int64_t> kept = remote_->committed();
+    for (size_t i = static_cast<size_t>(std::max(options_.keep, 1)); i < kept.size(); ++i) {
+      remote_->remove_step(kept[i], remote_steps.at(kept[i]));
+    }
+  } catch (const Error& e) {
+    FLAM_LOG(WARN) << "checkpoint: cannot prune " << remote_->root() << ": " << e.what();
   }
 }
 
@@ -333,7 +459,7 @@ std::optional<LoadedCheckpoint> Checkpointer::load_latest(const FlatLayout& layo
   std::vector<int64_t> steps;
   int64_t count = 0;
   if (rank == 0) {
-    steps = run_layout::list_checkpoints(dir_);
+    steps = remote_ ? remote_->committed() : run_layout::list_checkpoints(dir_);
     count = static_cast<int64_t>(steps.size());
   }
   comm_.broadcast(&count, 1, DType::kInt64, 0);
@@ -341,10 +467,20 @@ std::optional<LoadedCheckpoint> Checkpointer::load_latest(const FlatLayout& layo
   if (count > 0) comm_.broadcast(steps.data(), count, DType::kInt64, 0);
 
   for (int64_t step : steps) {
-    const std::string step_dir = run_layout::step_dir(dir_, step);
+    // From a bucket: each rank reads a private local copy (step_N.rankR.tmp/, ignored and cleaned
+    // like any partial directory).
+    const std::string step_dir =
+        remote_
+            ? run_layout::tmp_dir(run_layout::step_dir(dir_, step) + ".rank" + std::to_string(rank))
+            : run_layout::step_dir(dir_, step);
+    const std::string step_name = remote_ ? remote_->step_url(step) : step_dir;
     std::optional<CheckpointReader> reader;
     int64_t bad = 0;
     try {
+      if (remote_) {
+        remove_tree_quietly(step_dir);
+        remote_->download_step(step, step_dir);
+      }
       reader.emplace(step_dir);
       if (reader->manifest().step != step) {
         throw Error(ErrorKind::kData,
@@ -353,14 +489,15 @@ std::optional<LoadedCheckpoint> Checkpointer::load_latest(const FlatLayout& layo
       for (int r = rank; r < reader->manifest().world_size; r += n) reader->verify_file(r);
     } catch (const Error& e) {
       bad = 1;
-      FLAM_LOG(WARN) << "checkpoint " << step_dir << " is broken: " << e.what();
+      FLAM_LOG(WARN) << "checkpoint " << step_name << " is broken: " << e.what();
     }
     comm_.all_reduce(&bad, 1, DType::kInt64, ReduceOp::kMax);
     if (bad) {
       if (rank == 0) {
-        FLAM_LOG(WARN) << "checkpoint " << step_dir
+        FLAM_LOG(WARN) << "checkpoint " << step_name
                        << " failed verification; trying the previous one";
       }
+      if (remote_) remove_tree_quietly(step_dir);
       continue;
     }
     const Manifest& m = reader->manifest();
@@ -372,7 +509,7 @@ std::optional<LoadedCheckpoint> Checkpointer::load_latest(const FlatLayout& layo
 
     LoadedCheckpoint loaded;
     loaded.step = m.step;
-    loaded.path = step_dir;
+    loaded.path = step_name;
     loaded.old_world_size = m.world_size;
     RankState& s = loaded.state;
     s.step = m.step;
@@ -404,8 +541,10 @@ std::optional<LoadedCheckpoint> Checkpointer::load_latest(const FlatLayout& layo
                      << n << " ranks";
     }
     if (rank == 0) {
-      FLAM_LOG(INFO) << "resuming from " << step_dir << " (step " << m.step << ")";
+      FLAM_LOG(INFO) << "resuming from " << step_name << " (step " << m.step << ")";
     }
+    reader.reset();
+    if (remote_) remove_tree_quietly(step_dir);
     return loaded;
   }
   return std::nullopt;

@@ -19,6 +19,15 @@
 // paged in), overlapping the next step's compute; the source holds back its optimizer update
 // until that copy is done (SnapshotSource::hold_updates).
 //
+// train.checkpoint.dir replaces RUN/checkpoints: another local folder, or "s3://bucket/prefix"
+// (pipeline/s3.h). In a bucket the same names are objects: each rank's writer thread uploads its
+// file (multipart) after writing it locally under RUN/checkpoints/step_N.tmp/; once every rank
+// reports success and rank 0 sees every part whole (HEAD), rank 0 uploads manifest.json (the
+// commit point: an object store has no rename) and then `latest`. A step_N/ without a manifest
+// never counts and is deleted at the next start; pruning deletes a step's manifest first. The
+// local folder keeps the newest `keep` as a cache; load_latest() lists the bucket and reads a
+// downloaded copy.
+//
 // Threads: every public method is called by the training thread of every rank, in the same order
 // (they issue collectives on `comm`). One background thread per rank copies the slices and writes
 // the rank's file; MPI is only ever called from the training thread.
@@ -125,6 +134,7 @@ class Checkpointer {
 
  private:
   struct Job;
+  struct Remote;
   void finish(bool block);           // collective
   void commit(Job& job);             // collective
   void count_failure(int64_t step);  // logs, throws after max_failed_attempts
@@ -133,6 +143,7 @@ class Checkpointer {
   std::string dir_;  // RUN/checkpoints
   Comm& comm_;
   std::string config_hash_;
+  std::unique_ptr<Remote> remote_;  // set for an s3:// train.checkpoint.dir
   std::unique_ptr<Job> job_;
   RankState spare_;  // the last finished save's buffers, reused by the next snapshot
   std::optional<SaveOutcome> last_outcome_;
