@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs scripts/demo.sh with fewer steps into the build tree and checks its products: shards with
-# stats, a run that got past the kill to the last step, a committed checkpoint, a well-formed SVG
-# with curves.
+# stats, a run that got past the kill to the last step, evaluations at 0 and 4 shots every 30
+# steps, a committed checkpoint, a well-formed SVG with curves.
 set -euo pipefail
 ROOT=${FLAM_SOURCE_DIR:?}
 OUT=${FLAM_BUILD_DIR:?}/e2e-demo
 rm -rf "$OUT/run" "$OUT/run.svg"
 BUILD=$(realpath --relative-to="$ROOT" "$FLAM_BUILD_DIR")
-DEMO_OUT="$OUT" DEMO_STEPS=60 DEMO_KILL_AT=25 BUILD="$BUILD" bash "$ROOT/scripts/demo.sh" \
+DEMO_OUT="$OUT" DEMO_STEPS=60 DEMO_KILL_AT=25 DEMO_EVAL_EVERY=30 BUILD="$BUILD" \
+  bash "$ROOT/scripts/demo.sh" \
   > "$OUT.log" 2>&1 || { tail -n 80 "$OUT.log"; exit 1; }
 tail -n 25 "$OUT.log"
 for kind in laion mmc4; do
@@ -25,6 +26,8 @@ rows = [json.loads(l) for l in open(os.path.join(out, "run", "metrics.jsonl")) i
 assert rows[-1]["step"] == 60, rows[-1]
 steps = [r["step"] for r in rows]
 assert any(b <= a for a, b in zip(steps, steps[1:])), "no restart visible in metrics: %s" % steps
+evaluated = sorted({r["step"] for r in rows if "eval_coco_0shot" in r and "eval_coco_4shot" in r})
+assert evaluated == [0, 30, 60], "evaluation at 0 and 4 shots at steps %s" % evaluated
 ckpts = [c for c in os.listdir(os.path.join(out, "run", "checkpoints")) if c.startswith("step_")
          and not c.endswith(".tmp")]
 assert ckpts, "no committed checkpoint"
