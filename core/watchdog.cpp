@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "core/exit_codes.h"
@@ -26,6 +27,8 @@ constexpr int kHostLen = 64;
 // boundary, which a rank blocked in a collective with the dead one never reaches. A live peer
 // keeps heartbeating (every second at most) while it checkpoints, so it is not mistaken for dead.
 constexpr double kSilenceAfterStopSeconds = 3.0;
+// Seconds MPI_Abort gets to end the job before the process exits on its own.
+constexpr double kAbortGraceSeconds = 2.0;
 using Clock = std::chrono::steady_clock;
 
 // Waits up to `seconds` for `request`; true if it completed.
@@ -42,6 +45,24 @@ bool test_until(MPI_Request& request, double seconds) {
 }
 
 }  // namespace
+
+// One message between every pair of ranks, before the heartbeat thread exists: OpenMPI's TCP
+// transport opens its connections lazily, and a connection being opened from the training
+// thread while the heartbeat thread drives the same engine has crashed ranks at start-up
+// (connect() "Operation now in progress", then SIGSEGV) on the multi-node test cluster.
+void Watchdog::connect_all() {
+  std::vector<int> out(size_, rank_), in(size_, -1);
+  std::vector<MPI_Request> requests;
+  requests.reserve(2 * static_cast<size_t>(size_));
+  for (int r = 0; r < size_; ++r) {
+    if (r == rank_) continue;
+    requests.emplace_back();
+    MPI_CHECK(MPI_Irecv(&in[r], 1, MPI_INT, r, kTag + 1, comm_, &requests.back()));
+    requests.emplace_back();
+    MPI_CHECK(MPI_Isend(&out[r], 1, MPI_INT, r, kTag + 1, comm_, &requests.back()));
+  }
+  MPI_CHECK(MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE));
+}
 
 Watchdog::Watchdog(MPI_Comm comm, double timeout_seconds) : timeout_seconds_(timeout_seconds) {
   MPI_Comm_size(comm, &size_);
@@ -60,6 +81,7 @@ Watchdog::Watchdog(MPI_Comm comm, double timeout_seconds) : timeout_seconds_(tim
   std::vector<char> all(static_cast<size_t>(kHostLen) * size_);
   MPI_CHECK(MPI_Allgather(host, kHostLen, MPI_CHAR, all.data(), kHostLen, MPI_CHAR, comm_));
   for (int r = 0; r < size_; ++r) hosts_.emplace_back(all.data() + r * kHostLen);
+  connect_all();
   thread_ = std::thread([this] { run(); });
 }
 
@@ -118,6 +140,12 @@ void Watchdog::run() {
       FLAM_LOG(ERROR) << message;
       std::fprintf(stderr, "%s\n", message.c_str());
       std::fflush(stderr);
+      // MPI_Abort itself can hang when the cut also separates this rank from the launcher
+      // (PMIx asks srun's side to end the job): a timer ends the process regardless.
+      std::thread([] {
+        std::this_thread::sleep_for(std::chrono::duration<double>(kAbortGraceSeconds));
+        std::_Exit(kExitPeerFailure);
+      }).detach();
       World::abort(kExitPeerFailure);
     }
     lock.lock();

@@ -22,7 +22,9 @@
 #                (slurmd, slurmstepd, the ranks) gets SIGKILL. `up N` brings it back.
 #   cut I        partition: node I's link goes down (its processes live on).
 #   restore I    node I's link comes back up and any netem qdisc on it is removed.
-#   slow I ARGS  tc netem ARGS (e.g. `delay 20ms loss 1%`) on node I's link, both directions.
+#   slow I QDISC [ARGS]  a tc root qdisc on node I's link, both directions: `netem delay 20ms
+#                loss 1%` where the kernel has sch_netem, else e.g. `tbf rate 4mbit burst 32kbit
+#                latency 100ms` (a slow, queueing link). Exit 3 when the kernel lacks QDISC.
 #
 # Everything lives under $FLAM_CLUSTER_DIR (default /tmp/flam-cluster); the ports
 # ($FLAM_CLUSTER_CTLD_PORT, default 16847; slurmd 16848 in each namespace) do not collide with
@@ -102,6 +104,9 @@ KillWait=5
 InactiveLimit=0
 SlurmctldTimeout=30
 SlurmdTimeout=$SLURMD_TIMEOUT
+# Short RPC timeouts, so that pings to a dead node fail (and it is marked DOWN) within seconds.
+MessageTimeout=3
+TCPTimeout=2
 # Failed jobs are resubmitted by flam watch, not requeued by Slurm behind its back.
 JobRequeue=0
 SchedulerType=sched/backfill
@@ -309,12 +314,16 @@ case "${1:-}" in
     node_arg "${2:-}"
     i=$2
     shift 2
-    [[ $# -gt 0 ]] || { echo "usage: $0 slow I NETEM-ARGS" >&2; exit 2; }
-    tc qdisc replace dev "$(veth "$i")" root netem "$@" &&
-      ip netns exec "$(ns "$i")" tc qdisc replace dev eth0 root netem "$@"
+    [[ $# -gt 0 ]] || { echo "usage: $0 slow I QDISC [ARGS]" >&2; exit 2; }
+    if ! err=$(tc qdisc replace dev "$(veth "$i")" root "$@" 2>&1); then
+      echo "$0: tc qdisc $*: $err" >&2
+      [[ "$err" == *"qdisc kind is unknown"* ]] && exit 3
+      exit 1
+    fi
+    ip netns exec "$(ns "$i")" tc qdisc replace dev eth0 root "$@"
     ;;
   *)
-    echo "usage: $0 up N|down|status|env|kill I|cut I|restore I|slow I NETEM-ARGS" \
+    echo "usage: $0 up N|down|status|env|kill I|cut I|restore I|slow I QDISC [ARGS]" \
       "(FLAM_CLUSTER_DIR=$DIR)" >&2
     exit 2
     ;;

@@ -80,6 +80,15 @@ int64_t resident_bytes() {
   return resident * 4096;
 }
 
+// A [ranks] float tensor as a JSON list, seconds rounded to microseconds.
+nlohmann::json per_rank(const torch::Tensor& values) {
+  nlohmann::json out = nlohmann::json::array();
+  for (int64_t r = 0; r < values.size(0); ++r) {
+    out.push_back(std::round(values[r].item<double>() * 1e6) / 1e6);
+  }
+  return out;
+}
+
 // True on every rank if `local` is true on any rank.
 bool any_rank(Comm& comm, bool local) {
   torch::Tensor flag = torch::tensor({local ? 1.0f : 0.0f});
@@ -209,16 +218,22 @@ class Trainer {
     return m;
   }
 
-  // Collective: losses averaged over ranks, counts summed, the data wait of the slowest rank.
-  // Rank 0 updates the progress line and, every log_every steps, appends to metrics.jsonl.
+  // Collective: losses averaged over ranks, counts summed, each rank's data wait and its
+  // collective wait (seconds blocked in this step-end all-reduce for the slowest rank: a slow
+  // rank waits least, the others wait for it). Rank 0 updates the progress line and, every
+  // log_every steps, appends to metrics.jsonl.
   void log_metrics(const StepMetrics& m) {
     torch::Tensor sums =
         torch::tensor({static_cast<float>(m.loss_laion), static_cast<float>(m.loss_mmc4),
                        static_cast<float>(m.tokens), static_cast<float>(m.samples),
                        static_cast<float>(m.images)});
+    const auto sync_start = Clock::now();
     all_reduce(comm_, sums, ReduceOp::kSum);
-    torch::Tensor wait = torch::tensor({static_cast<float>(m.data_wait)});
-    all_reduce(comm_, wait, ReduceOp::kMax);
+    torch::Tensor own = torch::tensor(
+        {static_cast<float>(m.data_wait), static_cast<float>(seconds_since(sync_start))});
+    torch::Tensor waits = torch::empty({comm_.size(), 2});  // [rank, (data, collective)]
+    all_gather(comm_, own, waits);
+    const torch::Tensor wait = waits.select(1, 0).max();
     const double step_time = seconds_since(m.start);
     checkpoint_stall_ += state_.take_stall_seconds();
     if (!lead_) return;
@@ -243,6 +258,8 @@ class Trainer {
         {"images_per_s", sums[4].item<double>() / step_time},
         {"step_time", step_time},
         {"data_wait", wait.item<double>()},
+        {"data_wait_per_rank", per_rank(waits.select(1, 0))},
+        {"collective_wait_per_rank", per_rank(waits.select(1, 1))},
         {"checkpoint_stall", checkpoint_stall_},
         {"memory",
          {{"master_bytes", mem.master_bytes},
