@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/clock.h"
+#include "core/comm_wait.h"
 #include "core/error.h"
 #include "core/exit_codes.h"
 #include "core/log.h"
@@ -136,6 +137,7 @@ struct StepMetrics {
   double loss_laion = 0.0, loss_mmc4 = 0.0;          // mean over micro-steps
   double tokens = 0.0, samples = 0.0, images = 0.0;  // this rank's
   double data_wait = 0.0;                            // seconds in Loader::next()
+  double comm_wait_start = 0.0;                      // comm_wait_seconds() at the start
   double lr = 0.0, grad_norm = 0.0;
 };
 
@@ -195,6 +197,7 @@ class Trainer {
   StepMetrics train_step() {
     StepMetrics m;
     m.start = Clock::now();
+    m.comm_wait_start = comm_wait_seconds();
     bool finite = true;
     engine_.begin_step();
     for (int micro = 0; micro < options_.grad_accum; ++micro) {
@@ -219,18 +222,18 @@ class Trainer {
   }
 
   // Collective: losses averaged over ranks, counts summed, each rank's data wait and its
-  // collective wait (seconds blocked in this step-end all-reduce for the slowest rank: a slow
-  // rank waits least, the others wait for it). Rank 0 updates the progress line and, every
-  // log_every steps, appends to metrics.jsonl.
+  // collective wait (seconds blocked in the step's collectives, this all-reduce included: the
+  // ranks wait for the slowest, and all of them for a slow link). Rank 0 updates the progress
+  // line and, every log_every steps, appends to metrics.jsonl.
   void log_metrics(const StepMetrics& m) {
     torch::Tensor sums =
         torch::tensor({static_cast<float>(m.loss_laion), static_cast<float>(m.loss_mmc4),
                        static_cast<float>(m.tokens), static_cast<float>(m.samples),
                        static_cast<float>(m.images)});
-    const auto sync_start = Clock::now();
     all_reduce(comm_, sums, ReduceOp::kSum);
-    torch::Tensor own = torch::tensor(
-        {static_cast<float>(m.data_wait), static_cast<float>(seconds_since(sync_start))});
+    torch::Tensor own =
+        torch::tensor({static_cast<float>(m.data_wait),
+                       static_cast<float>(comm_wait_seconds() - m.comm_wait_start)});
     torch::Tensor waits = torch::empty({comm_.size(), 2});  // [rank, (data, collective)]
     all_gather(comm_, own, waits);
     const torch::Tensor wait = waits.select(1, 0).max();

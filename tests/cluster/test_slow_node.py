@@ -4,9 +4,9 @@ link gets netem delay and loss in both directions (scripts/slurm-cluster.sh slow
 on a kernel without sch_netem (this machine's), a token-bucket rate limit.
 Asserts that training goes on to the end in the same job (no watchdog or collective timeout, no
 restart) and that every metrics.jsonl line carries, per rank, the data wait (seconds in the
-loader) and the collective wait (seconds blocked at the step-end all-reduce for the slowest
-rank). Prints the mean step time and the mean per-rank waits before and under the delay:
-timings are reported, never asserted. Skips (77) when the cluster cannot start here."""
+loader) and the collective wait (seconds blocked in the step's collectives, core/comm_wait.h).
+Prints the mean step time and the mean per-rank waits before and under the delay: timings are
+reported, never asserted. Skips (77) when the cluster cannot start here."""
 import json
 import os
 import sys
