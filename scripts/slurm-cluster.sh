@@ -13,8 +13,9 @@
 # (`env` prints these with SLURM_CONF); there is no shared-memory path between nodes. The file
 # system is shared by every namespace, as NFS or Lustre would be on a real cluster.
 #
-#   up N         start (or repair) a cluster of N nodes; idempotent; a namespace, process or
-#                link left by a killed test is removed first. Exit 0 when all N nodes are idle.
+#   up N         start (or repair) a cluster of N nodes; idempotent; a namespace, process,
+#                link, qdisc or job left by a killed test is removed first. Exit 0 when all N
+#                nodes are idle.
 #   down         stop everything and remove the namespaces, links and /etc/netns entries.
 #   status       one line per node (sinfo); exit 1 when the cluster is not running.
 #   env          the shell lines a client needs (eval "$(scripts/slurm-cluster.sh env)").
@@ -242,6 +243,8 @@ up() {
       fail "slurmctld did not start"
   else
     SLURM_CONF="$CONF" scontrol reconfigure >/dev/null 2>&1
+    # Jobs a killed test left behind would hold the nodes: this cluster is the tests' alone.
+    SLURM_CONF="$CONF" scancel --quiet --user=root >/dev/null 2>&1
   fi
   for i in $(seq "$n"); do
     ensure_node "$i" "$n" || fail "cannot make namespace $(ns "$i")"
