@@ -46,24 +46,6 @@ bool test_until(MPI_Request& request, double seconds) {
 
 }  // namespace
 
-// One message between every pair of ranks, before the heartbeat thread exists: OpenMPI's TCP
-// transport opens its connections lazily, and a connection being opened from the training
-// thread while the heartbeat thread drives the same engine has crashed ranks at start-up
-// (connect() "Operation now in progress", then SIGSEGV) on the multi-node test cluster.
-void Watchdog::connect_all() {
-  std::vector<int> out(size_, rank_), in(size_, -1);
-  std::vector<MPI_Request> requests;
-  requests.reserve(2 * static_cast<size_t>(size_));
-  for (int r = 0; r < size_; ++r) {
-    if (r == rank_) continue;
-    requests.emplace_back();
-    MPI_CHECK(MPI_Irecv(&in[r], 1, MPI_INT, r, kTag + 1, comm_, &requests.back()));
-    requests.emplace_back();
-    MPI_CHECK(MPI_Isend(&out[r], 1, MPI_INT, r, kTag + 1, comm_, &requests.back()));
-  }
-  MPI_CHECK(MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE));
-}
-
 Watchdog::Watchdog(MPI_Comm comm, double timeout_seconds) : timeout_seconds_(timeout_seconds) {
   MPI_Comm_size(comm, &size_);
   if (timeout_seconds_ <= 0 || size_ < 2) return;
@@ -81,7 +63,6 @@ Watchdog::Watchdog(MPI_Comm comm, double timeout_seconds) : timeout_seconds_(tim
   std::vector<char> all(static_cast<size_t>(kHostLen) * size_);
   MPI_CHECK(MPI_Allgather(host, kHostLen, MPI_CHAR, all.data(), kHostLen, MPI_CHAR, comm_));
   for (int r = 0; r < size_; ++r) hosts_.emplace_back(all.data() + r * kHostLen);
-  connect_all();
   thread_ = std::thread([this] { run(); });
 }
 

@@ -40,7 +40,6 @@ class Watchdog {
 
  private:
   void run();
-  void connect_all();  // collective, before the thread starts
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   double timeout_seconds_;
