@@ -157,6 +157,7 @@ const std::map<std::string, std::string>& meanings() {
       {"shard.transform.max_pixels", "decode guard against decompression bombs, in pixels"},
       {"shard.transform.fast_decode", "JPEG DCT scaling before the resize: faster, not PIL-exact"},
       {"slurm.nodes", "nodes per job"},
+      {"slurm.min_nodes", "fewest nodes a (resubmitted) job may start on; 0: exactly slurm.nodes"},
       {"slurm.ntasks_per_node", "ranks per node"},
       {"slurm.gpus_per_node", "GPUs per node"},
       {"slurm.cpus_per_task", "CPU cores per rank"},

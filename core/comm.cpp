@@ -1,10 +1,21 @@
 #include "core/comm.h"
 
+#include <atomic>
 #include <cstring>
 
 #include "core/check.h"
+#include "core/comm_wait.h"
 
 namespace flam {
+namespace {
+std::atomic<double> g_comm_wait_seconds{0.0};
+}  // namespace
+
+double comm_wait_seconds() { return g_comm_wait_seconds.load(std::memory_order_relaxed); }
+
+void add_comm_wait_seconds(double seconds) {
+  g_comm_wait_seconds.fetch_add(seconds, std::memory_order_relaxed);
+}
 
 size_t dtype_size(DType dtype) {
   switch (dtype) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/check.h"
+#include "core/comm_wait.h"
 #include "core/error.h"
 #include "core/mpi_check.h"
 
@@ -112,6 +113,7 @@ class MpiWork : public Work {
       }
     }
     request_ = MPI_REQUEST_NULL;
+    add_comm_wait_seconds(std::chrono::duration<double>(clock::now() - start).count());
     if (after_) after_();
   }
 

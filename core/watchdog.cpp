@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "core/exit_codes.h"
@@ -26,6 +27,8 @@ constexpr int kHostLen = 64;
 // boundary, which a rank blocked in a collective with the dead one never reaches. A live peer
 // keeps heartbeating (every second at most) while it checkpoints, so it is not mistaken for dead.
 constexpr double kSilenceAfterStopSeconds = 3.0;
+// Seconds MPI_Abort gets to end the job before the process exits on its own.
+constexpr double kAbortGraceSeconds = 2.0;
 using Clock = std::chrono::steady_clock;
 
 // Waits up to `seconds` for `request`; true if it completed.
@@ -118,6 +121,12 @@ void Watchdog::run() {
       FLAM_LOG(ERROR) << message;
       std::fprintf(stderr, "%s\n", message.c_str());
       std::fflush(stderr);
+      // MPI_Abort itself can hang when the cut also separates this rank from the launcher
+      // (PMIx asks srun's side to end the job): a timer ends the process regardless.
+      std::thread([] {
+        std::this_thread::sleep_for(std::chrono::duration<double>(kAbortGraceSeconds));
+        std::_Exit(kExitPeerFailure);
+      }).detach();
       World::abort(kExitPeerFailure);
     }
     lock.lock();

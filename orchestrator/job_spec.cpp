@@ -77,7 +77,15 @@ std::string render_sbatch(const JobSpec& spec, const std::string& template_text)
   const SlurmOptions& s = spec.slurm;
   std::map<std::string, std::string> values;
   values["job_name"] = checked(spec.job_name, kNameChars, "run.name", "job name");
-  values["nodes"] = std::to_string(s.nodes);
+  if (s.min_nodes > s.nodes) {
+    throw Error(ErrorKind::kConfig,
+                "slurm.min_nodes (" + std::to_string(s.min_nodes) + ") exceeds slurm.nodes (" +
+                    std::to_string(s.nodes) + ")",
+                at_key("slurm.min_nodes"));
+  }
+  values["nodes"] = s.min_nodes > 0 && s.min_nodes < s.nodes
+                        ? std::to_string(s.min_nodes) + "-" + std::to_string(s.nodes)
+                        : std::to_string(s.nodes);
   values["ntasks_per_node"] = std::to_string(s.ntasks_per_node);
   values["cpus_per_task"] = std::to_string(s.cpus_per_task);
   values["gpus_per_node"] = s.gpus_per_node > 0 ? std::to_string(s.gpus_per_node) : "";

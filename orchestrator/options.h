@@ -12,6 +12,10 @@ namespace flam::orchestrator {
 
 struct SlurmOptions {
   int nodes = 1;
+  // The fewest nodes a job may start on; 0: exactly `nodes`. Below `nodes`, the job asks for
+  // `--nodes=min_nodes-nodes`: Slurm gives it as many as are up, so a job resubmitted after a
+  // node failure starts on the nodes left and the ranks reshard (checkpoint and loader).
+  int min_nodes = 0;
   int ntasks_per_node = 1;
   int gpus_per_node = 0;
   int cpus_per_task = 1;
@@ -39,6 +43,7 @@ struct SlurmOptions {
 
 inline void describe(ConfigMap& m, SlurmOptions& o) {
   m.field("nodes", o.nodes, Bounds::at_least(1));
+  m.field("min_nodes", o.min_nodes, Bounds::non_negative());
   m.field("ntasks_per_node", o.ntasks_per_node, Bounds::at_least(1));
   m.field("gpus_per_node", o.gpus_per_node, Bounds::non_negative());
   m.field("cpus_per_task", o.cpus_per_task, Bounds::at_least(1));

@@ -27,6 +27,7 @@ PACKAGES=(
   python3 python3-venv
   slurmctld slurmd slurm-client munge
   tar curl procps
+  iproute2 util-linux
   clang libclang-rt-14-dev
 )
 

@@ -16,6 +16,7 @@
 
 #include "core/check.h"
 #include "core/clock.h"
+#include "core/comm_wait.h"
 #include "core/error.h"
 #include "core/exit_codes.h"
 #include "core/log.h"
@@ -105,6 +106,15 @@ int64_t peak_resident_bytes() {
 // peak is training's, not set-up's (which holds the whole model before the engine shards it).
 void reset_peak_resident() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
+// A [ranks] float tensor as a JSON list, seconds rounded to microseconds.
+nlohmann::json per_rank(const torch::Tensor& values) {
+  nlohmann::json out = nlohmann::json::array();
+  for (int64_t r = 0; r < values.size(0); ++r) {
+    out.push_back(std::round(values[r].item<double>() * 1e6) / 1e6);
+  }
+  return out;
+}
+
 // True on every rank if `local` is true on any rank.
 bool any_rank(Comm& comm, bool local) {
   torch::Tensor flag = torch::tensor({local ? 1.0f : 0.0f});
@@ -152,6 +162,7 @@ struct StepMetrics {
   double loss_laion = 0.0, loss_mmc4 = 0.0;          // mean over micro-steps
   double tokens = 0.0, samples = 0.0, images = 0.0;  // this rank's
   double data_wait = 0.0;                            // seconds in Loader::next()
+  double comm_wait_start = 0.0;                      // comm_wait_seconds() at the start
   double lr = 0.0, grad_norm = 0.0;
   nlohmann::json eval = nlohmann::json::object();  // maybe_evaluate() at this step's end
 };
@@ -225,6 +236,7 @@ class Trainer {
   StepMetrics train_step() {
     StepMetrics m;
     m.start = Clock::now();
+    m.comm_wait_start = comm_wait_seconds();
     bool finite = true;
     engine_.begin_step();
     for (int micro = 0; micro < options_.grad_accum; ++micro) {
@@ -248,16 +260,22 @@ class Trainer {
     return m;
   }
 
-  // Collective: losses averaged over ranks, counts summed, the data wait of the slowest rank.
-  // Rank 0 updates the progress line and, every log_every steps, appends to metrics.jsonl.
+  // Collective: losses averaged over ranks, counts summed, each rank's data wait and its
+  // collective wait (seconds blocked in the step's collectives, this all-reduce included: the
+  // ranks wait for the slowest, and all of them for a slow link). Rank 0 updates the progress
+  // line and, every log_every steps, appends to metrics.jsonl.
   void log_metrics(const StepMetrics& m) {
     torch::Tensor sums =
         torch::tensor({static_cast<float>(m.loss_laion), static_cast<float>(m.loss_mmc4),
                        static_cast<float>(m.tokens), static_cast<float>(m.samples),
                        static_cast<float>(m.images)});
     all_reduce(comm_, sums, ReduceOp::kSum);
-    torch::Tensor wait = torch::tensor({static_cast<float>(m.data_wait)});
-    all_reduce(comm_, wait, ReduceOp::kMax);
+    torch::Tensor own =
+        torch::tensor({static_cast<float>(m.data_wait),
+                       static_cast<float>(comm_wait_seconds() - m.comm_wait_start)});
+    torch::Tensor waits = torch::empty({comm_.size(), 2});  // [rank, (data, collective)]
+    all_gather(comm_, own, waits);
+    const torch::Tensor wait = waits.select(1, 0).max();
     const double step_time = seconds_since(m.start) - m.eval.value("eval_seconds", 0.0);
     checkpoint_stall_ += state_.take_stall_seconds();
     if (!lead_) return;
@@ -282,6 +300,8 @@ class Trainer {
         {"images_per_s", sums[4].item<double>() / step_time},
         {"step_time", step_time},
         {"data_wait", wait.item<double>()},
+        {"data_wait_per_rank", per_rank(waits.select(1, 0))},
+        {"collective_wait_per_rank", per_rank(waits.select(1, 1))},
         {"checkpoint_stall", checkpoint_stall_},
         {"memory",
          {{"master_bytes", mem.master_bytes},

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A real HTTP server on 127.0.0.1 for tests, benches and the demo, with faults on demand.
 
-    python3 tests/common/http_server.py --root DIR [--port 0] [--port-file F]
+    python3 tests/common/http_server.py --root DIR [--host 127.0.0.1] [--port 0] [--port-file F]
 
 Prints "PORT <n>" on stdout (and writes it to --port-file) once it listens, then serves until
 killed. Plain files: GET /f/<path under DIR>. Faults are path modifiers before /f/ (or before
@@ -198,11 +198,12 @@ def main():
     global ROOT
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", default=".")
+    ap.add_argument("--host", default="127.0.0.1")  # or an address of a test's own namespace
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file")
     args = ap.parse_args()
     ROOT = args.root
-    server = Server(("127.0.0.1", args.port), Handler)
+    server = Server((args.host, args.port), Handler)
     port = server.server_address[1]
     if args.port_file:
         tmp = args.port_file + ".tmp"

@@ -37,6 +37,16 @@ bool has_line(const std::string& text, const std::string& line) {
   return ("\n" + text).find("\n" + line + "\n") != std::string::npos;
 }
 
+TEST(JobSpec, MinNodesAsksForARange) {
+  JobSpec spec = sample_spec();
+  spec.slurm.min_nodes = 2;
+  EXPECT_TRUE(has_line(render_sbatch(spec, load_template("train", "")), "#SBATCH --nodes=2-4"));
+  spec.slurm.min_nodes = 4;
+  EXPECT_TRUE(has_line(render_sbatch(spec, load_template("train", "")), "#SBATCH --nodes=4"));
+  spec.slurm.min_nodes = 5;
+  EXPECT_THROW(render_sbatch(spec, load_template("train", "")), Error);
+}
+
 TEST(JobSpec, RendersEveryOption) {
   const std::string s = render_sbatch(sample_spec(), load_template("train", ""));
   EXPECT_EQ(s.rfind("#!/bin/bash\n", 0), 0u);
@@ -48,7 +58,7 @@ TEST(JobSpec, RendersEveryOption) {
   EXPECT_TRUE(has_line(s, "#SBATCH --time=2-00:00:00"));
   EXPECT_TRUE(has_line(s, "#SBATCH --partition=gpu,gpu-long"));
   EXPECT_TRUE(has_line(s, "#SBATCH --account=vlm"));
-  EXPECT_TRUE(has_line(s, "#SBATCH --requeue"));
+  EXPECT_TRUE(has_line(s, "#SBATCH --no-requeue"));
   EXPECT_TRUE(has_line(s, "#SBATCH --signal=B:USR1@120"));
   EXPECT_TRUE(has_line(s, "#SBATCH --output=/scratch/runs/of9b/jobs/slurm-%j.out"));
   EXPECT_FALSE(s.find("--qos") != std::string::npos) << "an empty qos drops its line";
