@@ -23,6 +23,26 @@ def logical_lines(text):
     return lines
 
 
+def split(text):
+    """Shell words up to a shell operator or a comment. A command that closes a quote opened
+    before it (the end of `bash -c '... build/flam ...'`) is split without that last quote."""
+    lexer = shlex.shlex(text, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    lexer.commenters = "#"
+    argv = []
+    try:
+        for tok in lexer:
+            if tok and set(tok) <= set("()|&;<>"):
+                break
+            argv.append(tok)
+    except ValueError:
+        closing = max(text.rfind("'"), text.rfind('"'))
+        if closing < 0:
+            raise
+        return split(text[:closing] + text[closing + 1:])
+    return argv
+
+
 def commands(lines):
     """The argv after `build/flam` on each line, up to a shell operator or a comment."""
     out = []
@@ -30,15 +50,7 @@ def commands(lines):
         m = re.search(r"(?:^|[\s(])build/flam\s+(.*)", line)
         if not m:
             continue
-        lexer = shlex.shlex(m.group(1), posix=True, punctuation_chars=True)
-        lexer.whitespace_split = True
-        lexer.commenters = "#"
-        argv = []
-        for tok in lexer:
-            if tok and set(tok) <= set("()|&;<>"):
-                break
-            argv.append(tok)
-        out.append((line.strip(), argv))
+        out.append((line.strip(), split(m.group(1))))
     return out
 
 
