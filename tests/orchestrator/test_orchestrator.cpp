@@ -68,6 +68,9 @@ TEST(JobSpec, RendersEveryOption) {
   EXPECT_NE(s.find("srun --mpi=pmix --kill-on-bad-exit=1 \"$flam\" train --config"),
             std::string::npos);
   EXPECT_NE(s.find("trap forward_usr1 USR1"), std::string::npos);
+  // Intra-op threads per rank from the task's cores unless the user set them.
+  EXPECT_NE(s.find("export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}"),
+            std::string::npos);
   EXPECT_EQ(s.find("{{"), std::string::npos);
 }
 

@@ -41,11 +41,8 @@ import test_resume_e2e as resume  # noqa: E402  (tiny_run, metrics, losses_match
 STEPS = 80
 SIGNAL_AT = 20  # the step after which a rank is killed or the batch shell gets USR1
 # Every slurm.env entry the jobs need: OpenMPI refuses root without the first two.
-# OMP_NUM_THREADS=1: two ranks share this machine's cores; LibTorch's default of one intra-op
-# thread per core in each rank made every step ~20x slower under srun (as torchrun, a job with
-# several ranks per node sets it from its cores per task).
 JOB_ENV = ["OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1",
-           "OMPI_MCA_btl_vader_single_copy_mechanism=none", "OMP_NUM_THREADS=1"]
+           "OMPI_MCA_btl_vader_single_copy_mechanism=none"]
 
 # The test's own cluster (directory and ports), so that it never stops the demo's or a user's.
 os.environ["FLAM_SLURM_DIR"] = os.environ.get("FLAM_SLURM_TEST_DIR", "/tmp/flam-slurm-test")
