@@ -2,7 +2,10 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <type_traits>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -12,6 +15,23 @@ namespace flam::train {
 namespace {
 
 using nlohmann::json;
+
+// j as a T, or std::out_of_range (a logic_error, reported as an invalid manifest) when it is not
+// an integer or does not fit: a float such as 1.5e22 must not reach an integer conversion.
+template <typename T>
+T integer(const json& j) {
+  constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<T>::max());
+  if (j.is_number_unsigned()) {
+    const uint64_t u = j.get<uint64_t>();
+    if (u <= kMax) return static_cast<T>(u);
+  } else if (j.is_number_integer()) {
+    const int64_t v = j.get<int64_t>();
+    if (v >= 0 ? static_cast<uint64_t>(v) <= kMax
+               : std::is_signed_v<T> && v >= static_cast<int64_t>(std::numeric_limits<T>::min()))
+      return static_cast<T>(v);
+  }
+  throw std::out_of_range("expected an integer in range, found " + j.dump());
+}
 
 json layout_to_json(const FlatLayout& layout) {
   json blocks = json::array();
@@ -31,18 +51,18 @@ json layout_to_json(const FlatLayout& layout) {
 
 FlatLayout layout_from_json(const json& j) {
   FlatLayout layout;
-  layout.world_size = j.at("world_size").get<int>();
+  layout.world_size = integer<int>(j.at("world_size"));
   for (const json& jb : j.at("blocks")) {
     BlockLayout b;
     b.name = jb.at("name").get<std::string>();
-    b.numel = jb.at("numel").get<int64_t>();
-    b.padded_numel = jb.at("padded_numel").get<int64_t>();
+    b.numel = integer<int64_t>(jb.at("numel"));
+    b.padded_numel = integer<int64_t>(jb.at("padded_numel"));
     for (const json& jp : jb.at("params")) {
       ParamSlot p;
       p.name = jp.at("name").get<std::string>();
-      p.shape = jp.at("shape").get<std::vector<int64_t>>();
-      p.offset = jp.at("offset").get<int64_t>();
-      p.numel = jp.at("numel").get<int64_t>();
+      for (const json& d : jp.at("shape")) p.shape.push_back(integer<int64_t>(d));
+      p.offset = integer<int64_t>(jp.at("offset"));
+      p.numel = integer<int64_t>(jp.at("numel"));
       b.params.push_back(std::move(p));
     }
     layout.blocks.push_back(std::move(b));
@@ -88,12 +108,12 @@ Manifest parse_manifest(const std::string& text, const std::string& path) {
   try {
     json j = json::parse(text);
     if (j.at("format").get<std::string>() != "flamboyance-checkpoint") invalid("not ours", path);
-    m.format_version = j.at("format_version").get<int>();
+    m.format_version = integer<int>(j.at("format_version"));
     if (m.format_version != kManifestVersion) {
       invalid("unsupported format_version " + std::to_string(m.format_version), path);
     }
-    m.step = j.at("step").get<int64_t>();
-    m.world_size = j.at("world_size").get<int>();
+    m.step = integer<int64_t>(j.at("step"));
+    m.world_size = integer<int>(j.at("world_size"));
     m.config_hash = j.at("config_hash").get<std::string>();
     m.created = j.at("created").get<std::string>();
     for (const auto& [k, v] : j.at("scalars").items()) {
@@ -102,7 +122,7 @@ Manifest parse_manifest(const std::string& text, const std::string& path) {
     for (const json& jf : j.at("files")) {
       ManifestFile f;
       f.name = jf.at("name").get<std::string>();
-      f.bytes = jf.at("bytes").get<uint64_t>();
+      f.bytes = integer<uint64_t>(jf.at("bytes"));
       f.header_crc =
           static_cast<uint32_t>(std::stoul(jf.at("header_crc32c").get<std::string>(), nullptr, 16));
       m.files.push_back(std::move(f));
@@ -110,7 +130,7 @@ Manifest parse_manifest(const std::string& text, const std::string& path) {
     m.layout = layout_from_json(j.at("layout"));
   } catch (const json::exception& e) {
     invalid(e.what(), path);
-  } catch (const std::logic_error& e) {  // stoul
+  } catch (const std::logic_error& e) {  // stoul, integer()
     invalid(e.what(), path);
   }
   if (m.world_size < 1 || static_cast<int>(m.files.size()) != m.world_size ||
