@@ -44,6 +44,9 @@ CPUS="${FLAM_CLUSTER_CPUS:-4}"
 # Seconds without an answer before slurmctld marks a node DOWN (and fails its jobs NODE_FAIL).
 SLURMD_TIMEOUT="${FLAM_CLUSTER_SLURMD_TIMEOUT:-6}"
 
+# shellcheck source=scripts/slurm-conf.sh
+source "$(dirname "${BASH_SOURCE[0]}")/slurm-conf.sh"
+
 log() { echo "slurm-cluster: $*" >&2; }
 pid_alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
 pid_of() { [[ -f "$DIR/$1.pid" ]] && cat "$DIR/$1.pid" 2>/dev/null; }
@@ -70,48 +73,21 @@ write_conf() {
 # Written by scripts/slurm-cluster.sh: $n nodes, each a network namespace on one machine.
 ClusterName=flamcluster
 SlurmctldHost=$(hostname -s)($PREFIX.1)
-SlurmctldPort=$CTLD_PORT
-SlurmdPort=$SLURMD_PORT
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=socket=$DIR/munge/munge.socket
-StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool/%n
 # Each node's own scratch (PMIx puts its per-step directories there): the path is the same on
 # every node, and each node's mount namespace puts its own folder over it.
 TmpFS=$DIR/node-tmp
-SlurmctldPidFile=$DIR/slurmctld.pid
 SlurmdPidFile=$DIR/slurmd.%n.pid
-SlurmctldLogFile=$DIR/log/slurmctld.log
 SlurmdLogFile=$DIR/log/slurmd.%n.log
-SlurmctldDebug=info
-SlurmdDebug=info
-SlurmdParameters=config_overrides
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-MpiDefault=none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-SwitchType=switch/none
-# A node that comes back (slurmd restarted by \`up\`) returns to service by itself.
-ReturnToService=2
-MinJobAge=3600
 KillWait=5
-InactiveLimit=0
-SlurmctldTimeout=30
 SlurmdTimeout=$SLURMD_TIMEOUT
 # Short RPC timeouts, so that pings to a dead node fail (and it is marked DOWN) within seconds.
 MessageTimeout=3
 TCPTimeout=2
 # Failed jobs are resubmitted by flam watch, not requeued by Slurm behind its back.
 JobRequeue=0
-SchedulerType=sched/backfill
 EOF
+    slurm_conf_common "$DIR" "$CTLD_PORT" "$SLURMD_PORT"
     local i
     for i in $(seq "$n"); do
       echo "NodeName=fn$i NodeAddr=$(addr "$i") CPUs=$CPUS RealMemory=$mem_mb State=UNKNOWN"

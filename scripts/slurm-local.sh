@@ -21,6 +21,9 @@ NODE="$(hostname -s)"
 # another) fit on small CI machines; oversubscription is what a test cluster wants.
 CPUS="${FLAM_SLURM_CPUS:-$(($(nproc) < 8 ? 8 : $(nproc)))}"
 
+# shellcheck source=scripts/slurm-conf.sh
+source "$(dirname "${BASH_SOURCE[0]}")/slurm-conf.sh"
+
 log() { echo "slurm-local: $*" >&2; }
 
 pid_alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
@@ -34,49 +37,23 @@ write_conf() {
   chmod 755 "$DIR/munge"
   local mem_mb
   mem_mb=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
-  cat >"$CONF" <<EOF
+  {
+    cat <<EOF
 # Written by scripts/slurm-local.sh: a one-node test cluster on localhost.
 ClusterName=flamlocal
 SlurmctldHost=$NODE(127.0.0.1)
-SlurmctldPort=$CTLD_PORT
-SlurmdPort=$SLURMD_PORT
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=socket=$DIR/munge/munge.socket
-StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool
-SlurmctldPidFile=$DIR/slurmctld.pid
 SlurmdPidFile=$DIR/slurmd.pid
-SlurmctldLogFile=$DIR/log/slurmctld.log
 SlurmdLogFile=$DIR/log/slurmd.log
-SlurmctldDebug=info
-SlurmdDebug=info
-# Trust the CPU count below rather than the hardware: the test node oversubscribes.
-SlurmdParameters=config_overrides
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-MpiDefault=none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-SwitchType=switch/none
-ReturnToService=2
-# Finished jobs stay visible to scontrol show job for an hour (there is no slurmdbd here).
-MinJobAge=3600
 # Slurm's default: a step being ended gets SIGTERM, then SIGKILL this many seconds later. Kept at
 # the default so that tests see what a real cluster does to a rank that outlives SIGTERM.
 KillWait=30
-InactiveLimit=0
-SlurmctldTimeout=30
 SlurmdTimeout=60
-SchedulerType=sched/backfill
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 EOF
+    slurm_conf_common "$DIR" "$CTLD_PORT" "$SLURMD_PORT"
+  } >"$CONF"
 }
 
 kill_daemons() {

@@ -20,6 +20,9 @@ sys.path.insert(0, os.path.join(SRC, "tests", "checkpoint"))
 sys.path.insert(0, os.path.join(SRC, "tests", "train"))
 import test_resume_e2e as resume  # noqa: E402  (tiny_run, metrics, exported)
 import test_train_e2e as corpus  # noqa: E402  (make_corpus, make_tokenizer)
+sys.path.insert(0, os.path.join(SRC, "tests", "common"))
+from slurm_jobs import (background, fail, finish, flam, job_log, sets, shard_config,  # noqa: E402,F401
+                        state, wait_step, watch)
 
 SUBNET = "10.77.0.0/24"
 # OpenMPI between the nodes: TCP on the bridge subnet only, no shared memory; root allowed;
@@ -32,22 +35,6 @@ JOB_ENV = ["OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1", "OMPI
 SHARDS = 12  # per dataset: 2 per rank at 6 ranks, 3 at 4
 
 tmp = None
-background = []
-
-
-def fail(message, runs=()):
-    """Prints why and the tails of the runs' logs, then exits 1."""
-    print("FAIL: " + message)
-    for run in runs:
-        jobs = os.path.join(run, "jobs")
-        logs = [os.path.join(run, "orchestrator.log")] + sorted(
-            os.path.join(jobs, f) for f in (os.listdir(jobs) if os.path.isdir(jobs) else [])
-            if f.endswith(".out"))
-        for path in logs:
-            if os.path.exists(path):
-                with open(path, errors="replace") as f:
-                    print("--- %s\n%s" % (path, "".join(f.readlines()[-30:])))
-    sys.exit(1)
 
 
 def cluster(*args, check=True):
@@ -57,21 +44,6 @@ def cluster(*args, check=True):
         fail("slurm-cluster.sh %s exited %d:\n%s%s" % (" ".join(map(str, args)),
                                                       proc.returncode, proc.stdout, proc.stderr))
     return proc
-
-
-def flam(*args, check=True, timeout=120):
-    proc = subprocess.run([FLAM] + list(args), capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        fail("flam %s exited %d:\n%s%s" % (" ".join(args), proc.returncode, proc.stdout,
-                                           proc.stderr[-4000:]))
-    return proc
-
-
-def sets(pairs):
-    argv = []
-    for p in pairs:
-        argv += ["--set", p]
-    return argv
 
 
 def split_shards(paths, out, prefix, count):
@@ -122,44 +94,6 @@ def slurm_sets(run, name, nodes, min_nodes=0):
             "slurm.ntasks_per_node=2",
             "slurm.time=00:10:00", "slurm.poll_seconds=0.3", "slurm.backoff_seconds=1",
             "slurm.max_restarts=3", "slurm.env=[%s]" % ", ".join('"%s"' % e for e in JOB_ENV)]
-
-
-def state(run):
-    with open(os.path.join(run, "state.json")) as f:
-        return json.load(f)
-
-
-def job_log(run, job_id):
-    path = os.path.join(run, "jobs", "slurm-%s.out" % job_id)
-    if not os.path.exists(path):
-        return ""
-    with open(path, errors="replace") as f:
-        return f.read()
-
-
-def watch(run):
-    proc = subprocess.Popen([FLAM, "watch", run], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    background.append(proc)
-    return proc
-
-
-def finish(proc, timeout=240):
-    out, _ = proc.communicate(timeout=timeout)
-    print(out, end="")
-    return proc.returncode
-
-
-def wait_step(run, step, watcher, timeout=240):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        rows = resume.metrics(run)
-        if rows and rows[-1]["step"] >= step:
-            return rows[-1]["step"]
-        if watcher is not None and watcher.poll() is not None:
-            fail("the run ended before step %d:\n%s" % (step, watcher.stdout.read()), [run])
-        time.sleep(0.05)
-    fail("%s never reached step %d" % (run, step), [run])
 
 
 def mpirun(ranks, run, common, expect=0):

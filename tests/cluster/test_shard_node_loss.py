@@ -26,29 +26,6 @@ import cluster as c  # noqa: E402
 ROWS = 60  # 12 shards of 5 rows: 2 per rank; every 4th row drips for 4 s
 
 
-def shard_config(path, table, out):
-    with open(path, "w") as f:
-        f.write("""shard:
-  inputs: ["%s"]
-  output_dir: "%s"
-  progress_seconds: 1
-  save_cols: [expect, n]
-  transform_threads: 1
-  samples_per_shard: 5
-  download:
-    connect_timeout_seconds: 5
-    total_timeout_seconds: 30
-    retries: 1
-    retry_backoff_seconds: 0.2
-    max_body_bytes: 2000000
-    concurrency: 16
-    per_host_connections: 8
-  transform:
-    min_image_size: 32
-    max_aspect_ratio: 4
-""" % (table, out))
-
-
 def products(d):
     return sorted(f for f in os.listdir(d) if f != "summary.json" and not f.endswith(".tmp"))
 
@@ -79,7 +56,7 @@ def main():
             f.write(rows)
         config = os.path.join(tmp, "shard.yaml")
         clean, out = os.path.join(tmp, "clean"), os.path.join(tmp, "out")
-        shard_config(config, table, clean)
+        c.shard_config(config, table, clean)
         t_clean = time.time()
         c.flam("shard", "--config", config, timeout=300)
         t_clean = time.time() - t_clean

@@ -37,6 +37,9 @@ PY = sys.executable
 SLURM_LOCAL = os.path.join(SRC, "scripts", "slurm-local.sh")
 sys.path.insert(0, os.path.join(SRC, "tests", "checkpoint"))
 import test_resume_e2e as resume  # noqa: E402  (tiny_run, metrics, losses_match, exported)
+sys.path.insert(0, os.path.join(SRC, "tests", "common"))
+from slurm_jobs import (background, fail, finish, flam, job_log, sets, shard_config,  # noqa: E402
+                        state, wait_step, watch)
 
 STEPS = 80
 SIGNAL_AT = 20  # the step after which a rank is killed or the batch shell gets USR1
@@ -50,80 +53,12 @@ os.environ["FLAM_SLURM_CTLD_PORT"] = os.environ.get("FLAM_SLURM_TEST_CTLD_PORT",
 os.environ["FLAM_SLURM_SLURMD_PORT"] = os.environ.get("FLAM_SLURM_TEST_SLURMD_PORT", "16828")
 
 tmp = None
-background = []  # Popen objects to end on exit
-
-
-def fail(message, runs=()):
-    """Prints why and the tails of the runs' logs, then exits 1."""
-    print("FAIL: " + message)
-    for run in runs:
-        jobs = os.path.join(run, "jobs")
-        logs = [os.path.join(run, "orchestrator.log")] + sorted(
-            os.path.join(jobs, f) for f in (os.listdir(jobs) if os.path.isdir(jobs) else [])
-            if f.endswith(".out"))
-        for path in logs:
-            if os.path.exists(path):
-                with open(path, errors="replace") as f:
-                    print("--- %s\n%s" % (path, "".join(f.readlines()[-25:])))
-    sys.exit(1)
-
-
-def flam(*args, check=True, timeout=120):
-    proc = subprocess.run([FLAM] + list(args), capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        fail("flam %s exited %d:\n%s%s" % (" ".join(args), proc.returncode, proc.stdout,
-                                           proc.stderr[-4000:]))
-    return proc
-
-
-def sets(pairs):
-    argv = []
-    for p in pairs:
-        argv += ["--set", p]
-    return argv
 
 
 def slurm_sets(run, name):
     return ["run.dir=" + run, "run.name=" + name, "slurm.ntasks_per_node=2",
             "slurm.time=00:10:00", "slurm.poll_seconds=0.5", "slurm.backoff_seconds=1",
             "slurm.max_restarts=3", "slurm.env=[%s]" % ", ".join(JOB_ENV)]
-
-
-def state(run):
-    with open(os.path.join(run, "state.json")) as f:
-        return json.load(f)
-
-
-def job_log(run, job_id):
-    with open(os.path.join(run, "jobs", "slurm-%s.out" % job_id), errors="replace") as f:
-        return f.read()
-
-
-def watch(run):
-    """`flam watch RUN` in the background; returns the Popen (stdout and stderr together)."""
-    proc = subprocess.Popen([FLAM, "watch", run], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    background.append(proc)
-    return proc
-
-
-def finish(proc, timeout=300):
-    out, _ = proc.communicate(timeout=timeout)
-    print(out, end="")
-    return proc.returncode
-
-
-def wait_step(run, step, watcher):
-    """Until RUN/metrics.jsonl shows `step` (the watch must not end first)."""
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        rows = resume.metrics(run)
-        if rows and rows[-1]["step"] >= step:
-            return rows[-1]["step"]
-        if watcher.poll() is not None:
-            fail("the run ended before step %d:\n%s" % (step, watcher.stdout.read()), [run])
-        time.sleep(0.02)
-    fail("%s never reached step %d" % (run, step), [run])
 
 
 def rank_pid(run, rank):
@@ -311,31 +246,6 @@ def test_train(common):
         fail("the Slurm job was not cancelled: %s" % job_state, [cancel])
 
 
-def shard_config(path, table):
-    """The `shard:` section tests/shard/lib.sh writes, with a total timeout long enough that a
-    slowed-down (drip-fed) image never times out on a loaded machine."""
-    with open(path, "w") as f:
-        f.write("""shard:
-  inputs: ["%s"]
-  output_dir: "%s"
-  progress_seconds: 1
-  save_cols: [expect, n]
-  transform_threads: 1
-  samples_per_shard: 5
-  download:
-    connect_timeout_seconds: 5
-    total_timeout_seconds: 30
-    retries: 1
-    retry_backoff_seconds: 0.2
-    max_body_bytes: 2000000
-    concurrency: 16
-    per_host_connections: 8
-  transform:
-    min_image_size: 32
-    max_aspect_ratio: 4
-""" % (table, os.path.join(tmp, "unset")))
-
-
 def test_shard():
     print("== 6. flam submit --job shard: 2 ranks under Slurm make the local run's shards")
     fixture = os.path.join(SRC, "tests", "shard", "fixture.py")
@@ -354,7 +264,7 @@ def test_shard():
     table = os.path.join(tmp, "many.tsv")
     subprocess.run([PY, fixture, "many", port, table, "40"], check=True)
     config = os.path.join(tmp, "shard.yaml")
-    shard_config(config, table)
+    shard_config(config, table, os.path.join(tmp, "unset"))
 
     local = os.path.join(tmp, "shards-local")
     flam("shard", "--config", config, "--set", "shard.output_dir=" + local, timeout=300)
