@@ -88,6 +88,8 @@ const std::map<std::string, std::string>& meanings() {
       {"data.loader.threads", "decode threads per rank"},
       {"data.loader.prefetch_batches", "ready batches queued ahead per stream"},
       {"data.loader.shuffle_buffer", "samples in the shuffle buffer"},
+      {"data.loader.read_ahead_shards", "remote shards read ahead while one is read (or slow)"},
+      {"data.loader.read_ahead_bytes", "samples held per remote shard read ahead, in bytes"},
       {"train.steps", "optimizer steps to train"},
       {"train.grad_accum", "micro-steps per optimizer step"},
       {"train.device", "where the model runs"},

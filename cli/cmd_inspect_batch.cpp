@@ -80,11 +80,13 @@ int cmd_inspect_batch(const Argv& argv) {
 
   std::vector<std::unique_ptr<pipeline::Loader>> loaders;
   if (!config.data.laion.shards.empty())
-    loaders.push_back(std::make_unique<pipeline::Loader>(config.data, pipeline::DatasetKind::kLaion,
-                                                         tok, 0, 1, config.run.seed));
+    loaders.push_back(std::make_unique<pipeline::Loader>(
+        pipeline::dataset_spec(config.data, pipeline::DatasetKind::kLaion, tok), 0, 1,
+        config.run.seed));
   if (!config.data.mmc4.shards.empty())
-    loaders.push_back(std::make_unique<pipeline::Loader>(config.data, pipeline::DatasetKind::kMmc4,
-                                                         tok, 0, 1, config.run.seed));
+    loaders.push_back(std::make_unique<pipeline::Loader>(
+        pipeline::dataset_spec(config.data, pipeline::DatasetKind::kMmc4, tok), 0, 1,
+        config.run.seed));
   if (loaders.empty()) {
     throw Error(ErrorKind::kConfig,
                 "no dataset configured: set data.laion.shards or "

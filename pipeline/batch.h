@@ -34,8 +34,8 @@ struct Batch {
   std::vector<int64_t> input_ids;       // [B, T] padded with Tokenizer::pad_id()
   std::vector<int64_t> attention_mask;  // [B, T] 1 on real tokens, 0 on padding
   std::vector<int64_t> labels;          // [B, T] target ids, -100 where no loss
-  // Samples dropped while this batch was made, by reason (e.g. "decode_error", "bad_json",
-  // "invalid_utf8", "too_few_images", "single_image", "corrupt_shard").
+  // Samples (and shards) dropped while this batch was made, by reason (pipeline/drop_reason.h:
+  // "decode_error", "bad_json", "invalid_utf8", "too_few_images", "corrupt_shard", ...).
   std::map<std::string, int64_t> dropped;
   // [B] "SHARD#KEY" of each row's sample (shard path or URL), for inspection and tests.
   std::vector<std::string> keys;

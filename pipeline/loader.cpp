@@ -14,6 +14,7 @@
 #include "core/check.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "pipeline/drop_reason.h"
 #include "pipeline/loader_rng.h"
 #include "pipeline/loader_stream.h"
 #include "pipeline/packer.h"
@@ -35,7 +36,7 @@ struct Packed {
   std::string name;  // "SHARD#KEY"
   PackResult result;
   std::vector<std::vector<uint8_t>> chw;  // [n_images][3 * S * S]
-  std::map<std::string, int64_t> stream_failures;
+  std::map<std::string, int64_t> dropped;
   std::shared_ptr<const StreamState> after;
 };
 
@@ -63,11 +64,6 @@ void flip_chw(uint8_t* planes, int size) {
   }
 }
 
-bool is_corruption(const std::string& reason) {
-  return reason != "single_image" && reason != "too_few_images" && reason != "no_images" &&
-         reason != "image_at_end";
-}
-
 uint64_t fnv1a(const std::vector<std::string>& names) {
   uint64_t h = 0xcbf29ce484222325ULL;
   for (const std::string& n : names) {
@@ -82,32 +78,67 @@ struct Stopped {};
 // The host bytes the loader holds for batches at once (the prefetch queue, one being assembled
 // and one the caller holds) must fit in half the machine's memory; otherwise a setting is far
 // too large, and the error says which keys to lower.
-void check_batch_memory(const DataOptions& options, DatasetKind kind) {
-  const bool laion = kind == DatasetKind::kLaion;
-  const double batch = laion ? options.laion.batch_size : options.mmc4.batch_size;
-  const double images = laion ? 1 : options.mmc4.max_images;
-  const double tokens = laion ? options.laion.seq_len : options.mmc4.seq_len;
-  const double side = options.image.size;
-  const double per_batch = batch * (images * (3 * side * side + 1) + 3 * 8 * tokens);
-  const double held = per_batch * (options.loader.prefetch_batches + 2);
+void check_batch_memory(const DatasetSpec& spec) {
+  const double side = spec.image.size;
+  const double per_batch = static_cast<double>(spec.batch_size) *
+                           (spec.max_images * (3 * side * side + 1) + 3 * 8.0 * spec.seq_len);
+  const double held = per_batch * (spec.loader.prefetch_batches + 2);
   const double machine =
       static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
   if (machine > 0 && held > machine / 2) {
-    const std::string k = laion ? "data.laion." : "data.mmc4.";
+    const std::string k = spec.section + ".";
     ErrorContext context;
     context.key = k + "batch_size";
     throw Error(ErrorKind::kConfig,
-                std::string("the ") + to_string(kind) + " loader would hold " +
+                std::string("the ") + to_string(spec.kind) + " loader would hold " +
                     std::to_string(static_cast<int64_t>(held / (1 << 20))) +
                     " MiB of batches, over half of this machine's " +
                     std::to_string(static_cast<int64_t>(machine / (1 << 20))) + " MiB: lower " + k +
-                    "batch_size, data.image.size" + (laion ? "" : ", data.mmc4.max_images") + ", " +
-                    k + "seq_len or data.loader.prefetch_batches",
+                    "batch_size, data.image.size" +
+                    (spec.kind == DatasetKind::kMmc4 ? ", " + k + "max_images" : "") + ", " + k +
+                    "seq_len or data.loader.prefetch_batches",
                 context);
   }
 }
 
+// Everything of the spec but the pack function.
+DatasetSpec spec_of(const DataOptions& options, DatasetKind kind) {
+  DatasetSpec spec;
+  spec.kind = kind;
+  spec.image = options.image;
+  spec.loader = options.loader;
+  spec.stream = options.stream;
+  if (kind == DatasetKind::kLaion) {
+    spec.section = "data.laion";
+    spec.shards = options.laion.shards;
+    spec.batch_size = options.laion.batch_size;
+    spec.seq_len = options.laion.seq_len;
+    spec.max_images = 1;
+  } else {
+    spec.section = "data.mmc4";
+    spec.shards = options.mmc4.shards;
+    spec.batch_size = options.mmc4.batch_size;
+    spec.seq_len = options.mmc4.seq_len;
+    spec.max_images = options.mmc4.max_images;
+  }
+  return spec;
+}
+
 }  // namespace
+
+DatasetSpec dataset_spec(const DataOptions& options, DatasetKind kind, const Tokenizer& tokenizer) {
+  DatasetSpec spec = spec_of(options, kind);
+  if (kind == DatasetKind::kLaion) {
+    spec.pack = [options, &tokenizer](const Sample& sample, Rng& rng) {
+      return pack_laion(sample, tokenizer, options, rng);
+    };
+  } else {
+    spec.pack = [options, &tokenizer](const Sample& sample, Rng& rng) {
+      return pack_mmc4(sample, tokenizer, options, rng);
+    };
+  }
+  return spec;
+}
 
 void check_data_inputs(const DataOptions& options) {
   namespace fs = std::filesystem;
@@ -132,11 +163,11 @@ void check_data_inputs(const DataOptions& options) {
   };
   readable_file(options.tokenizer, "data.tokenizer", "tokenizer model");
   for (const DatasetKind kind : {DatasetKind::kLaion, DatasetKind::kMmc4}) {
-    const bool laion = kind == DatasetKind::kLaion;
-    const std::string key = laion ? "data.laion.shards" : "data.mmc4.shards";
+    const DatasetSpec spec = spec_of(options, kind);
+    const std::string key = spec.section + ".shards";
     std::vector<std::string> shards;
     try {
-      shards = expand_shard_list(laion ? options.laion.shards : options.mmc4.shards);
+      shards = expand_shard_list(spec.shards);
     } catch (const Error& e) {
       ErrorContext context = e.context();
       context.key = key;
@@ -147,21 +178,17 @@ void check_data_inputs(const DataOptions& options) {
     for (const std::string* shard : {&shards.front(), &shards.back()}) {
       if (!is_url(*shard)) readable_file(*shard, key, "shard");
     }
-    check_batch_memory(options, kind);
+    check_batch_memory(spec);
   }
 }
 
 struct Loader::Impl {
-  DataOptions options;
+  DatasetSpec spec;
   DatasetKind kind;
-  const Tokenizer& tokenizer;
   int rank;
   int world_size;
   uint64_t seed;
   StreamIdentity identity;
-  int batch_size;
-  int max_images;
-  int seq_len;
   size_t window;  // samples in flight on the pool
 
   std::unique_ptr<SampleStream> stream;
@@ -187,31 +214,31 @@ struct Loader::Impl {
   std::shared_ptr<const StreamState> current;    // after the last batch returned
   std::map<std::string, int64_t> dropped_total;  // over the batches returned; caller's thread
 
-  Impl(const DataOptions& o, DatasetKind k, const Tokenizer& t, int r, int w, uint64_t s)
-      : options(o), kind(k), tokenizer(t), rank(r), world_size(w), seed(s) {
+  Impl(DatasetSpec sp, int r, int w, uint64_t s)
+      : spec(std::move(sp)), kind(spec.kind), rank(r), world_size(w), seed(s) {
     FLAM_CHECK(rank >= 0 && rank < world_size) << "rank " << rank << " of " << world_size;
-    check_batch_memory(options, kind);
-    const bool laion = kind == DatasetKind::kLaion;
-    const std::vector<std::string> shards =
-        expand_shard_list(laion ? options.laion.shards : options.mmc4.shards);
+    FLAM_CHECK(spec.pack != nullptr) << "DatasetSpec without a pack function";
+    check_batch_memory(spec);
+    const std::vector<std::string> shards = expand_shard_list(spec.shards);
     if (shards.empty()) {
       ErrorContext context;
-      context.key = laion ? "data.laion.shards" : "data.mmc4.shards";
+      context.key = spec.section + ".shards";
       throw Error(ErrorKind::kConfig, "no shards for this dataset: set the shard list", context);
     }
     if (static_cast<int>(shards.size()) < world_size) {
       FLAM_LOG(WARN) << "loader " << to_string(kind) << ": " << shards.size() << " shards for "
                      << world_size << " ranks: some ranks read the same shard in an epoch";
     }
-    batch_size = laion ? options.laion.batch_size : options.mmc4.batch_size;
-    max_images = laion ? 1 : options.mmc4.max_images;
-    seq_len = laion ? options.laion.seq_len : options.mmc4.seq_len;
-    window = static_cast<size_t>(batch_size + 2 * options.loader.threads);
+    window = static_cast<size_t>(spec.batch_size + 2 * spec.loader.threads);
     identity = StreamIdentity{kind, seed, static_cast<int64_t>(shards.size()), fnv1a(shards)};
-    stream = std::make_unique<SampleStream>(shards, identity, rank, world_size,
-                                            options.loader.shuffle_buffer, options.stream);
+    StreamOptions stream_options;
+    stream_options.buffer_capacity = spec.loader.shuffle_buffer;
+    stream_options.read_ahead_shards = spec.loader.read_ahead_shards;
+    stream_options.read_ahead_bytes = spec.loader.read_ahead_bytes;
+    stream_options.source = spec.stream;
+    stream = std::make_unique<SampleStream>(shards, identity, rank, world_size, stream_options);
     current = std::make_shared<const StreamState>(stream->fresh_state());
-    pool = std::make_unique<ThreadPool>(options.loader.threads);
+    pool = std::make_unique<ThreadPool>(spec.loader.threads);
   }
 
   ~Impl() { stop_producer(); }
@@ -248,7 +275,7 @@ struct Loader::Impl {
         Ready ready = make_batch();
         std::unique_lock<std::mutex> lock(mu);
         cv.wait(lock, [&] {
-          return stop || static_cast<int>(queue.size()) < options.loader.prefetch_batches;
+          return stop || static_cast<int>(queue.size()) < spec.loader.prefetch_batches;
         });
         if (stop) return;
         queue_bytes += ready.bytes;
@@ -265,7 +292,7 @@ struct Loader::Impl {
 
   void submit_next() {
     Packed base;
-    StreamItem item = stream->next(base.stream_failures);
+    StreamItem item = stream->next(base.dropped);
     buffer_bytes = stream->buffered_bytes();
     base.id = item.id;
     base.name = stream->shard_name(item.id.shard) + "#" + item.sample.key;
@@ -275,8 +302,7 @@ struct Loader::Impl {
           Rng rng(mix_seed({seed, static_cast<uint64_t>(kind), static_cast<uint64_t>(base.id.epoch),
                             static_cast<uint64_t>(base.id.shard),
                             static_cast<uint64_t>(base.id.ordinal)}));
-          base.result = kind == DatasetKind::kLaion ? pack_laion(sample, tokenizer, options, rng)
-                                                    : pack_mmc4(sample, tokenizer, options, rng);
+          base.result = spec.pack(sample, rng);
           for (const Image& image : base.result.sequence.images) base.chw.push_back(to_chw(image));
           base.result.sequence.images.clear();
           return std::move(base);
@@ -293,14 +319,14 @@ struct Loader::Impl {
       std::lock_guard<std::mutex> lock(mu);
       dropped.swap(pending_dropped);
     }
-    while (static_cast<int>(rows.size()) < batch_size) {
+    while (static_cast<int>(rows.size()) < spec.batch_size) {
       while (inflight.size() < window) {
         if (stopping()) throw Stopped{};
         submit_next();
       }
       Packed p = inflight.front().get();
       inflight.pop_front();
-      for (const auto& [reason, n] : p.stream_failures) dropped[reason] += n;
+      for (const auto& [reason, n] : p.dropped) dropped[reason] += n;
       ready.after = p.after;
       if (p.result.ok()) {
         failed_run = 0;
@@ -310,10 +336,10 @@ struct Loader::Impl {
       const std::string& reason = p.result.reason;
       ++dropped[reason];
       if (failed_run++ == 0) failed_run_epoch = p.id.epoch;
-      if (failed_run > options.loader.shuffle_buffer && p.id.epoch >= failed_run_epoch + 3) {
+      if (failed_run > spec.loader.shuffle_buffer && p.id.epoch >= failed_run_epoch + 3) {
         throw_no_usable_sample(dropped);
       }
-      if (is_corruption(reason) && logged[reason]++ < kLogPerReason) {
+      if (drop::is_corruption(reason) && logged[reason]++ < kLogPerReason) {
         FLAM_LOG(WARN) << "loader: dropped " << p.name << ": " << reason << ": " << p.result.message
                        << (logged[reason] == kLogPerReason ? " (further ones only counted)" : "");
       }
@@ -340,11 +366,11 @@ struct Loader::Impl {
   Batch assemble(std::vector<Packed>& rows) {
     Batch b;
     b.kind = kind;
-    b.batch_size = batch_size;
-    b.max_images = max_images;
-    b.image_size = options.image.size;
-    b.seq_len = seq_len;
-    const size_t B = batch_size, T = seq_len, I = max_images;
+    b.batch_size = spec.batch_size;
+    b.max_images = spec.max_images;
+    b.image_size = spec.image.size;
+    b.seq_len = spec.seq_len;
+    const size_t B = spec.batch_size, T = spec.seq_len, I = spec.max_images;
     b.images.assign(B * I * b.image_bytes(), 0);
     b.image_present.assign(B * I, 0);
     b.image_sources.assign(B * I, -1);
@@ -367,7 +393,7 @@ struct Loader::Impl {
       b.keys.push_back(std::move(p.name));
       b.epochs.push_back(p.id.epoch);
     }
-    if (options.image.flip == "batch") {
+    if (spec.image.flip == "batch") {
       const SampleId& first = rows[0].id;
       Rng coin(mix_seed({seed, static_cast<uint64_t>(kind), kSaltBatchFlip,
                          static_cast<uint64_t>(first.epoch), static_cast<uint64_t>(first.shard),
@@ -426,9 +452,8 @@ struct Loader::Impl {
   }
 };
 
-Loader::Loader(const DataOptions& options, DatasetKind kind, const Tokenizer& tokenizer, int rank,
-               int world_size, uint64_t seed)
-    : impl_(std::make_unique<Impl>(options, kind, tokenizer, rank, world_size, seed)) {}
+Loader::Loader(DatasetSpec spec, int rank, int world_size, uint64_t seed)
+    : impl_(std::make_unique<Impl>(std::move(spec), rank, world_size, seed)) {}
 
 Loader::~Loader() = default;
 

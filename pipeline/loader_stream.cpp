@@ -1,14 +1,20 @@
 #include "pipeline/loader_stream.h"
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
+#include <thread>
 
 #include "core/check.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "pipeline/byte_source.h"
+#include "pipeline/drop_reason.h"
 #include "pipeline/loader_rng.h"
 
 namespace flam::pipeline {
@@ -35,7 +41,84 @@ int64_t sample_bytes(const Sample& s) {
   return n;
 }
 
+// A stream failed for its pace (byte_source.h names the data.stream key), not its bytes.
+bool is_too_slow(const Error& e) {
+  return e.kind() == ErrorKind::kNetwork &&
+         (e.context().key == "data.stream.deadline_seconds" ||
+          e.context().key == "data.stream.min_average_bytes_per_second");
+}
+
+struct Cancelled {};
+
+// Lets a fetch thread stop between two reads of its transfer.
+class CancellableSource : public ByteSource {
+ public:
+  CancellableSource(std::unique_ptr<ByteSource> inner, const std::atomic<bool>* cancel)
+      : inner_(std::move(inner)), cancel_(cancel) {}
+  size_t read(void* buf, size_t n) override {
+    if (cancel_->load()) throw Cancelled{};
+    return inner_->read(buf, n);
+  }
+  const std::string& name() const override { return inner_->name(); }
+  int64_t offset() const override { return inner_->offset(); }
+
+ private:
+  std::unique_ptr<ByteSource> inner_;
+  const std::atomic<bool>* cancel_;
+};
+
 }  // namespace
+
+// One remote shard of one unit, read by its own thread into `ready` (the samples the unit wants,
+// in tar order), at most `cap` bytes ahead of the consumer.
+struct SampleStream::Fetch {
+  int64_t epoch = 0;
+  int64_t shard = 0;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::pair<int64_t, Sample>> ready;  // (ordinal, sample)
+  int64_t ready_bytes = 0;
+  bool done = false;
+  std::unique_ptr<Error> error;  // why it ended early, if it did
+  int64_t read = 0;              // ordinals read so far (at an error: the samples the shard gave)
+  bool absorbed = false;         // a slow_shard decision moved into failed_ (consumer only)
+  std::atomic<bool> cancel{false};
+  std::thread thread;
+
+  void run(const std::string& name, const SourceOptions& source, const WorkUnit& unit,
+           int64_t start, int64_t limit, int64_t cap) {
+    try {
+      TarReader reader(std::make_unique<CancellableSource>(open_source(name, source), &cancel));
+      SampleGrouper grouper(reader);
+      Sample sample;
+      while (read < limit && grouper.next(sample)) {
+        const int64_t ordinal = read;
+        std::unique_lock<std::mutex> lock(mu);
+        read = ordinal + 1;
+        if (ordinal < start || (!unit.only.empty() &&
+                                !std::binary_search(unit.only.begin(), unit.only.end(), ordinal)))
+          continue;
+        ready_bytes += sample_bytes(sample);
+        ready.emplace_back(ordinal, std::move(sample));
+        cv.notify_all();
+        cv.wait(lock, [&] { return cancel.load() || ready_bytes < cap; });
+        if (cancel.load()) break;
+      }
+    } catch (const Cancelled&) {
+    } catch (const Error& e) {
+      std::lock_guard<std::mutex> lock(mu);
+      error = std::make_unique<Error>(e);
+    } catch (const std::exception& e) {
+      std::lock_guard<std::mutex> lock(mu);
+      ErrorContext context;
+      context.url = name;
+      error = std::make_unique<Error>(ErrorKind::kInternal, e.what(), context);
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+    cv.notify_all();
+  }
+};
 
 std::vector<WorkUnit> standard_share(const StreamIdentity& identity, int64_t epoch, int rank,
                                      int world_size) {
@@ -83,6 +166,11 @@ std::string serialize_state(const StreamState& s, const StreamIdentity& id) {
   nlohmann::json buffer = nlohmann::json::array();
   for (const SampleId& b : s.buffer) buffer.push_back({b.epoch, b.shard, b.ordinal});
   j["buffer"] = std::move(buffer);
+  if (!s.failed.empty()) {
+    nlohmann::json failed = nlohmann::json::array();
+    for (const auto& [unit, kept] : s.failed) failed.push_back({unit.first, unit.second, kept});
+    j["failed"] = std::move(failed);
+  }
   return j.dump();
 }
 
@@ -126,6 +214,13 @@ StreamState parse_state(const std::string& text, const StreamIdentity& id) {
       SampleId b{jb.at(0).get<int64_t>(), jb.at(1).get<int64_t>(), jb.at(2).get<int64_t>()};
       if (b.shard < 0 || b.shard >= id.num_shards) bad_state("buffered sample out of range");
       s.buffer.push_back(b);
+    }
+    if (j.contains("failed")) {
+      for (const auto& jf : j.at("failed")) {
+        const int64_t shard = jf.at(1).get<int64_t>(), kept = jf.at(2).get<int64_t>();
+        if (shard < 0 || shard >= id.num_shards || kept < 0) bad_state("failed shard out of range");
+        s.failed[{jf.at(0).get<int64_t>(), shard}] = kept;
+      }
     }
   } catch (const nlohmann::json::exception& e) {
     bad_state(std::string("malformed: ") + e.what());
@@ -176,6 +271,8 @@ std::vector<StreamState> repartition(const std::vector<StreamState>& old_states,
       for (WorkUnit& u : standard_share(identity, e, r, old_world)) left.push_back(std::move(u));
     }
   }
+  std::map<std::pair<int64_t, int64_t>, int64_t> failed;
+  for (const StreamState& s : old_states) failed.insert(s.failed.begin(), s.failed.end());
   std::vector<StreamState> out(new_world);
   for (int r = 0; r < new_world; ++r) {
     auto units = std::make_shared<std::vector<WorkUnit>>();
@@ -187,24 +284,68 @@ std::vector<StreamState> repartition(const std::vector<StreamState>& old_states,
     s.rng = shuffle_seed(identity, r, new_world, last_epoch);
     s.rank = r;
     s.world_size = new_world;
+    s.failed = failed;
   }
   return out;
 }
 
 SampleStream::SampleStream(std::vector<std::string> shards, const StreamIdentity& identity,
-                           int rank, int world_size, int buffer_capacity,
-                           const SourceOptions& source)
+                           int rank, int world_size, const StreamOptions& options)
     : shards_(std::move(shards)),
       identity_(identity),
       rank_(rank),
       world_size_(world_size),
-      capacity_(static_cast<size_t>(std::max(1, buffer_capacity))),
-      source_options_(source) {
+      capacity_(static_cast<size_t>(std::max(1, options.buffer_capacity))),
+      options_(options) {
   std::map<std::string, int64_t> none;
   load(fresh_state(), none);
 }
 
-SampleStream::~SampleStream() = default;
+SampleStream::~SampleStream() { stop_fetches(); }
+
+void SampleStream::stop_fetches() {
+  for (auto& [pos, fetch] : fetches_) {
+    {
+      std::lock_guard<std::mutex> lock(fetch->mu);
+      fetch->cancel = true;
+    }
+    fetch->cv.notify_all();
+  }
+  for (auto& [pos, fetch] : fetches_)
+    if (fetch->thread.joinable()) fetch->thread.join();
+  fetches_.clear();
+}
+
+void SampleStream::start_fetches() {
+  const size_t end =
+      std::min(units_->size(), unit_pos_ + 1 + static_cast<size_t>(options_.read_ahead_shards));
+  for (size_t pos = unit_pos_; pos < end; ++pos) {
+    const WorkUnit& unit = (*units_)[pos];
+    if (!is_url(shards_[unit.shard]) || fetches_.count(pos)) continue;
+    const int64_t start = pos == unit_pos_ ? front_start_ : unit.start;
+    const auto failed = failed_.find({unit.epoch, unit.shard});
+    const int64_t limit = failed == failed_.end() ? INT64_MAX : failed->second;
+    auto fetch = std::make_shared<Fetch>();
+    fetch->epoch = unit.epoch;
+    fetch->shard = unit.shard;
+    Fetch* f = fetch.get();
+    fetch->thread = std::thread(
+        [f, name = shards_[unit.shard], source = options_.source, unit, start, limit,
+         cap = options_.read_ahead_bytes] { f->run(name, source, unit, start, limit, cap); });
+    fetches_[pos] = std::move(fetch);
+  }
+}
+
+void SampleStream::absorb_fetch_failures() {
+  for (auto& [pos, fetch] : fetches_) {
+    if (fetch->absorbed) continue;
+    std::lock_guard<std::mutex> lock(fetch->mu);
+    if (fetch->error && is_too_slow(*fetch->error)) {
+      failed_.emplace(std::make_pair(fetch->epoch, fetch->shard), fetch->read);
+      fetch->absorbed = true;
+    }
+  }
+}
 
 StreamState SampleStream::fresh_state() const {
   StreamState s;
@@ -227,6 +368,7 @@ StreamState SampleStream::current_state() const {
   s.rng = rng_state_;
   s.rank = rank_;
   s.world_size = world_size_;
+  s.failed = failed_;
   return s;
 }
 
@@ -236,18 +378,16 @@ void SampleStream::close_reader() {
   reader_ordinal_ = 0;
 }
 
-void SampleStream::shard_failed(const Error& error, std::map<std::string, int64_t>& dropped) {
-  const bool network = error.kind() == ErrorKind::kIo || error.kind() == ErrorKind::kNetwork;
-  const std::string reason = network ? "unreachable_shard" : "corrupt_shard";
+void SampleStream::shard_failed(const std::string& reason, const std::string& name,
+                                const std::string& what, std::map<std::string, int64_t>& dropped) {
   ++dropped[reason];
   // A huge brace range of missing shards must not log one line each: the first few in full,
   // then a summary at each power of ten with the count and the first names.
   FailedShards& failed = failed_shards_[reason];
   ++failed.count;
   if (failed.count <= kLoggedShardFailures) {
-    failed.first.push_back(error.context().url.empty() ? error.context().file
-                                                       : error.context().url);
-    FLAM_LOG(WARN) << "loader: " << reason << ": skipping the rest of the shard: " << error.what();
+    failed.first.push_back(name);
+    FLAM_LOG(WARN) << "loader: " << reason << ": skipping the rest of the shard: " << what;
     return;
   }
   if (failed.count == failed.next_summary) {
@@ -260,8 +400,24 @@ void SampleStream::shard_failed(const Error& error, std::map<std::string, int64_
   }
 }
 
+namespace {
+
+// The reason a shard that threw `error` counts under, and the name to log.
+std::string failure_reason(const Error& error) {
+  const bool network = error.kind() == ErrorKind::kIo || error.kind() == ErrorKind::kNetwork;
+  return network ? drop::kUnreachableShard : drop::kCorruptShard;
+}
+
+std::string failure_name(const Error& error) {
+  return error.context().url.empty() ? error.context().file : error.context().url;
+}
+
+}  // namespace
+
 void SampleStream::load(const StreamState& state, std::map<std::string, int64_t>& dropped) {
+  stop_fetches();
   close_reader();
+  failed_ = state.failed;
   units_ = state.units ? state.units : std::make_shared<std::vector<WorkUnit>>();
   unit_pos_ = state.unit_pos;
   front_start_ = state.front_start;
@@ -280,7 +436,7 @@ void SampleStream::load(const StreamState& state, std::map<std::string, int64_t>
   for (auto& [key, ordinals] : wanted) {
     const std::string& name = shards_[key.second];
     try {
-      TarReader reader(open_source(name, source_options_));
+      TarReader reader(open_source(name, options_.source));
       SampleGrouper grouper(reader);
       Sample sample;
       int64_t ordinal = 0;
@@ -290,13 +446,13 @@ void SampleStream::load(const StreamState& state, std::map<std::string, int64_t>
         ++ordinal;
       }
     } catch (const Error& e) {
-      shard_failed(e, dropped);
+      shard_failed(failure_reason(e), failure_name(e), e.what(), dropped);
     }
   }
   for (const SampleId& b : state.buffer) {
     auto it = found.find({b.epoch, b.shard, b.ordinal});
     if (it == found.end()) {
-      ++dropped["lost_on_restore"];
+      ++dropped[drop::kLostOnRestore];
       continue;
     }
     buffered_bytes_ += sample_bytes(it->second);
@@ -304,18 +460,73 @@ void SampleStream::load(const StreamState& state, std::map<std::string, int64_t>
   }
 }
 
+void SampleStream::advance_unit() {
+  close_reader();
+  const auto fetch = fetches_.find(unit_pos_);
+  if (fetch != fetches_.end()) {
+    Fetch& f = *fetch->second;
+    {
+      std::lock_guard<std::mutex> lock(f.mu);
+      f.cancel = true;
+    }
+    f.cv.notify_all();
+    if (f.thread.joinable()) f.thread.join();
+    fetches_.erase(fetch);
+  }
+  ++unit_pos_;
+  front_start_ = unit_pos_ < units_->size() ? (*units_)[unit_pos_].start : 0;
+}
+
+bool SampleStream::read_fetched(Buffered* out, std::map<std::string, int64_t>& dropped) {
+  const WorkUnit& unit = (*units_)[unit_pos_];
+  Fetch& f = *fetches_.at(unit_pos_);
+  std::unique_lock<std::mutex> lock(f.mu);
+  while (true) {
+    f.cv.wait(lock, [&] { return !f.ready.empty() || f.done; });
+    if (f.ready.empty()) break;
+    auto [ordinal, sample] = std::move(f.ready.front());
+    f.ready.pop_front();
+    f.ready_bytes -= sample_bytes(sample);
+    f.cv.notify_all();
+    if (ordinal < front_start_) continue;
+    front_start_ = ordinal + 1;
+    out->id = SampleId{unit.epoch, unit.shard, ordinal};
+    out->sample = std::move(sample);
+    ++read_since_plan_;
+    return true;
+  }
+  lock.unlock();
+  f.thread.join();
+  const std::string& name = shards_[unit.shard];
+  const auto key = std::make_pair(unit.epoch, unit.shard);
+  if (f.error && is_too_slow(*f.error)) failed_.emplace(key, f.read);
+  const auto failed = failed_.find(key);
+  if (failed != failed_.end()) {
+    shard_failed(drop::kSlowShard, name,
+                 name + " (epoch " + std::to_string(unit.epoch) + ") after " +
+                     std::to_string(failed->second) + " samples: " +
+                     (f.error ? std::string(f.error->what()) : "as decided before the restore"),
+                 dropped);
+    // Once no later unit reads this shard in this epoch, the decision has done its work.
+    bool again = false;
+    for (size_t i = unit_pos_ + 1; i < units_->size() && !again; ++i)
+      again = (*units_)[i].epoch == unit.epoch && (*units_)[i].shard == unit.shard;
+    if (!again) failed_.erase(failed);
+  } else if (f.error) {
+    shard_failed(failure_reason(*f.error), failure_name(*f.error), f.error->what(), dropped);
+  }
+  advance_unit();
+  return false;
+}
+
 bool SampleStream::read_one(Buffered* out, std::map<std::string, int64_t>& dropped) {
-  auto advance_unit = [&] {
-    close_reader();
-    ++unit_pos_;
-    front_start_ = unit_pos_ < units_->size() ? (*units_)[unit_pos_].start : 0;
-  };
   while (true) {
     if (unit_pos_ >= units_->size()) {
       if (plan_is_standard_ && read_since_plan_ == 0) {
         plan_is_standard_ = false;
         return false;  // a whole epoch's share yielded nothing
       }
+      stop_fetches();
       units_ = std::make_shared<std::vector<WorkUnit>>(
           standard_share(identity_, next_epoch_, rank_, world_size_));
       unit_pos_ = 0;
@@ -324,6 +535,9 @@ bool SampleStream::read_one(Buffered* out, std::map<std::string, int64_t>& dropp
       ++next_epoch_;
       plan_is_standard_ = true;
       read_since_plan_ = 0;
+      // Every unit of earlier epochs is read: their decisions are spent.
+      for (auto it = failed_.begin(); it != failed_.end();)
+        it = it->first.first < share_epoch_ ? failed_.erase(it) : std::next(it);
       continue;
     }
     const WorkUnit& unit = (*units_)[unit_pos_];
@@ -332,16 +546,21 @@ bool SampleStream::read_one(Buffered* out, std::map<std::string, int64_t>& dropp
       continue;
     }
     const std::string& name = shards_[unit.shard];
+    start_fetches();
+    if (is_url(name)) {
+      if (read_fetched(out, dropped)) return true;
+      continue;
+    }
     bool got = false;
     try {
       if (!reader_) {
-        reader_ = std::make_unique<TarReader>(open_source(name, source_options_));
+        reader_ = std::make_unique<TarReader>(open_source(name, options_.source));
         grouper_ = std::make_unique<SampleGrouper>(*reader_);
         reader_ordinal_ = 0;
       }
       got = grouper_->next(out->sample);
     } catch (const Error& e) {
-      shard_failed(e, dropped);
+      shard_failed(failure_reason(e), failure_name(e), e.what(), dropped);
       advance_unit();
       continue;
     }
@@ -383,6 +602,7 @@ StreamItem SampleStream::next(std::map<std::string, int64_t>& dropped) {
   buffered_bytes_ -= sample_bytes(item.sample);
   if (j + 1 != buffer_.size()) buffer_[j] = std::move(buffer_.back());
   buffer_.pop_back();
+  absorb_fetch_failures();
   item.after = std::make_shared<const StreamState>(current_state());
   return item;
 }

@@ -3,17 +3,30 @@
 // can describe its position as a StreamState made of ids only (no sample bytes), cheap enough
 // to take after every sample. Internal to the loader; tests use it through Loader.
 //
-// Thread safety: one thread at a time (the loader's producer thread).
+// Read-ahead (http/s3 shards): each remote shard of the current unit and of the next
+// read_ahead_shards units of the plan is read on its own thread into memory, at most
+// read_ahead_bytes of samples per shard ahead of the reader (then its transfer pauses, which does
+// not count against data.stream's deadline). The samples still enter the shuffle buffer in plan
+// order, so the stream does not depend on timing; a slow shard costs at most its deadline, while
+// the next ones are fetched. A remote shard past data.stream.deadline_seconds or under
+// min_average_bytes_per_second fails ("slow_shard"): the samples it gave before stay in, the
+// rest is skipped, and the decision (epoch, shard, samples kept) is part of every later state, so
+// a restore from such a state skips the same samples however fast the shard is then.
+//
+// Thread safety: one thread at a time (the loader's producer thread); the read-ahead threads are
+// internal and joined by load() and the destructor.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
 #include "pipeline/batch.h"
+#include "pipeline/byte_source.h"
 #include "pipeline/sample_grouper.h"
 #include "pipeline/tar_reader.h"
 
@@ -48,6 +61,9 @@ struct StreamState {
   uint64_t rng = 0;
   int rank = 0;
   int world_size = 1;
+  // Remote shards failed as slow_shard: (epoch, shard) -> samples read before the failure (only
+  // ordinals below it are read). Serialised only when not empty (older states have none).
+  std::map<std::pair<int64_t, int64_t>, int64_t> failed;
 };
 
 // Identity of a stream's configuration, written into every serialised state and checked on
@@ -78,10 +94,18 @@ struct StreamItem {
   std::shared_ptr<const StreamState> after;  // the stream's state right after this item
 };
 
+// How a stream reads: the shuffle buffer, the read-ahead window and the http options.
+struct StreamOptions {
+  int buffer_capacity = 1000;             // samples (data.loader.shuffle_buffer)
+  int read_ahead_shards = 2;              // remote shards read ahead of the current one
+  int64_t read_ahead_bytes = 64LL << 20;  // samples held per remote shard being read
+  SourceOptions source;                   // data.stream
+};
+
 class SampleStream {
  public:
   SampleStream(std::vector<std::string> shards, const StreamIdentity& identity, int rank,
-               int world_size, int buffer_capacity, const SourceOptions& source = {});
+               int world_size, const StreamOptions& options);
   ~SampleStream();
 
   // The state of a fresh stream (epoch 0, nothing read).
@@ -94,7 +118,7 @@ class SampleStream {
   // and logged. Throws flam::Error(kData) when a whole epoch of this rank yields nothing.
   StreamItem next(std::map<std::string, int64_t>& dropped);
 
-  // Raw bytes held by the shuffle buffer.
+  // Raw bytes held by the shuffle buffer (not the read-ahead, bounded by the options).
   int64_t buffered_bytes() const { return buffered_bytes_; }
   const std::string& shard_name(int64_t shard) const { return shards_[shard]; }
 
@@ -103,9 +127,19 @@ class SampleStream {
     SampleId id;
     Sample sample;
   };
+  struct Fetch;  // one remote shard read on its own thread (loader_stream.cpp)
   bool read_one(Buffered* out, std::map<std::string, int64_t>& dropped);
+  // Reads the current unit through its Fetch; false when the unit is finished (advanced past).
+  bool read_fetched(Buffered* out, std::map<std::string, int64_t>& dropped);
+  void advance_unit();
   void close_reader();
-  void shard_failed(const Error& error, std::map<std::string, int64_t>& dropped);
+  void stop_fetches();
+  // Starts the fetches of the current unit and the read-ahead window that are not running.
+  void start_fetches();
+  // Moves the slow_shard decisions the fetch threads made so far into failed_.
+  void absorb_fetch_failures();
+  void shard_failed(const std::string& reason, const std::string& name, const std::string& what,
+                    std::map<std::string, int64_t>& dropped);
   StreamState current_state() const;
 
   std::vector<std::string> shards_;
@@ -113,7 +147,7 @@ class SampleStream {
   int rank_;
   int world_size_;
   size_t capacity_;
-  SourceOptions source_options_;
+  StreamOptions options_;
 
   std::shared_ptr<const std::vector<WorkUnit>> units_;
   size_t unit_pos_ = 0;
@@ -138,6 +172,10 @@ class SampleStream {
   std::unique_ptr<TarReader> reader_;
   std::unique_ptr<SampleGrouper> grouper_;
   int64_t reader_ordinal_ = 0;
+
+  std::map<std::pair<int64_t, int64_t>, int64_t> failed_;  // see StreamState::failed
+  // Running fetches by position in *units_ (cleared when the plan changes).
+  std::map<size_t, std::shared_ptr<Fetch>> fetches_;
 };
 
 }  // namespace flam::pipeline

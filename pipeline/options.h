@@ -42,6 +42,10 @@ struct LoaderOptions {
   int threads = 4;            // decode threads per rank
   int prefetch_batches = 4;   // bounded queue of ready batches
   int shuffle_buffer = 1000;  // samples
+  // Remote shards read ahead of the one being read (each on its own thread), so that a slow one
+  // costs at most its data.stream deadline; each holds at most read_ahead_bytes of samples.
+  int read_ahead_shards = 2;
+  int64_t read_ahead_bytes = 64LL << 20;
 };
 
 struct DataOptions {
@@ -89,6 +93,8 @@ inline void describe(ConfigMap& m, LoaderOptions& o) {
   m.field("threads", o.threads, Bounds::between(1, 1024));
   m.field("prefetch_batches", o.prefetch_batches, Bounds::between(1, 1024));
   m.field("shuffle_buffer", o.shuffle_buffer, Bounds::between(1, 10000000));
+  m.field("read_ahead_shards", o.read_ahead_shards, Bounds::between(0, 64));
+  m.field("read_ahead_bytes", o.read_ahead_bytes, Bounds::between(1 << 16, 1LL << 36));
 }
 
 inline void describe(ConfigMap& m, SourceOptions& o) {

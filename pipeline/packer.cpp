@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "core/base64.h"
+#include "pipeline/drop_reason.h"
 #include "pipeline/hungarian.h"
 #include "pipeline/text.h"
 
@@ -36,7 +37,8 @@ bool load_image(std::string_view bytes, const DataOptions& options, Rng& rng, Im
   decode_options.max_pixels = options.image.max_pixels;
   DecodeResult decoded = decode_image(bytes, decode_options);
   if (!decoded.ok()) {
-    *failure = fail(decoded.reason, decoded.message);
+    *failure = fail(decoded.reason == "too_large" ? drop::kImageTooLarge : decoded.reason,
+                    decoded.message);
     return false;
   }
   *out = clip_preprocess(decoded.image, options.image.size);
@@ -216,10 +218,10 @@ PackResult pack_laion(const Sample& sample, const Tokenizer& tokenizer, const Da
       break;
     }
   }
-  if (image_bytes == nullptr) return fail("no_image", "no jpg|jpeg|png|webp member");
+  if (image_bytes == nullptr) return fail(drop::kNoImage, "no jpg|jpeg|png|webp member");
   const auto txt = sample.members.find("txt");
-  if (txt == sample.members.end()) return fail("no_caption", "no txt member");
-  if (!valid_utf8(txt->second)) return fail("invalid_utf8", "caption is not UTF-8");
+  if (txt == sample.members.end()) return fail(drop::kNoCaption, "no txt member");
+  if (!valid_utf8(txt->second)) return fail(drop::kInvalidUtf8, "caption is not UTF-8");
 
   PackResult result;
   Image image;
@@ -247,11 +249,11 @@ PackResult pack_mmc4(const Sample& sample, const Tokenizer& tokenizer, const Dat
                      Rng& rng) {
   const Mmc4Options& mo = options.mmc4;
   const auto json_it = sample.members.find("json");
-  if (json_it == sample.members.end()) return fail("no_json", "no json member");
-  if (!valid_utf8(json_it->second)) return fail("invalid_utf8", "document is not UTF-8");
+  if (json_it == sample.members.end()) return fail(drop::kNoJson, "no json member");
+  if (!valid_utf8(json_it->second)) return fail(drop::kInvalidUtf8, "document is not UTF-8");
   nlohmann::json doc =
       nlohmann::json::parse(json_it->second.view(), nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded() || !doc.is_object()) return fail("bad_json", "not a JSON object");
+  if (doc.is_discarded() || !doc.is_object()) return fail(drop::kBadJson, "not a JSON object");
 
   std::vector<std::string> sentences;
   std::vector<std::string> image_bytes;
@@ -269,18 +271,18 @@ PackResult pack_mmc4(const Sample& sample, const Tokenizer& tokenizer, const Dat
       if (static_cast<int64_t>(bytes.size()) <= mo.min_image_bytes) continue;
       if (mo.matching == "argmax" && infos[i].contains("matched_text_index")) {
         const int ix = infos[i].at("matched_text_index").get<int>();
-        if (ix < 0 || ix >= n_sent) return fail("bad_json", "matched_text_index out of range");
+        if (ix < 0 || ix >= n_sent) return fail(drop::kBadJson, "matched_text_index out of range");
         std::vector<double> row(n_sent, -std::numeric_limits<double>::infinity());
         row[ix] = infos[i].at("matched_sim").get<double>();
         sims.insert(sims.end(), row.begin(), row.end());
       } else {
-        if (i >= matrix.size()) return fail("bad_json", "similarity_matrix has too few rows");
+        if (i >= matrix.size()) return fail(drop::kBadJson, "similarity_matrix has too few rows");
         const auto& row = matrix[i];
         if (static_cast<int>(row.size()) != n_sent)
-          return fail("bad_json", "similarity_matrix row length != len(text_list)");
+          return fail(drop::kBadJson, "similarity_matrix row length != len(text_list)");
         for (const auto& v : row) {
           const double d = v.get<double>();
-          if (!std::isfinite(d)) return fail("bad_json", "non-finite similarity");
+          if (!std::isfinite(d)) return fail(drop::kBadJson, "non-finite similarity");
           sims.push_back(d);
         }
       }
@@ -288,10 +290,10 @@ PackResult pack_mmc4(const Sample& sample, const Tokenizer& tokenizer, const Dat
       image_bytes.push_back(std::move(bytes));
     }
   } catch (const nlohmann::json::exception& e) {
-    return fail("bad_json", e.what());
+    return fail(drop::kBadJson, e.what());
   }
   const int n_img = static_cast<int>(valid.size());
-  if (n_img == 0 || n_sent == 0) return fail("no_images", "no usable image");
+  if (n_img == 0 || n_sent == 0) return fail(drop::kNoImages, "no usable image");
 
   std::vector<std::pair<int, int>> matches;
   if (mo.matching == "hungarian") {
@@ -308,7 +310,7 @@ PackResult pack_mmc4(const Sample& sample, const Tokenizer& tokenizer, const Dat
     chosen.push_back(img);
     sentence_ixs.push_back(sent);
   }
-  if (chosen.empty()) return fail("no_images", "no image above the similarity threshold");
+  if (chosen.empty()) return fail(drop::kNoImages, "no image above the similarity threshold");
 
   // slots[t]: the index into `chosen` of the image filling slot t (the t-th <image> token).
   std::vector<int> slots;
@@ -334,11 +336,11 @@ PackResult pack_mmc4(const Sample& sample, const Tokenizer& tokenizer, const Dat
   }
   const int n_tokens = count_token(seq.input_ids, tokenizer.image_id());
   if (n_tokens < mo.min_images || n_tokens == 0)
-    return fail("too_few_images", std::to_string(n_tokens) + " <image> tokens after truncation");
+    return fail(drop::kTooFewImages, std::to_string(n_tokens) + " <image> tokens after truncation");
   if (n_tokens == 1 && rng.uniform() >= mo.single_image_keep_prob)
-    return fail("single_image", "single-image document not kept (seeded coin)");
+    return fail(drop::kSingleImage, "single-image document not kept (seeded coin)");
   if (n_tokens == 1 && seq.input_ids.back() == tokenizer.image_id())
-    return fail("image_at_end", "the only <image> is the last token");
+    return fail(drop::kImageAtEnd, "the only <image> is the last token");
 
   for (const int slot : slots) {
     Image image;

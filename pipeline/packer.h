@@ -52,7 +52,7 @@ struct Sequence {
 
 struct PackResult {
   Sequence sequence;
-  std::string reason;   // "" when packed; else the drop reason (a Batch::dropped key)
+  std::string reason;   // "" when packed; else the drop reason (pipeline/drop_reason.h)
   std::string message;  // detail for the log
   bool ok() const { return reason.empty(); }
 };

@@ -3,6 +3,8 @@
 // `{shard:05d}_stats.json`, written last: its presence marks the shard done (docs/formats.md).
 // The JSON also carries img2dataset's fields (count, successes, failed_to_download,
 // failed_to_resize, duration, start_time, end_time, status_dict) so its tools read ours.
+// `reasons` counts by the drop-reason names of pipeline/drop_reason.h (the loader's too) and
+// shard/downloader.h's download failures.
 //
 // Thread safety: a value type; no shared state.
 #pragma once

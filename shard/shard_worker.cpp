@@ -8,16 +8,14 @@
 #include <mutex>
 
 #include "core/atomic_file.h"
-#include "core/base64.h"
 #include "core/check.h"
 #include "core/clock.h"
-#include "pipeline/packer.h"
 #include "pipeline/tar_writer.h"
-#include "pipeline/text.h"
 #include "pipeline/thread_pool.h"
 #include "shard/downloader.h"
 #include "shard/exif.h"
 #include "shard/rows_parquet.h"
+#include "shard/sample_format.h"
 #include "shard/transform.h"
 
 namespace flam::shard {
@@ -25,28 +23,6 @@ namespace {
 
 using Clock = SteadyClock;
 using ojson = nlohmann::ordered_json;
-
-// One image URL of one row, from download to encoded bytes.
-struct ImageSlot {
-  int row = 0;  // index within the shard
-  std::string url;
-  std::string reason;  // "" when ok
-  std::string message;
-  bool download_failed = false;
-  int attempts = 0;
-  int64_t bytes_downloaded = 0;
-  TransformResult image;
-  std::string sha256;
-  std::string exif;  // img2dataset's exif JSON text (shard/exif.h)
-};
-
-struct RowState {
-  std::vector<int> slots;  // indices into the shard's ImageSlot vector, in the row's image order
-  ojson document;          // MMC4: the parsed document
-  std::string error;       // malformed row
-  std::string reason;      // with an error: its counted reason
-  int pending = 0;         // slots not finished yet; guarded by Impl::mu
-};
 
 }  // namespace
 
@@ -94,42 +70,8 @@ struct ShardWorker::Impl {
   void prepare(int64_t begin, int64_t end, std::vector<RowState>* states,
                std::vector<ImageSlot>* slots) {
     for (int64_t i = begin; i < end; ++i) {
-      const InputRow& in = rows[static_cast<size_t>(i)];
-      RowState& st = (*states)[static_cast<size_t>(i - begin)];
-      const int row = static_cast<int>(i - begin);
-      auto add = [&](std::string url) {
-        st.slots.push_back(static_cast<int>(slots->size()));
-        ImageSlot s;
-        s.row = row;
-        s.url = std::move(url);
-        slots->push_back(std::move(s));
-      };
-      if (!in.error.empty()) {
-        st.error = in.error;
-        st.reason = in.reason.empty() ? "bad_row" : in.reason;
-      } else if (!mmc4) {
-        add(in.url);
-      } else {
-        st.document = ojson::parse(in.document, nullptr, false);
-        st.reason = "bad_row";
-        if (!pipeline::valid_utf8(in.document)) {
-          st.error = "the document is not UTF-8";
-          st.reason = "invalid_utf8";
-        } else if (st.document.is_discarded() || !st.document.is_object()) {
-          st.error = "not a JSON object";
-        } else if (!st.document.contains("image_info") || !st.document["image_info"].is_array()) {
-          st.error = "no image_info list";
-        } else {
-          for (const auto& info : st.document["image_info"]) {
-            std::string url;
-            if (info.is_object() && info.contains("raw_url") && info["raw_url"].is_string()) {
-              url = info["raw_url"].get<std::string>();
-            }
-            add(std::move(url));
-          }
-        }
-      }
-      st.pending = static_cast<int>(st.slots.size());
+      plan_row(rows[static_cast<size_t>(i)], mmc4, static_cast<int>(i - begin),
+               &(*states)[static_cast<size_t>(i - begin)], slots);
     }
   }
 
@@ -192,119 +134,9 @@ ShardStats ShardWorker::Impl::process(int64_t shard) {
   std::vector<ojson> records;  // img2dataset's {shard}.parquet, LAION only
 
   auto write_row = [&](size_t i) {
-    RowState& st = states[i];
-    const InputRow& in = rows[begin + i];
     const std::string key = sample_key(shard, static_cast<int64_t>(i), per_shard);
-    ojson line;
-    line["key"] = key;
-    std::string status;
-    if (!st.error.empty()) {
-      status = "bad_row";
-      stats.reasons[st.reason] += 1;
-      line["status"] = status;
-      line["reason"] = st.reason;
-      line["message"] = st.error;
-      if (!mmc4) records.push_back(failed_row_record(in, options, key, status, st.error));
-    } else if (!mmc4) {
-      ImageSlot& s = slots[st.slots[0]];
-      stats.images += 1;
-      stats.attempts += s.attempts;
-      line["url"] = s.url;
-      if (s.reason.empty()) {
-        status = "success";
-        stats.images_ok += 1;
-        stats.bytes_downloaded += s.bytes_downloaded;
-        ojson j;
-        j["url"] = s.url;
-        j["caption"] = options.caption_col.empty() ? ojson() : ojson(in.caption);
-        j["key"] = key;
-        j["status"] = "success";
-        j["error_message"] = nullptr;
-        j["width"] = s.image.width;
-        j["height"] = s.image.height;
-        j["original_width"] = s.image.original_width;
-        j["original_height"] = s.image.original_height;
-        j["exif"] = s.exif;
-        j["sha256"] = s.sha256;
-        for (size_t c = 0; c < options.save_cols.size(); ++c) {
-          j[options.save_cols[c]] = in.extra[c];
-        }
-        tar.add(key + "." + s.image.extension, s.image.encoded);
-        if (!options.caption_col.empty()) tar.add(key + ".txt", in.caption);
-        tar.add(key + ".json", j.dump());
-        records.push_back(std::move(j));
-      } else {
-        status = s.download_failed ? "failed_to_download" : "failed_to_resize";
-        stats.reasons[s.reason] += 1;
-        line["reason"] = s.reason;
-        line["message"] = s.message;
-        records.push_back(failed_row_record(in, options, key, status, s.message));
-      }
-      line["status"] = status;
-      s.image.encoded.clear();
-      s.image.encoded.shrink_to_fit();
-    } else {
-      ojson kept_info = ojson::array();
-      ojson kept_sim = ojson::array();
-      const ojson& info = st.document["image_info"];
-      const ojson* sim = st.document.contains("similarity_matrix") &&
-                                 st.document["similarity_matrix"].is_array() &&
-                                 st.document["similarity_matrix"].size() == info.size()
-                             ? &st.document["similarity_matrix"]
-                             : nullptr;
-      std::vector<std::pair<std::string, const std::string*>> members;
-      ojson reasons = ojson::object();
-      for (size_t k = 0; k < st.slots.size(); ++k) {
-        ImageSlot& s = slots[st.slots[k]];
-        stats.images += 1;
-        stats.attempts += s.attempts;
-        if (!s.reason.empty()) {
-          stats.reasons[s.reason] += 1;
-          reasons[s.reason] = reasons.value(s.reason, 0) + 1;
-          continue;
-        }
-        stats.images_ok += 1;
-        stats.bytes_downloaded += s.bytes_downloaded;
-        ojson entry = info[k];
-        entry["width"] = s.image.width;
-        entry["height"] = s.image.height;
-        entry["original_width"] = s.image.original_width;
-        entry["original_height"] = s.image.original_height;
-        entry["sha256"] = s.sha256;
-        if (options.mmc4_layout == "members") {
-          std::string member = std::to_string(kept_info.size()) + "." + s.image.extension;
-          entry["image_member"] = member;
-          members.emplace_back(key + "." + member, &s.image.encoded);
-        } else {
-          entry["image_base64"] = base64_encode(s.image.encoded);
-        }
-        kept_info.push_back(std::move(entry));
-        if (sim) kept_sim.push_back((*sim)[k]);
-      }
-      line["images"] = st.slots.size();
-      line["images_ok"] = kept_info.size();
-      if (!reasons.empty()) line["reasons"] = reasons;
-      if (kept_info.empty()) {
-        status = "no_images";
-      } else {
-        status = "success";
-        ojson doc = st.document;
-        doc["image_info"] = std::move(kept_info);
-        if (sim) doc["similarity_matrix"] = std::move(kept_sim);
-        doc["key"] = key;
-        tar.add(key + ".json", doc.dump());
-        for (const auto& [name, bytes] : members) tar.add(name, *bytes);
-      }
-      line["status"] = status;
-      for (int k : st.slots) {
-        slots[k].image.encoded.clear();
-        slots[k].image.encoded.shrink_to_fit();
-      }
-      st.document = ojson();
-    }
-    stats.samples += 1;
-    stats.status[status] += 1;
-    if (status == "success") stats.successes += 1;
+    const ojson line =
+        format_row(rows[begin + i], options, mmc4, key, states[i], slots, tar, stats, &records);
     rows_jsonl += line.dump();
     rows_jsonl += '\n';
   };

@@ -3,7 +3,8 @@
 // order, `{shard:05d}.tar` (or .tar.zst) through pipeline::TarWriter, then
 // `{shard:05d}_rows.jsonl` (every row's status), then `{shard:05d}_stats.json` (last: the shard is
 // done). Samples are written strictly in row order, so a shard's bytes depend only on the inputs
-// and the server's responses, never on which transfer finished first. Formats: docs/formats.md.
+// and the server's responses, never on which transfer finished first. What a row becomes
+// (members, rows line, stats) is shard/sample_format.h's. Formats: docs/formats.md.
 //
 // Thread safety: one thread calls process(); the worker owns its transform threads.
 #pragma once

@@ -185,10 +185,10 @@ class Trainer {
             [this](const std::string& name) { return model_->weight_decay(name); }, device_comm,
             options_.optimizer, precision_.compute,
             options_.shard_frozen ? frozen_units(*model_) : std::vector<model::TrainedBlock>{}),
-        laion_(config.data, pipeline::DatasetKind::kLaion, tokenizer_, comm.rank(), comm.size(),
-               static_cast<uint64_t>(config.run.seed)),
-        mmc4_(config.data, pipeline::DatasetKind::kMmc4, tokenizer_, comm.rank(), comm.size(),
-              static_cast<uint64_t>(config.run.seed)),
+        laion_(pipeline::dataset_spec(config.data, pipeline::DatasetKind::kLaion, tokenizer_),
+               comm.rank(), comm.size(), static_cast<uint64_t>(config.run.seed)),
+        mmc4_(pipeline::dataset_spec(config.data, pipeline::DatasetKind::kMmc4, tokenizer_),
+              comm.rank(), comm.size(), static_cast<uint64_t>(config.run.seed)),
         state_(engine_, laion_, mmc4_),
         checkpointer_(options_.checkpoint, config.run.dir, comm, config.config_hash) {
     if (options_.eval.every > 0 && options_.shard_frozen) {

@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   o.loader.threads = std::atoi(argv[5]);
   (kind == DatasetKind::kMmc4 ? o.mmc4.shards : o.laion.shards) = {argv[3]};
   const flam::pipeline::Tokenizer tok(o.tokenizer);
-  flam::pipeline::Loader loader(o, kind, tok, 0, 1, 1234);
+  flam::pipeline::Loader loader(flam::pipeline::dataset_spec(o, kind, tok), 0, 1, 1234);
   flam::pipeline::Batch b = loader.next();  // warm-up
   const double cpu0 = cpu_seconds();
   const auto t0 = std::chrono::steady_clock::now();

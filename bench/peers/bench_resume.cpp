@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
   const flam::pipeline::Tokenizer tok(o.tokenizer);
   std::string state;
   {
-    flam::pipeline::Loader fresh(o, DatasetKind::kLaion, tok, 0, 1, 1234);
+    flam::pipeline::Loader fresh(flam::pipeline::dataset_spec(o, DatasetKind::kLaion, tok), 0, 1,
+                                 1234);
     fresh.next();
     nlohmann::json j = nlohmann::json::parse(fresh.state());
     const int64_t unit = target / per_shard, ordinal = target % per_shard;
@@ -47,7 +48,8 @@ int main(int argc, char** argv) {
   }
   for (int r = 0; r < repeats; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
-    flam::pipeline::Loader loader(o, DatasetKind::kLaion, tok, 0, 1, 1234);
+    flam::pipeline::Loader loader(flam::pipeline::dataset_spec(o, DatasetKind::kLaion, tok), 0, 1,
+                                  1234);
     loader.restore({state});
     const flam::pipeline::Batch b = loader.next();
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -64,7 +64,7 @@ std::vector<std::string> phase(const DataOptions& o, const Tokenizer& tok,
                                Seen& seen) {
   nlohmann::json mine = nlohmann::json::object();
   for (int r = world_rank(); r < new_world; r += world_size()) {
-    Loader loader(o, DatasetKind::kLaion, tok, r, new_world, 17);
+    Loader loader(dataset_spec(o, DatasetKind::kLaion, tok), r, new_world, 17);
     loader.restore(states);
     take(loader, steps, seen);
     mine[std::to_string(r)] = loader.state();
@@ -100,7 +100,7 @@ TEST(LoaderMpi, RepartitionReadsEachSampleOncePerEpoch) {
   Seen seen;
   std::vector<std::string> states;
   {
-    Loader loader(o, DatasetKind::kLaion, tok, world_rank(), n, 17);
+    Loader loader(dataset_spec(o, DatasetKind::kLaion, tok), world_rank(), n, 17);
     take(loader, first_steps(n), seen);
     states = allgather(loader.state());
   }
@@ -114,7 +114,7 @@ TEST(LoaderMpi, RepartitionReadsEachSampleOncePerEpoch) {
     all.insert(all.end(), s.begin(), s.end());
   }
   if (world_rank() == 0) {
-    Loader last(o, DatasetKind::kLaion, tok, 0, 1, 17);
+    Loader last(dataset_spec(o, DatasetKind::kLaion, tok), 0, 1, 17);
     last.restore(states);
     auto epoch0 = [&] {
       int count = 0;
