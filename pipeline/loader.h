@@ -32,17 +32,17 @@
 // a restore from a state taken after it reproduces the same batches (loader_stream.h).
 //
 // State and resume. state() names where the NEXT batch starts: per rank, the epoch after the
-// queued work, the queue of work units still to read (a unit is (epoch, shard, first ordinal),
+// queued work, the queue of shard tasks still to read (a task is (epoch, shard, first ordinal),
 // optionally with the exact ordinals to read), the (epoch, shard, ordinal) ids held in the
 // shuffle buffer, the shuffle generator's state and the slow_shard decisions still to apply.
-// A rank's own share of an epoch is named, not listed, so the size is O(buffer + units left
+// A rank's own share of an epoch is named, not listed, so the size is O(buffer + tasks left
 // over from a repartition).
 // restore(states) takes the states of ALL ranks of the earlier run, in rank order:
 //  - same world size: rank r continues from states[r] exactly: the next batches are
 //    byte-identical to those the uninterrupted run would have produced (buffered samples are
 //    re-read from their shards; nothing is decoded twice except those).
 //  - another world size W': the work left by all old ranks (their buffered samples, their
-//    unread units, and, for an old rank behind the others, its shares of the epochs up to the
+//    unread tasks, and, for an old rank behind the others, its shares of the epochs up to the
 //    most advanced old rank's) is listed in old-rank order and dealt round-robin to the W' new
 //    ranks; afterwards each new rank continues with its own share of the following epochs.
 //    Within every epoch each sample is thus read exactly once over the whole run, across any

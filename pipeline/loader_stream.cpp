@@ -69,7 +69,7 @@ class CancellableSource : public ByteSource {
 
 }  // namespace
 
-// One remote shard of one unit, read by its own thread into `ready` (the samples the unit wants,
+// One remote shard of one task, read by its own thread into `ready` (the samples the task wants,
 // in tar order), at most `cap` bytes ahead of the consumer.
 struct SampleStream::Fetch {
   int64_t epoch = 0;
@@ -85,7 +85,7 @@ struct SampleStream::Fetch {
   std::atomic<bool> cancel{false};
   std::thread thread;
 
-  void run(const std::string& name, const SourceOptions& source, const WorkUnit& unit,
+  void run(const std::string& name, const SourceOptions& source, const ShardTask& task,
            int64_t start, int64_t limit, int64_t cap) {
     try {
       TarReader reader(std::make_unique<CancellableSource>(open_source(name, source), &cancel));
@@ -95,8 +95,8 @@ struct SampleStream::Fetch {
         const int64_t ordinal = read;
         std::unique_lock<std::mutex> lock(mu);
         read = ordinal + 1;
-        if (ordinal < start || (!unit.only.empty() &&
-                                !std::binary_search(unit.only.begin(), unit.only.end(), ordinal)))
+        if (ordinal < start || (!task.only.empty() &&
+                                !std::binary_search(task.only.begin(), task.only.end(), ordinal)))
           continue;
         ready_bytes += sample_bytes(sample);
         ready.emplace_back(ordinal, std::move(sample));
@@ -120,8 +120,8 @@ struct SampleStream::Fetch {
   }
 };
 
-std::vector<WorkUnit> standard_share(const StreamIdentity& identity, int64_t epoch, int rank,
-                                     int world_size) {
+std::vector<ShardTask> standard_share(const StreamIdentity& identity, int64_t epoch, int rank,
+                                      int world_size) {
   const int64_t n = identity.num_shards;
   FLAM_CHECK(n > 0 && rank >= 0 && rank < world_size) << "bad share request";
   std::vector<int64_t> perm(n);
@@ -131,13 +131,14 @@ std::vector<WorkUnit> standard_share(const StreamIdentity& identity, int64_t epo
   for (int64_t i = n - 1; i > 0; --i) {
     std::swap(perm[i], perm[rng.below(static_cast<uint64_t>(i + 1))]);
   }
-  std::vector<WorkUnit> units;
+  std::vector<ShardTask> tasks;
   if (n < world_size) {
-    units.push_back(WorkUnit{epoch, perm[rank % n], 0, {}});
+    tasks.push_back(ShardTask{epoch, perm[rank % n], 0, {}});
   } else {
-    for (int64_t p = rank; p < n; p += world_size) units.push_back(WorkUnit{epoch, perm[p], 0, {}});
+    for (int64_t p = rank; p < n; p += world_size)
+      tasks.push_back(ShardTask{epoch, perm[p], 0, {}});
   }
-  return units;
+  return tasks;
 }
 
 std::string serialize_state(const StreamState& s, const StreamIdentity& id) {
@@ -151,24 +152,24 @@ std::string serialize_state(const StreamState& s, const StreamIdentity& id) {
   j["world_size"] = s.world_size;
   j["next_epoch"] = s.next_epoch;
   j["rng"] = s.rng;
-  nlohmann::json units = nlohmann::json::array();
-  if (s.units && s.share_epoch >= 0) {
-    j["share"] = {s.share_epoch, s.unit_pos, s.front_start};
-  } else if (s.units) {
-    for (size_t i = s.unit_pos; i < s.units->size(); ++i) {
-      const WorkUnit& u = (*s.units)[i];
-      nlohmann::json ju = {u.epoch, u.shard, i == s.unit_pos ? s.front_start : u.start};
+  nlohmann::json tasks = nlohmann::json::array();
+  if (s.tasks && s.share_epoch >= 0) {
+    j["share"] = {s.share_epoch, s.task_pos, s.front_start};
+  } else if (s.tasks) {
+    for (size_t i = s.task_pos; i < s.tasks->size(); ++i) {
+      const ShardTask& u = (*s.tasks)[i];
+      nlohmann::json ju = {u.epoch, u.shard, i == s.task_pos ? s.front_start : u.start};
       if (!u.only.empty()) ju.push_back(u.only);
-      units.push_back(std::move(ju));
+      tasks.push_back(std::move(ju));
     }
   }
-  j["units"] = std::move(units);
+  j["units"] = std::move(tasks);
   nlohmann::json buffer = nlohmann::json::array();
   for (const SampleId& b : s.buffer) buffer.push_back({b.epoch, b.shard, b.ordinal});
   j["buffer"] = std::move(buffer);
   if (!s.failed.empty()) {
     nlohmann::json failed = nlohmann::json::array();
-    for (const auto& [unit, kept] : s.failed) failed.push_back({unit.first, unit.second, kept});
+    for (const auto& [key, kept] : s.failed) failed.push_back({key.first, key.second, kept});
     j["failed"] = std::move(failed);
   }
   return j.dump();
@@ -191,25 +192,26 @@ StreamState parse_state(const std::string& text, const StreamIdentity& id) {
     s.world_size = j.at("world_size").get<int>();
     s.next_epoch = j.at("next_epoch").get<int64_t>();
     s.rng = j.at("rng").get<uint64_t>();
-    auto units = std::make_shared<std::vector<WorkUnit>>();
+    auto tasks = std::make_shared<std::vector<ShardTask>>();
     for (const auto& ju : j.at("units")) {
-      WorkUnit u{ju.at(0).get<int64_t>(), ju.at(1).get<int64_t>(), ju.at(2).get<int64_t>(), {}};
+      ShardTask u{ju.at(0).get<int64_t>(), ju.at(1).get<int64_t>(), ju.at(2).get<int64_t>(), {}};
       if (ju.size() > 3) u.only = ju.at(3).get<std::vector<int64_t>>();
-      if (u.shard < 0 || u.shard >= id.num_shards || u.start < 0) bad_state("unit out of range");
+      if (u.shard < 0 || u.shard >= id.num_shards || u.start < 0)
+        bad_state("shard task out of range");
       if (!std::is_sorted(u.only.begin(), u.only.end())) bad_state("unsorted unit");
-      units->push_back(std::move(u));
+      tasks->push_back(std::move(u));
     }
-    s.front_start = units->empty() ? 0 : units->front().start;
+    s.front_start = tasks->empty() ? 0 : tasks->front().start;
     if (j.contains("share")) {
       if (s.world_size < 1 || s.rank < 0 || s.rank >= s.world_size) bad_state("bad rank");
       s.share_epoch = j["share"].at(0).get<int64_t>();
-      *units = standard_share(id, s.share_epoch, s.rank, s.world_size);
-      s.unit_pos = j["share"].at(1).get<size_t>();
+      *tasks = standard_share(id, s.share_epoch, s.rank, s.world_size);
+      s.task_pos = j["share"].at(1).get<size_t>();
       s.front_start = j["share"].at(2).get<int64_t>();
-      if (s.share_epoch < 0 || s.unit_pos > units->size() || s.front_start < 0)
+      if (s.share_epoch < 0 || s.task_pos > tasks->size() || s.front_start < 0)
         bad_state("share out of range");
     }
-    s.units = std::move(units);
+    s.tasks = std::move(tasks);
     for (const auto& jb : j.at("buffer")) {
       SampleId b{jb.at(0).get<int64_t>(), jb.at(1).get<int64_t>(), jb.at(2).get<int64_t>()};
       if (b.shard < 0 || b.shard >= id.num_shards) bad_state("buffered sample out of range");
@@ -243,10 +245,10 @@ std::vector<StreamState> repartition(const std::vector<StreamState>& old_states,
     }
     last_epoch = std::max(last_epoch, old_states[r].next_epoch);
   }
-  std::vector<WorkUnit> left;
+  std::vector<ShardTask> left;
   for (int r = 0; r < old_world; ++r) {
     const StreamState& s = old_states[r];
-    // Buffered samples: one unit per (epoch, shard), in order of first appearance.
+    // Buffered samples: one task per (epoch, shard), in order of first appearance.
     std::vector<std::pair<int64_t, int64_t>> order;
     std::map<std::pair<int64_t, int64_t>, std::vector<int64_t>> groups;
     for (const SampleId& b : s.buffer) {
@@ -257,29 +259,29 @@ std::vector<StreamState> repartition(const std::vector<StreamState>& old_states,
     for (const auto& key : order) {
       std::vector<int64_t> only = groups[key];
       std::sort(only.begin(), only.end());
-      left.push_back(WorkUnit{key.first, key.second, 0, std::move(only)});
+      left.push_back(ShardTask{key.first, key.second, 0, std::move(only)});
     }
-    if (s.units) {
-      for (size_t i = s.unit_pos; i < s.units->size(); ++i) {
-        WorkUnit u = (*s.units)[i];
-        if (i == s.unit_pos) u.start = s.front_start;
+    if (s.tasks) {
+      for (size_t i = s.task_pos; i < s.tasks->size(); ++i) {
+        ShardTask u = (*s.tasks)[i];
+        if (i == s.task_pos) u.start = s.front_start;
         if (!u.only.empty() && u.only.back() < u.start) continue;
         left.push_back(std::move(u));
       }
     }
     for (int64_t e = s.next_epoch; e < last_epoch; ++e) {
-      for (WorkUnit& u : standard_share(identity, e, r, old_world)) left.push_back(std::move(u));
+      for (ShardTask& u : standard_share(identity, e, r, old_world)) left.push_back(std::move(u));
     }
   }
   std::map<std::pair<int64_t, int64_t>, int64_t> failed;
   for (const StreamState& s : old_states) failed.insert(s.failed.begin(), s.failed.end());
   std::vector<StreamState> out(new_world);
   for (int r = 0; r < new_world; ++r) {
-    auto units = std::make_shared<std::vector<WorkUnit>>();
-    for (size_t j = r; j < left.size(); j += new_world) units->push_back(left[j]);
+    auto tasks = std::make_shared<std::vector<ShardTask>>();
+    for (size_t j = r; j < left.size(); j += new_world) tasks->push_back(left[j]);
     StreamState& s = out[r];
-    s.front_start = units->empty() ? 0 : units->front().start;
-    s.units = std::move(units);
+    s.front_start = tasks->empty() ? 0 : tasks->front().start;
+    s.tasks = std::move(tasks);
     s.next_epoch = last_epoch;
     s.rng = shuffle_seed(identity, r, new_world, last_epoch);
     s.rank = r;
@@ -318,20 +320,20 @@ void SampleStream::stop_fetches() {
 
 void SampleStream::start_fetches() {
   const size_t end =
-      std::min(units_->size(), unit_pos_ + 1 + static_cast<size_t>(options_.read_ahead_shards));
+      std::min(tasks_->size(), unit_pos_ + 1 + static_cast<size_t>(options_.read_ahead_shards));
   for (size_t pos = unit_pos_; pos < end; ++pos) {
-    const WorkUnit& unit = (*units_)[pos];
-    if (!is_url(shards_[unit.shard]) || fetches_.count(pos)) continue;
-    const int64_t start = pos == unit_pos_ ? front_start_ : unit.start;
-    const auto failed = failed_.find({unit.epoch, unit.shard});
+    const ShardTask& task = (*tasks_)[pos];
+    if (!is_url(shards_[task.shard]) || fetches_.count(pos)) continue;
+    const int64_t start = pos == unit_pos_ ? front_start_ : task.start;
+    const auto failed = failed_.find({task.epoch, task.shard});
     const int64_t limit = failed == failed_.end() ? INT64_MAX : failed->second;
     auto fetch = std::make_shared<Fetch>();
-    fetch->epoch = unit.epoch;
-    fetch->shard = unit.shard;
+    fetch->epoch = task.epoch;
+    fetch->shard = task.shard;
     Fetch* f = fetch.get();
     fetch->thread = std::thread(
-        [f, name = shards_[unit.shard], source = options_.source, unit, start, limit,
-         cap = options_.read_ahead_bytes] { f->run(name, source, unit, start, limit, cap); });
+        [f, name = shards_[task.shard], source = options_.source, task, start, limit,
+         cap = options_.read_ahead_bytes] { f->run(name, source, task, start, limit, cap); });
     fetches_[pos] = std::move(fetch);
   }
 }
@@ -349,7 +351,7 @@ void SampleStream::absorb_fetch_failures() {
 
 StreamState SampleStream::fresh_state() const {
   StreamState s;
-  s.units = std::make_shared<std::vector<WorkUnit>>();
+  s.tasks = std::make_shared<std::vector<ShardTask>>();
   s.rng = shuffle_seed(identity_, rank_, world_size_, 0);
   s.rank = rank_;
   s.world_size = world_size_;
@@ -358,8 +360,8 @@ StreamState SampleStream::fresh_state() const {
 
 StreamState SampleStream::current_state() const {
   StreamState s;
-  s.units = units_;
-  s.unit_pos = unit_pos_;
+  s.tasks = tasks_;
+  s.task_pos = unit_pos_;
   s.front_start = front_start_;
   s.next_epoch = next_epoch_;
   s.share_epoch = share_epoch_;
@@ -418,8 +420,8 @@ void SampleStream::load(const StreamState& state, std::map<std::string, int64_t>
   stop_fetches();
   close_reader();
   failed_ = state.failed;
-  units_ = state.units ? state.units : std::make_shared<std::vector<WorkUnit>>();
-  unit_pos_ = state.unit_pos;
+  tasks_ = state.tasks ? state.tasks : std::make_shared<std::vector<ShardTask>>();
+  unit_pos_ = state.task_pos;
   front_start_ = state.front_start;
   next_epoch_ = state.next_epoch;
   share_epoch_ = state.share_epoch;
@@ -474,11 +476,11 @@ void SampleStream::advance_unit() {
     fetches_.erase(fetch);
   }
   ++unit_pos_;
-  front_start_ = unit_pos_ < units_->size() ? (*units_)[unit_pos_].start : 0;
+  front_start_ = unit_pos_ < tasks_->size() ? (*tasks_)[unit_pos_].start : 0;
 }
 
 bool SampleStream::read_fetched(Buffered* out, std::map<std::string, int64_t>& dropped) {
-  const WorkUnit& unit = (*units_)[unit_pos_];
+  const ShardTask& task = (*tasks_)[unit_pos_];
   Fetch& f = *fetches_.at(unit_pos_);
   std::unique_lock<std::mutex> lock(f.mu);
   while (true) {
@@ -490,27 +492,27 @@ bool SampleStream::read_fetched(Buffered* out, std::map<std::string, int64_t>& d
     f.cv.notify_all();
     if (ordinal < front_start_) continue;
     front_start_ = ordinal + 1;
-    out->id = SampleId{unit.epoch, unit.shard, ordinal};
+    out->id = SampleId{task.epoch, task.shard, ordinal};
     out->sample = std::move(sample);
     ++read_since_plan_;
     return true;
   }
   lock.unlock();
   f.thread.join();
-  const std::string& name = shards_[unit.shard];
-  const auto key = std::make_pair(unit.epoch, unit.shard);
+  const std::string& name = shards_[task.shard];
+  const auto key = std::make_pair(task.epoch, task.shard);
   if (f.error && is_too_slow(*f.error)) failed_.emplace(key, f.read);
   const auto failed = failed_.find(key);
   if (failed != failed_.end()) {
     shard_failed(drop::kSlowShard, name,
-                 name + " (epoch " + std::to_string(unit.epoch) + ") after " +
+                 name + " (epoch " + std::to_string(task.epoch) + ") after " +
                      std::to_string(failed->second) + " samples: " +
                      (f.error ? std::string(f.error->what()) : "as decided before the restore"),
                  dropped);
-    // Once no later unit reads this shard in this epoch, the decision has done its work.
+    // Once no later task reads this shard in this epoch, the decision has done its work.
     bool again = false;
-    for (size_t i = unit_pos_ + 1; i < units_->size() && !again; ++i)
-      again = (*units_)[i].epoch == unit.epoch && (*units_)[i].shard == unit.shard;
+    for (size_t i = unit_pos_ + 1; i < tasks_->size() && !again; ++i)
+      again = (*tasks_)[i].epoch == task.epoch && (*tasks_)[i].shard == task.shard;
     if (!again) failed_.erase(failed);
   } else if (f.error) {
     shard_failed(failure_reason(*f.error), failure_name(*f.error), f.error->what(), dropped);
@@ -521,13 +523,13 @@ bool SampleStream::read_fetched(Buffered* out, std::map<std::string, int64_t>& d
 
 bool SampleStream::read_one(Buffered* out, std::map<std::string, int64_t>& dropped) {
   while (true) {
-    if (unit_pos_ >= units_->size()) {
+    if (unit_pos_ >= tasks_->size()) {
       if (plan_is_standard_ && read_since_plan_ == 0) {
         plan_is_standard_ = false;
         return false;  // a whole epoch's share yielded nothing
       }
       stop_fetches();
-      units_ = std::make_shared<std::vector<WorkUnit>>(
+      tasks_ = std::make_shared<std::vector<ShardTask>>(
           standard_share(identity_, next_epoch_, rank_, world_size_));
       unit_pos_ = 0;
       front_start_ = 0;
@@ -535,17 +537,17 @@ bool SampleStream::read_one(Buffered* out, std::map<std::string, int64_t>& dropp
       ++next_epoch_;
       plan_is_standard_ = true;
       read_since_plan_ = 0;
-      // Every unit of earlier epochs is read: their decisions are spent.
+      // Every task of earlier epochs is read: their decisions are spent.
       for (auto it = failed_.begin(); it != failed_.end();)
         it = it->first.first < share_epoch_ ? failed_.erase(it) : std::next(it);
       continue;
     }
-    const WorkUnit& unit = (*units_)[unit_pos_];
-    if (!unit.only.empty() && front_start_ > unit.only.back()) {
+    const ShardTask& task = (*tasks_)[unit_pos_];
+    if (!task.only.empty() && front_start_ > task.only.back()) {
       advance_unit();
       continue;
     }
-    const std::string& name = shards_[unit.shard];
+    const std::string& name = shards_[task.shard];
     start_fetches();
     if (is_url(name)) {
       if (read_fetched(out, dropped)) return true;
@@ -571,9 +573,9 @@ bool SampleStream::read_one(Buffered* out, std::map<std::string, int64_t>& dropp
     const int64_t ordinal = reader_ordinal_++;
     if (ordinal < front_start_) continue;
     front_start_ = ordinal + 1;
-    if (!unit.only.empty() && !std::binary_search(unit.only.begin(), unit.only.end(), ordinal))
+    if (!task.only.empty() && !std::binary_search(task.only.begin(), task.only.end(), ordinal))
       continue;
-    out->id = SampleId{unit.epoch, unit.shard, ordinal};
+    out->id = SampleId{task.epoch, task.shard, ordinal};
     ++read_since_plan_;
     return true;
   }

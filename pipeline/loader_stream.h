@@ -3,8 +3,8 @@
 // can describe its position as a StreamState made of ids only (no sample bytes), cheap enough
 // to take after every sample. Internal to the loader; tests use it through Loader.
 //
-// Read-ahead (http/s3 shards): each remote shard of the current unit and of the next
-// read_ahead_shards units of the plan is read on its own thread into memory, at most
+// Read-ahead (http/s3 shards): each remote shard of the current task and of the next
+// read_ahead_shards tasks of the plan is read on its own thread into memory, at most
 // read_ahead_bytes of samples per shard ahead of the reader (then its transfer pauses, which does
 // not count against data.stream's deadline). The samples still enter the shuffle buffer in plan
 // order, so the stream does not depend on timing; a slow shard costs at most its deadline, while
@@ -40,22 +40,22 @@ struct SampleId {
 
 // A piece of work: the samples of one shard in one epoch with ordinal >= start, and, when `only`
 // is not empty, only those ordinals (sorted).
-struct WorkUnit {
+struct ShardTask {
   int64_t epoch = 0;
   int64_t shard = 0;
   int64_t start = 0;
   std::vector<int64_t> only;
 };
 
-// Where a stream stands. `units` is shared and immutable; units[unit_pos] is the unit being read,
+// Where a stream stands. `tasks` is shared and immutable; tasks[task_pos] is the task being read,
 // with its start replaced by front_start.
 struct StreamState {
-  std::shared_ptr<const std::vector<WorkUnit>> units;
-  size_t unit_pos = 0;
+  std::shared_ptr<const std::vector<ShardTask>> tasks;
+  size_t task_pos = 0;
   int64_t front_start = 0;
-  int64_t next_epoch = 0;  // the epoch whose standard share is appended when units run out
-  // >= 0 when units is exactly standard_share(share_epoch, rank, world_size): then the serialised
-  // form names the share instead of listing its units, which keeps states small.
+  int64_t next_epoch = 0;  // the epoch whose standard share is appended when tasks run out
+  // >= 0 when tasks is exactly standard_share(share_epoch, rank, world_size): then the serialised
+  // form names the share instead of listing its tasks, which keeps states small.
   int64_t share_epoch = -1;
   std::vector<SampleId> buffer;
   uint64_t rng = 0;
@@ -80,8 +80,8 @@ std::string serialize_state(const StreamState& state, const StreamIdentity& iden
 StreamState parse_state(const std::string& text, const StreamIdentity& identity);
 
 // Rank r's share of epoch e under world size W (see loader.h).
-std::vector<WorkUnit> standard_share(const StreamIdentity& identity, int64_t epoch, int rank,
-                                     int world_size);
+std::vector<ShardTask> standard_share(const StreamIdentity& identity, int64_t epoch, int rank,
+                                      int world_size);
 
 // The states of new ranks 0..new_world-1 that continue the work left by `old_states` (all ranks
 // of the earlier run, in rank order) with nothing lost or doubled within any epoch.
@@ -129,12 +129,12 @@ class SampleStream {
   };
   struct Fetch;  // one remote shard read on its own thread (loader_stream.cpp)
   bool read_one(Buffered* out, std::map<std::string, int64_t>& dropped);
-  // Reads the current unit through its Fetch; false when the unit is finished (advanced past).
+  // Reads the current task through its Fetch; false when the task is finished (advanced past).
   bool read_fetched(Buffered* out, std::map<std::string, int64_t>& dropped);
   void advance_unit();
   void close_reader();
   void stop_fetches();
-  // Starts the fetches of the current unit and the read-ahead window that are not running.
+  // Starts the fetches of the current task and the read-ahead window that are not running.
   void start_fetches();
   // Moves the slow_shard decisions the fetch threads made so far into failed_.
   void absorb_fetch_failures();
@@ -149,7 +149,7 @@ class SampleStream {
   size_t capacity_;
   StreamOptions options_;
 
-  std::shared_ptr<const std::vector<WorkUnit>> units_;
+  std::shared_ptr<const std::vector<ShardTask>> tasks_;
   size_t unit_pos_ = 0;
   int64_t front_start_ = 0;
   int64_t next_epoch_ = 0;
@@ -174,7 +174,7 @@ class SampleStream {
   int64_t reader_ordinal_ = 0;
 
   std::map<std::pair<int64_t, int64_t>, int64_t> failed_;  // see StreamState::failed
-  // Running fetches by position in *units_ (cleared when the plan changes).
+  // Running fetches by position in *tasks_ (cleared when the plan changes).
   std::map<size_t, std::shared_ptr<Fetch>> fetches_;
 };
 

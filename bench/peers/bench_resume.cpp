@@ -1,7 +1,7 @@
 // Our exact mid-epoch resume, for bench/peers/resume.sh: the time from a fresh Loader to its first
 // batch after restore() at global sample TARGET of a LAION shard list of equal shards of
 // PER_SHARD samples (one rank). The state restored is the one the loader itself serialises, taken
-// from a fresh loader and moved to TARGET: "share" [epoch 0, unit TARGET / PER_SHARD, ordinal
+// from a fresh loader and moved to TARGET: "share" [epoch 0, shard TARGET / PER_SHARD, ordinal
 // TARGET % PER_SHARD] (the epoch's own order, not listed), with a full shuffle buffer of the
 // samples just before TARGET (they are re-read from their shard, as after a real resume).
 // Prints the seconds for each of a few resumes (fresh loader each time).
@@ -34,11 +34,11 @@ int main(int argc, char** argv) {
                                  1234);
     fresh.next();
     nlohmann::json j = nlohmann::json::parse(fresh.state());
-    const int64_t unit = target / per_shard, ordinal = target % per_shard;
-    j["share"] = {0, unit, ordinal};
+    const int64_t shard = target / per_shard, ordinal = target % per_shard;
+    j["share"] = {0, shard, ordinal};
     j["units"] = nlohmann::json::array();
     // The buffer after reading up to TARGET: the last shuffle_buffer samples before it, taken
-    // from the shard one unit back (all shards here hold the same number of samples).
+    // from the shard before it (all shards here hold the same number of samples).
     nlohmann::json buffer = nlohmann::json::array();
     const int64_t prev_shard = j["buffer"].empty() ? 0 : j["buffer"][0][1].get<int64_t>();
     for (int64_t i = 0; i < o.loader.shuffle_buffer; ++i)
