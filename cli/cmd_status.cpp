@@ -85,9 +85,9 @@ std::string or_dash(const std::string& s) { return s.empty() ? "-" : s; }
 }  // namespace
 
 int cmd_status(const Argv& argv) {
-  Args args(argv, {"plot"}, {"json"});
+  Args args(argv, {"plot", "smooth"}, {"json"});
   if (args.positionals().size() != 1) {
-    throw Error(ErrorKind::kUsage, "usage: flam status RUN [--json] [--plot OUT.svg]");
+    throw Error(ErrorKind::kUsage, "usage: flam status RUN [--json] [--plot OUT.svg [--smooth N]]");
   }
   RunDir run(args.positionals()[0]);
   const bool submitted = run.has_state();
@@ -135,13 +135,18 @@ int cmd_status(const Argv& argv) {
   const int64_t checkpoint = run.newest_checkpoint_step();
   const double rate = steps_per_second(rows, current);
   double eta = -1;
-  if (latest && total_steps > 0 && rate > 0 && state.status != "completed") {
+  if (latest && total_steps > latest->step && rate > 0 && state.status != "completed") {
     eta = static_cast<double>(std::max<int64_t>(0, total_steps - latest->step)) / rate;
   }
 
   if (auto plot = args.get("plot")) {
+    const int64_t smooth = args.get_int("smooth", 0);
+    if (smooth < 0 || smooth > 100000) {
+      throw Error(ErrorKind::kUsage, "--smooth takes a number of logged steps, 0 to 100000");
+    }
     write_file_atomic(*plot, render_run_svg(rows, restart_steps(rows, state),
-                                            "flam run " + run_name + " (" + state.status + ")"));
+                                            "flam run " + run_name + " (" + state.status + ")",
+                                            static_cast<int>(smooth)));
   }
 
   std::map<std::string, int64_t> dropped;

@@ -60,7 +60,7 @@ const Command kCommands[] = {
      "            [--dry-run] [--allow-config-change]",
      &flam::cli::cmd_submit},
     {"status", "show a run: job chain, step, losses, throughput, ETA, checkpoints",
-     "flam status RUN [--json] [--plot OUT.svg]", &flam::cli::cmd_status},
+     "flam status RUN [--json] [--plot OUT.svg [--smooth N]]", &flam::cli::cmd_status},
     {"watch", "supervise a run on Slurm: resubmit after failures until it finishes",
      "flam watch RUN", &flam::cli::cmd_watch},
     {"cancel", "cancel a run's current Slurm job and stop its watch", "flam cancel RUN",

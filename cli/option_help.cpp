@@ -66,6 +66,8 @@ const std::map<Key, OptionHelp>& table() {
         "resubmit a started run whose config differs, recording the change in "
         "RUN/history.jsonl (default: refuse, exit 2)"}},
       {{"status", "plot"}, {"OUT.svg", "also draw the run's metrics as SVG (default: none)"}},
+      {{"status", "smooth"},
+       {"N", "plot each curve faint under its mean over N logged steps (default: 0, raw only)"}},
       {{"status", "json"}, {"", "print JSON instead of text (default: text)"}},
       {{"export", "checkpoint"},
        {"DIR", "checkpoint step directory, or a run's checkpoints/ (required)"}},
