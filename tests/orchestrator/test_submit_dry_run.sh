@@ -49,7 +49,7 @@ grep -qx '#SBATCH --cpus-per-task=16' "$tmp/shard2.sbatch"
 grep -qx '#SBATCH --time=2-00:00:00' "$tmp/train2.sbatch"
 grep -qx '#SBATCH --gpus-per-node=4' "$tmp/train2.sbatch"
 "$FLAM" submit --config "$tmp/c.yaml" --dry-run --job shard --set slurm.train.time=2-00:00:00 |
-  grep -qx '#SBATCH --time=12:00:00'
+  grep -x '#SBATCH --time=12:00:00' >/dev/null
 
 # --after RUN: the job waits for that run's current job (afterok); a run that stopped for good,
 # or a directory that is no run, is refused before anything is queued.
