@@ -1,12 +1,16 @@
 // flam submit: resolve the config, check a training job's inputs (pipeline::check_data_inputs),
-// render the sbatch script, create (or reuse) the run directory and submit the first job of the
-// run's chain. `flam watch RUN` supervises it from there.
+// refuse a config that differs from the one the run was started with unless
+// --allow-config-change (cli/config_change.h), render the sbatch script with the job kind's
+// Slurm resources (slurm.train / slurm.shard over slurm.*), create (or reuse) the run directory
+// and submit the first job of the run's chain; --after RUN makes it wait for that run's current
+// job to succeed (sbatch --dependency=afterok:ID). `flam watch RUN` supervises it from there.
 #include <cstdio>
 #include <filesystem>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/config.h"
+#include "cli/config_change.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/exit_codes.h"
@@ -21,8 +25,43 @@ namespace flam::cli {
 namespace fs = std::filesystem;
 using namespace flam::orchestrator;
 
+namespace {
+
+// --after RUN (repeatable): the sbatch options that chain this job after each run's current
+// job (afterok). A run that has completed needs no waiting; throws flam::Error(kUsage) naming the
+// run when it has no job or stopped without completing (afterok could never be satisfied).
+std::vector<std::string> dependency_on(const std::vector<std::string>& runs) {
+  std::string ids;
+  for (const auto& after : runs) {
+    const RunDir other(after);
+    if (!other.has_state()) {
+      throw Error(
+          ErrorKind::kUsage,
+          "--after: " + after + " has no state.json: it was never submitted with flam submit",
+          at_file(other.state_path()));
+    }
+    const RunState s = other.load_state();
+    if (s.jobs.empty()) {
+      throw Error(ErrorKind::kUsage, "--after: run " + after + " has no job",
+                  at_file(other.state_path()));
+    }
+    if (s.status == "completed") continue;
+    if (s.status == "failed" || s.status == "cancelled") {
+      throw Error(ErrorKind::kUsage,
+                  "--after: run " + after + " is " + s.status + " (" + s.explanation +
+                      "): a job chained after it would never start",
+                  at_file(other.state_path()));
+    }
+    ids += ":" + s.jobs.back().id;
+  }
+  if (ids.empty()) return {};
+  return {"--dependency=afterok" + ids};
+}
+
+}  // namespace
+
 int cmd_submit(const Argv& argv) {
-  Args args(argv, {"config", "set", "job"}, {"dry-run"});
+  Args args(argv, {"config", "set", "job", "after"}, {"dry-run", "allow-config-change"});
   if (!args.positionals().empty()) {
     throw Error(ErrorKind::kUsage, "unexpected argument '" + args.positionals()[0] + "'");
   }
@@ -40,13 +79,19 @@ int cmd_submit(const Argv& argv) {
   spec.run_dir = config.run.dir;
   spec.flam_bin = config.slurm.flam_bin.empty() ? fs::read_symlink("/proc/self/exe").string()
                                                 : fs::absolute(config.slurm.flam_bin).string();
-  spec.slurm = config.slurm;
+  spec.slurm = config.slurm.for_kind(spec.kind);
   const std::string script =
       render_sbatch(spec, load_template(spec.kind, config.slurm.template_dir));
+  const std::vector<std::string> sbatch_options = dependency_on(args.all("after"));
   if (args.flag("dry-run")) {
+    std::string line = "flam submit: would run: sbatch --parsable";
+    for (const auto& o : sbatch_options) line += " " + o;
+    std::fprintf(stderr, "%s %s\n", line.c_str(), run_layout::job_script(config.run.dir).c_str());
     std::fputs(script.c_str(), stdout);
     return kExitOk;
   }
+  const std::vector<ConfigChange> changes =
+      check_config_change(config, args.flag("allow-config-change"), "--allow-config-change");
 
   RunDir run(config.run.dir);
   RunState state;
@@ -62,6 +107,7 @@ int cmd_submit(const Argv& argv) {
     state.jobs = old.jobs;  // the chain goes on; a new submission starts a fresh restart count
   }
   fs::create_directories(run.jobs_dir());
+  if (!changes.empty()) record_config_change(run.path(), "submit", changes);
   std::error_code ignored;
   fs::remove(run.cancel_marker(), ignored);
   write_file_atomic(run.config_path(), dump_config(config));
@@ -69,7 +115,7 @@ int cmd_submit(const Argv& argv) {
 
   SlurmClient client;
   Supervisor supervisor(run, client, config.slurm);
-  const std::string id = supervisor.submit_next(state);
+  const std::string id = supervisor.submit_next(state, sbatch_options);
   std::printf(
       "submitted job %s for run %s\n  follow it: flam watch %s\n  look at it: flam status %s\n",
       id.c_str(), run.path().c_str(), run.path().c_str(), run.path().c_str());

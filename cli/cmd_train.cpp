@@ -1,16 +1,25 @@
-// flam train --config F [--set key=value ...] [--fresh]: one rank of a training job (launched N
-// times by mpirun or srun). Loads and validates the config, writes the resolved config into the
-// run directory (rank 0), and hands over to train::run_training, which resumes from the run's
-// newest committed checkpoint when there is one. --fresh asks for a run from step 0: refused, with
-// what would have happened instead, when the run directory already holds checkpoints.
+// flam train --config F [--set key=value ...] [--fresh | --from STEP_DIR] [--allow-config-change]:
+// one rank of a training job (launched N times by mpirun or srun). Loads and validates the config,
+// refuses a config that differs from the one the run directory was started with unless
+// --allow-config-change (cli/config_change.h), writes the resolved config into the run directory
+// (rank 0), and hands over to train::run_training, which resumes from the run's newest committed
+// checkpoint when there is one. --fresh asks for a run from step 0: refused, with what would have
+// happened instead, when the run directory already holds checkpoints. --from starts a new run
+// from another run's committed checkpoint: rank 0 links (or copies) that step directory into this
+// run's checkpoints/, and the run resumes from it as from its own (weights, optimizer state, step,
+// loader state, RNG: as OpenFlamingo's --resume_from_checkpoint and torchtitan's checkpoint.load
+// keep the step); the checkpointer verifies it like any other. Refused when this run already
+// holds checkpoints.
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/config.h"
+#include "cli/config_change.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/exit_codes.h"
@@ -48,16 +57,69 @@ void refuse_fresh_over_checkpoints(const std::string& run_dir) {
               context);
 }
 
+// --from STEP_DIR: the step of a committed checkpoint (step_N/ holding manifest.json). Throws
+// flam::Error(kUsage) naming the directory when it is not one, or when `run_dir` already holds
+// checkpoints (it would resume from its own).
+int64_t check_from(const std::string& from, const std::string& run_dir) {
+  namespace fs = std::filesystem;
+  const std::string name = fs::path(from).lexically_normal().filename().string();
+  const std::optional<int64_t> step = run_layout::parse_step_dir_name(
+      name.empty() ? fs::path(from).lexically_normal().parent_path().filename().string() : name);
+  if (!step || !fs::is_regular_file(run_layout::manifest_file(from))) {
+    throw Error(ErrorKind::kUsage,
+                "--from: " + from +
+                    " is not a committed checkpoint (a RUN/checkpoints/step_N directory holding "
+                    "manifest.json)",
+                at_file(from));
+  }
+  const std::vector<int64_t> own =
+      run_layout::list_checkpoints(run_layout::checkpoints_dir(run_dir));
+  if (!own.empty()) {
+    throw Error(ErrorKind::kUsage,
+                "--from: " + run_dir +
+                    " already holds checkpoints; without --from it resumes from "
+                    "its own step " +
+                    std::to_string(own.front()) +
+                    ". Set run.dir to a new directory to start a run from " + from,
+                at_key("run.dir"));
+  }
+  return *step;
+}
+
+// Puts `from` into `run_dir`'s checkpoints/ as step_N (hard links where the file system allows,
+// else a copy), through step_N.tmp so that a crash leaves nothing the checkpointer would load.
+void adopt_checkpoint(const std::string& from, int64_t step, const std::string& run_dir) {
+  namespace fs = std::filesystem;
+  const std::string dest = run_layout::step_dir(run_layout::checkpoints_dir(run_dir), step);
+  const std::string tmp = run_layout::tmp_dir(dest);
+  fs::remove_all(tmp);
+  fs::create_directories(run_layout::checkpoints_dir(run_dir));
+  std::error_code ec;
+  fs::copy(from, tmp, fs::copy_options::recursive | fs::copy_options::create_hard_links, ec);
+  if (ec) {
+    fs::remove_all(tmp);
+    fs::copy(from, tmp, fs::copy_options::recursive);
+  }
+  fs::rename(tmp, dest);
+  FLAM_LOG(INFO) << "--from: run starts from " << from << " (step " << step << ")";
+}
+
 }  // namespace
 
 int cmd_train(const Argv& argv) {
-  Args args(argv, {"config", "set"}, {"fresh"});
+  Args args(argv, {"config", "set", "from"}, {"fresh", "allow-config-change"});
   if (!args.positionals().empty()) {
     throw Error(ErrorKind::kUsage, "usage: flam train --config F [--set key=value ...] [--fresh]");
   }
   const Config config = load_config(args.require("config"), args.all("set"));
   log::set_level(log::parse_level(config.run.log_level.c_str()));
   if (args.flag("fresh")) refuse_fresh_over_checkpoints(config.run.dir);
+  const std::optional<std::string> from = args.get("from");
+  if (from && args.flag("fresh"))
+    throw Error(ErrorKind::kUsage, "--from and --fresh exclude each other");
+  const int64_t from_step = from ? check_from(*from, config.run.dir) : -1;
+  const std::vector<ConfigChange> changes =
+      check_config_change(config, args.flag("allow-config-change"), "--allow-config-change");
   // Everything a job checks on start, before anything (the run directory) is created.
   pipeline::check_data_inputs(config.data);
   const WorldInfo& world = World::init(nullptr, nullptr);
@@ -91,10 +153,17 @@ int cmd_train(const Argv& argv) {
                                config_hash(config), world.local_rank, config.eval};
   if (world.rank == 0) {
     std::filesystem::create_directories(config.run.dir);
+    if (!changes.empty()) {
+      record_config_change(config.run.dir, "train", changes);
+      FLAM_LOG(WARN) << changes.size() << " config key(s) changed (--allow-config-change), "
+                     << "recorded in " << run_layout::history_file(config.run.dir);
+    }
+    if (from) adopt_checkpoint(*from, from_step, config.run.dir);
     write_file_atomic(run_layout::config_file(config.run.dir), dump_config(config));
     FLAM_LOG(INFO) << "run " << config.run.name << " in " << config.run.dir << " on " << world.size
                    << " ranks (" << world.launcher << ")";
   }
+  if (from) comm.barrier();  // the other ranks load the checkpoint rank 0 has just put in place
   return train::run_training(trainer, comm, device_comm ? *device_comm : comm);
 }
 

@@ -8,6 +8,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/option_help.h"
 #include "core/error.h"
 #include "core/exit_codes.h"
 #include "core/world.h"
@@ -43,7 +44,8 @@ const Command kCommands[] = {
      "flam inspect checkpoint DIR",
      &cmd_inspect},
     {"train", "train a Flamingo model (ZeRO-3 over MPI or NCCL), resuming from checkpoints",
-     "flam train --config F [--set key=value ...] [--fresh]\n"
+     "flam train --config F [--set key=value ...] [--fresh | --from STEP_DIR]\n"
+     "           [--allow-config-change]\n"
      "  Runs as N ranks under mpirun or srun; resumes from the newest valid checkpoint.\n"
      "  --fresh: start from step 0; refused (saying which step it would resume from) when the\n"
      "  run directory already holds checkpoints.",
@@ -54,10 +56,11 @@ const Command kCommands[] = {
      "  Exit 0 when the run fits, 2 when it does not (naming the keys to change).",
      &flam::cli::cmd_plan},
     {"submit", "render an sbatch script for a run and submit it to Slurm",
-     "flam submit --config F [--set key=value ...] [--job train|shard] [--dry-run]",
+     "flam submit --config F [--set key=value ...] [--job train|shard] [--after RUN]\n"
+     "            [--dry-run] [--allow-config-change]",
      &flam::cli::cmd_submit},
     {"status", "show a run: job chain, step, losses, throughput, ETA, checkpoints",
-     "flam status RUN [--json] [--plot OUT.svg]", &flam::cli::cmd_status},
+     "flam status RUN [--json] [--plot OUT.svg [--smooth N]]", &flam::cli::cmd_status},
     {"watch", "supervise a run on Slurm: resubmit after failures until it finishes",
      "flam watch RUN", &flam::cli::cmd_watch},
     {"cancel", "cancel a run's current Slurm job and stop its watch", "flam cancel RUN",
@@ -203,6 +206,38 @@ int cmd_completion(const Argv& args) {
   return flam::kExitOk;
 }
 
+// The options section of `flam NAME --help`: every option `table` (the parser's own) accepts,
+// with its value form and meaning from cli/option_help.h.
+void print_options(const std::string& name, const flam::cli::OptionTable& table) {
+  if (table.options.empty() && table.flags.empty()) {
+    std::printf("  (no options)\n");
+    return;
+  }
+  const auto line = [&](const std::string& option, bool valued) {
+    const flam::cli::OptionHelp* h = flam::cli::option_help(name, option);
+    std::string head = "--" + option;
+    if (valued) head += std::string(" ") + (h && *h->value ? h->value : "VALUE");
+    std::printf("  %-30s %s\n", head.c_str(), h ? h->meaning : "(undocumented)");
+  };
+  for (const auto& o : table.options) line(o, true);
+  for (const auto& f : table.flags) line(f, false);
+}
+
+void print_command_help(const Command& cmd, const Argv& args) {
+  std::printf("flam %s: %s\n\nusage:\n%s\n", cmd.name, cmd.summary, cmd.usage);
+  if (std::string(cmd.name) == "inspect") {
+    for (const char* t : kInspectTargets) {
+      if (!args.empty() && args[0] != t && args[0].rfind("-", 0) != 0) continue;
+      std::printf("\noptions of inspect %s:\n", t);
+      print_options(std::string("inspect ") + t, describe(cmd, {t}));
+    }
+    return;
+  }
+  if (std::string(cmd.name) == "completion") return;
+  std::printf("\noptions:\n");
+  print_options(cmd.name, describe(cmd, {}));
+}
+
 int exit_code_for(flam::ErrorKind kind) {
   switch (kind) {
     case flam::ErrorKind::kUsage:
@@ -249,7 +284,7 @@ int main(int argc, char** argv) {
   Argv args(argv + 2, argv + argc);
   for (const auto& a : args) {
     if (a == "--help" || a == "-h") {
-      std::printf("flam %s: %s\n\nusage:\n%s\n", cmd->name, cmd->summary, cmd->usage);
+      print_command_help(*cmd, args);
       return flam::kExitOk;
     }
   }

@@ -19,6 +19,8 @@ std::string state_file(const std::string& run) { return run + "/state.json"; }
 std::string orchestrator_log(const std::string& run) { return run + "/orchestrator.log"; }
 std::string metrics_file(const std::string& run) { return run + "/metrics.jsonl"; }
 std::string cancel_marker(const std::string& run) { return run + "/cancel"; }
+std::string watch_lock(const std::string& run) { return run + "/watch.lock"; }
+std::string history_file(const std::string& run) { return run + "/history.jsonl"; }
 std::string job_script(const std::string& run) { return run + "/job.sbatch"; }
 std::string jobs_dir(const std::string& run) { return run + "/jobs"; }
 std::string job_exit_file(const std::string& run, const std::string& job_id) {

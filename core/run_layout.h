@@ -6,6 +6,8 @@
 //   RUN/orchestrator.log            one line per decision of flam watch
 //   RUN/metrics.jsonl               one JSON object per log step (trainer, rank 0)
 //   RUN/cancel                      marker: flam cancel asks flam watch to stop
+//   RUN/watch.lock                  the running flam watch: {"pid", "host", "since", "heartbeat"}
+//   RUN/history.jsonl               one JSON line per config change let through
 //   RUN/job.sbatch                  the sbatch script flam submit writes and flam watch resubmits
 //   RUN/jobs/ID.exit                the step's exit status (written by the sbatch script)
 //   RUN/jobs/slurm-ID.out           the job's output
@@ -30,6 +32,8 @@ std::string state_file(const std::string& run);        // RUN/state.json
 std::string orchestrator_log(const std::string& run);  // RUN/orchestrator.log
 std::string metrics_file(const std::string& run);      // RUN/metrics.jsonl
 std::string cancel_marker(const std::string& run);     // RUN/cancel
+std::string watch_lock(const std::string& run);        // RUN/watch.lock
+std::string history_file(const std::string& run);      // RUN/history.jsonl
 std::string job_script(const std::string& run);        // RUN/job.sbatch
 std::string jobs_dir(const std::string& run);          // RUN/jobs
 std::string job_exit_file(const std::string& run, const std::string& job_id);  // RUN/jobs/ID.exit

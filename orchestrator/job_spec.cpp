@@ -57,6 +57,18 @@ std::string env_lines(const std::vector<std::string>& env) {
   return out;
 }
 
+// The config key a checked value came from: slurm.<kind>.NAME when that section set it (see
+// SlurmOptions::for_kind), else slurm.NAME.
+std::string slurm_key(const JobSpec& spec, const std::string& name) {
+  const SlurmJobOptions& j = spec.kind == "shard" ? spec.slurm.shard : spec.slurm.train;
+  const bool own = name == "time"        ? !j.time.empty()
+                   : name == "partition" ? !j.partition.empty()
+                   : name == "account"   ? !j.account.empty()
+                   : name == "qos"       ? !j.qos.empty()
+                                         : false;
+  return "slurm." + (own ? spec.kind + "." : std::string()) + name;
+}
+
 }  // namespace
 
 std::string shell_quote(const std::string& text) {
@@ -89,10 +101,10 @@ std::string render_sbatch(const JobSpec& spec, const std::string& template_text)
   values["ntasks_per_node"] = std::to_string(s.ntasks_per_node);
   values["cpus_per_task"] = std::to_string(s.cpus_per_task);
   values["gpus_per_node"] = s.gpus_per_node > 0 ? std::to_string(s.gpus_per_node) : "";
-  values["time"] = checked(s.time, kTimeChars, "slurm.time", "time limit");
-  values["partition"] = checked(s.partition, kListChars, "slurm.partition", "partition");
-  values["account"] = checked(s.account, kNameChars, "slurm.account", "account");
-  values["qos"] = checked(s.qos, kNameChars, "slurm.qos", "QOS");
+  values["time"] = checked(s.time, kTimeChars, slurm_key(spec, "time"), "time limit");
+  values["partition"] = checked(s.partition, kListChars, slurm_key(spec, "partition"), "partition");
+  values["account"] = checked(s.account, kNameChars, slurm_key(spec, "account"), "account");
+  values["qos"] = checked(s.qos, kNameChars, slurm_key(spec, "qos"), "QOS");
   values["signal_seconds"] = s.signal_seconds > 0 ? std::to_string(s.signal_seconds) : "";
   checked(spec.run_dir, kPathChars, "run.dir", "path");
   if (spec.run_dir.empty()) {

@@ -19,7 +19,7 @@ struct JobSpec {
   std::string job_name;        // Slurm job name (the config's run.name)
   std::string run_dir;         // absolute path of the run directory
   std::string flam_bin;        // absolute path of the flam executable the ranks run
-  SlurmOptions slurm;
+  SlurmOptions slurm;          // with the kind's section applied (SlurmOptions::for_kind)
 };
 
 // The built-in template for `kind`, or `template_dir/<kind>.sbatch` when template_dir is set.

@@ -10,6 +10,41 @@
 
 namespace flam::orchestrator {
 
+// slurm.train / slurm.shard: one job kind's resources, each overriding its slurm.* key; -1 or ""
+// keeps slurm.*. The shard job asks for no GPUs and a shorter time unless told otherwise, so a
+// preprocessing job does not inherit the training job's shape (8 nodes x 8 GPUs, 48 h).
+struct SlurmJobOptions {
+  int nodes = -1;
+  int min_nodes = -1;
+  int ntasks_per_node = -1;
+  int gpus_per_node = -1;
+  int cpus_per_task = -1;
+  std::string time;
+  std::string partition;
+  std::string account;
+  std::string qos;
+};
+
+inline void describe(ConfigMap& m, SlurmJobOptions& o) {
+  m.field("nodes", o.nodes, Bounds::at_least(-1));
+  m.field("min_nodes", o.min_nodes, Bounds::at_least(-1));
+  m.field("ntasks_per_node", o.ntasks_per_node, Bounds::at_least(-1));
+  m.field("gpus_per_node", o.gpus_per_node, Bounds::at_least(-1));
+  m.field("cpus_per_task", o.cpus_per_task, Bounds::at_least(-1));
+  m.field("time", o.time);
+  m.field("partition", o.partition);
+  m.field("account", o.account);
+  m.field("qos", o.qos);
+}
+
+// slurm.shard's defaults: no GPUs, 12 hours.
+inline SlurmJobOptions shard_job_defaults() {
+  SlurmJobOptions o;
+  o.gpus_per_node = 0;
+  o.time = "12:00:00";
+  return o;
+}
+
 struct SlurmOptions {
   int nodes = 1;
   // The fewest nodes a job may start on; 0: exactly `nodes`. Below `nodes`, the job asks for
@@ -39,6 +74,24 @@ struct SlurmOptions {
   std::string template_dir;
   // `flam watch` stops when this many consecutive jobs fail without the step advancing.
   int max_failures_without_progress = 2;
+  SlurmJobOptions train;
+  SlurmJobOptions shard = shard_job_defaults();
+
+  // These options with `kind`'s section (train | shard) applied over them.
+  SlurmOptions for_kind(const std::string& kind) const {
+    SlurmOptions out = *this;
+    const SlurmJobOptions& j = kind == "shard" ? shard : train;
+    if (j.nodes >= 0) out.nodes = j.nodes;
+    if (j.min_nodes >= 0) out.min_nodes = j.min_nodes;
+    if (j.ntasks_per_node >= 0) out.ntasks_per_node = j.ntasks_per_node;
+    if (j.gpus_per_node >= 0) out.gpus_per_node = j.gpus_per_node;
+    if (j.cpus_per_task >= 0) out.cpus_per_task = j.cpus_per_task;
+    if (!j.time.empty()) out.time = j.time;
+    if (!j.partition.empty()) out.partition = j.partition;
+    if (!j.account.empty()) out.account = j.account;
+    if (!j.qos.empty()) out.qos = j.qos;
+    return out;
+  }
 };
 
 inline void describe(ConfigMap& m, SlurmOptions& o) {
@@ -61,6 +114,8 @@ inline void describe(ConfigMap& m, SlurmOptions& o) {
   m.field("flam_bin", o.flam_bin);
   m.field("template_dir", o.template_dir);
   m.field("max_failures_without_progress", o.max_failures_without_progress, Bounds::at_least(1));
+  m.section("train", o.train);
+  m.section("shard", o.shard);
 }
 
 }  // namespace flam::orchestrator

@@ -86,6 +86,7 @@ struct Panel {
   double top = 0;
   std::string y_label;
   bool from_zero = false;  // throughput and seconds: the y axis starts at 0
+  bool smoothable = true;  // false for the learning rate: a schedule, exact; a mean only delays it
   std::vector<Series> series;
   std::vector<int64_t> markers;  // checkpoint steps, drawn as solid grey ticks
 };
@@ -98,9 +99,23 @@ struct Restart {
 
 // `wall`: (step, elapsed seconds) of the final trajectory, drawn as a second axis under the
 // panel when non-empty. Restart labels go on the panel with `label_restarts` only.
+// The trailing mean over `window` points of each point (the first points average what exists).
+std::vector<std::pair<double, double>> trailing_mean(
+    const std::vector<std::pair<double, double>>& in, int window) {
+  std::vector<std::pair<double, double>> out;
+  double sum = 0;
+  for (size_t i = 0; i < in.size(); ++i) {
+    sum += in[i].second;
+    if (i >= static_cast<size_t>(window)) sum -= in[i - static_cast<size_t>(window)].second;
+    const size_t n = std::min(i + 1, static_cast<size_t>(window));
+    out.emplace_back(in[i].first, sum / static_cast<double>(n));
+  }
+  return out;
+}
+
 void draw_panel(std::ostringstream& svg, const Panel& p, double x_lo, double x_hi,
                 const std::vector<Restart>& restarts, bool label_restarts,
-                const std::vector<std::pair<double, double>>& wall) {
+                const std::vector<std::pair<double, double>>& wall, int smooth) {
   const double plot_w = kWidth - kLeft - kRight;
   const double bottom = p.top + kPanelHeight;
   double y_lo = std::numeric_limits<double>::infinity(), y_hi = -y_lo;
@@ -162,31 +177,44 @@ void draw_panel(std::ostringstream& svg, const Panel& p, double x_lo, double x_h
     }
   }
   if (!wall.empty()) {
-    // Elapsed wall-clock time at the logged step nearest each tick, as h:mm.
+    // Elapsed wall-clock time at the logged step nearest each tick: h:mm, or m:ss for a run
+    // shorter than an hour (whose h:mm labels would all read 0:00 or 0:01).
     const double y0 = bottom + 52;
+    double span = 0;
+    for (const auto& w : wall) span = std::max(span, w.second);
+    const bool minutes_seconds = span < 3600;
     for (double t : nice_ticks(x_lo, x_hi, 8)) {
       auto near = std::min_element(wall.begin(), wall.end(), [&](const auto& a, const auto& b) {
         return std::fabs(a.first - t) < std::fabs(b.first - t);
       });
-      const int minutes = static_cast<int>(near->second / 60.0);
+      const int unit = static_cast<int>(near->second / (minutes_seconds ? 1.0 : 60.0));
       char label[32];
-      std::snprintf(label, sizeof(label), "%d:%02d", minutes / 60, minutes % 60);
+      std::snprintf(label, sizeof(label), "%d:%02d", unit / 60, unit % 60);
       svg << "<text class=\"wall\" x=\"" << num(sx(t)) << "\" y=\"" << y0
           << "\" text-anchor=\"middle\" fill=\"#555\">" << label << "</text>\n";
     }
     svg << "<text x=\"" << num(kLeft + plot_w / 2) << "\" y=\"" << y0 + 18
-        << "\" text-anchor=\"middle\" fill=\"#555\">wall clock (h:mm since the first "
-           "step)</text>\n";
+        << "\" text-anchor=\"middle\" fill=\"#555\">wall clock ("
+        << (minutes_seconds ? "m:ss" : "h:mm") << " since the first step)</text>\n";
   }
   for (size_t i = 0; i < p.series.size(); ++i) {
     const auto& s = p.series[i];
     const char* color = kColors[i % std::size(kColors)];
-    svg << "<polyline class=\"series\" data-name=\"" << escape(s.name)
-        << "\" fill=\"none\" stroke=\"" << color << "\" stroke-width=\"1.6\" points=\"";
-    for (size_t k = 0; k < s.points.size(); ++k) {
-      svg << (k ? " " : "") << num(sx(s.points[k].first)) << "," << num(sy(s.points[k].second));
-    }
-    svg << "\"/>\n";
+    const bool smoothed =
+        p.smoothable && smooth > 1 && s.points.size() > static_cast<size_t>(smooth);
+    const auto polyline = [&](const char* cls, const std::vector<std::pair<double, double>>& pts,
+                              const char* extra) {
+      svg << "<polyline class=\"" << cls << "\" data-name=\"" << escape(s.name)
+          << "\" fill=\"none\" stroke=\"" << color << "\" stroke-width=\"1.6\"" << extra
+          << " points=\"";
+      for (size_t k = 0; k < pts.size(); ++k) {
+        svg << (k ? " " : "") << num(sx(pts[k].first)) << "," << num(sy(pts[k].second));
+      }
+      svg << "\"/>\n";
+    };
+    // Smoothed: the raw curve stays, faint, under its trailing mean.
+    polyline("series", s.points, smoothed ? " stroke-opacity=\"0.3\"" : "");
+    if (smoothed) polyline("smoothed", trailing_mean(s.points, smooth), "");
     if (s.points.size() == 1) {
       svg << "<circle cx=\"" << num(sx(s.points[0].first)) << "\" cy=\""
           << num(sy(s.points[0].second)) << "\" r=\"3\" fill=\"" << color << "\"/>\n";
@@ -236,7 +264,8 @@ std::vector<int64_t> restart_steps(const std::vector<MetricsRow>& rows, const Ru
 }
 
 std::string render_run_svg(const std::vector<MetricsRow>& rows,
-                           const std::vector<int64_t>& restarts, const std::string& title) {
+                           const std::vector<int64_t>& restarts, const std::string& title,
+                           int smooth) {
   // The final trajectory: for each step the last row written wins.
   std::map<int64_t, const MetricsRow*> by_step;
   for (const auto& row : rows) by_step[row.step] = &row;
@@ -287,7 +316,9 @@ std::string render_run_svg(const std::vector<MetricsRow>& rows,
     panels[i].y_label = specs[i].label;
     panels[i].from_zero = specs[i].from_zero;
     for (const auto& [key, name] : specs[i].keys) panels[i].series.push_back({name, {}});
+    panels[i].smoothable = specs[i].keys.empty() || specs[i].keys[0].first != "lr";
   }
+  int64_t previous_step = by_step.empty() ? 0 : by_step.begin()->first;
   for (const auto& [step, row] : by_step) {
     const double x = static_cast<double>(step);
     for (const auto& [key, value] : row->values) {
@@ -311,8 +342,13 @@ std::string render_run_svg(const std::vector<MetricsRow>& rows,
           if (specs[i].keys[k].first == key) panels[i].series[k].points.emplace_back(x, value);
         }
       }
-      if (key == "checkpoint_stall" && value > 0) panels[specs.size() - 2].markers.push_back(step);
+      // The trainer saves after it logs a step, so a save's stall is on the next logged row:
+      // the marker goes to the logged step before it, the step the save followed.
+      if (key == "checkpoint_stall" && value > 0) {
+        panels[specs.size() - 2].markers.push_back(previous_step);
+      }
     }
+    previous_step = step;
   }
   for (auto& [key, s] : losses) panels[0].series.push_back(std::move(s));
   for (auto& [key, s] : evals) panels.back().series.push_back(std::move(s));
@@ -346,7 +382,7 @@ std::string render_run_svg(const std::vector<MetricsRow>& rows,
   for (size_t i = 0; i < shown.size(); ++i) {
     const bool last = i + 1 == shown.size();
     draw_panel(svg, shown[i], x_lo, x_hi, marks, i == 0,
-               last ? wall : std::vector<std::pair<double, double>>{});
+               last ? wall : std::vector<std::pair<double, double>>{}, smooth);
   }
   svg << "</svg>\n";
   return svg.str();

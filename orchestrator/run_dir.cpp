@@ -115,6 +115,14 @@ std::vector<MetricsRow> RunDir::read_metrics() const {
     for (const auto& [key, value] : j.items()) {
       if (key != "step" && value.is_number()) row.values[key] = value.get<double>();
     }
+    if (j.contains("dropped") && j["dropped"].is_object()) {
+      for (const auto& [dataset, reasons] : j["dropped"].items()) {
+        if (!reasons.is_object()) continue;
+        for (const auto& [reason, count] : reasons.items()) {
+          if (count.is_number_integer()) row.dropped[dataset + "/" + reason] = count.get<int64_t>();
+        }
+      }
+    }
     rows.push_back(std::move(row));
   }
   return rows;

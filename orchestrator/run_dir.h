@@ -49,6 +49,8 @@ struct RunState {
 struct MetricsRow {
   int64_t step = -1;
   std::map<std::string, double> values;  // every numeric field but step
+  // The trainer's "dropped" object flattened: "laion/bad_image" -> samples dropped so far.
+  std::map<std::string, int64_t> dropped;
 };
 
 class RunDir {

@@ -114,8 +114,11 @@ JobInfo parse_sacct(const std::string& out) {
   return info;
 }
 
-std::string SlurmClient::submit(const std::string& script_path) const {
-  const std::vector<std::string> argv = {"sbatch", "--parsable", script_path};
+std::string SlurmClient::submit(const std::string& script_path,
+                                const std::vector<std::string>& sbatch_options) const {
+  std::vector<std::string> argv = {"sbatch", "--parsable"};
+  argv.insert(argv.end(), sbatch_options.begin(), sbatch_options.end());
+  argv.push_back(script_path);
   const ProcessResult r = run_process(argv, timeout_);
   if (r.not_found || r.timed_out) throw_failed("sbatch", argv, r);
   if (!r.ok()) {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace flam::orchestrator {
 
@@ -31,10 +32,12 @@ class SlurmClient {
  public:
   explicit SlurmClient(double timeout_seconds = 60.0) : timeout_(timeout_seconds) {}
 
-  // sbatch --parsable SCRIPT, run in `workdir`. Returns the job id. Throws flam::Error(kConfig)
-  // with sbatch's message when Slurm refuses the script (bad partition, account, ...), and
+  // sbatch --parsable [OPTIONS...] SCRIPT (`sbatch_options` such as
+  // "--dependency=afterok:123"). Returns the job id. Throws flam::Error(kConfig) with sbatch's
+  // message when Slurm refuses the script (bad partition, account, dependency, ...), and
   // kInternal when sbatch is missing or times out.
-  std::string submit(const std::string& script_path) const;
+  std::string submit(const std::string& script_path,
+                     const std::vector<std::string>& sbatch_options = {}) const;
   JobInfo query(const std::string& job_id) const;
   // scancel JOB (with --signal=SIG [--batch] when `signal` is set). Throws flam::Error(kInternal)
   // naming scancel's message on failure.

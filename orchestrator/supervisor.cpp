@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/exit_codes.h"
 #include "core/log.h"
+#include "orchestrator/watch_lock.h"
 
 namespace flam::orchestrator {
 namespace {
@@ -32,6 +33,16 @@ std::string describe_end(const JobRecord& job) {
   if (job.exit_code >= 0) s += " with exit code " + std::to_string(job.exit_code);
   if (!job.reason.empty()) s += " (" + job.reason + ")";
   return s;
+}
+
+// Sleeps `seconds` in slices no longer than a poll, beating the watch lock after each.
+void sleep_beating(double seconds, double slice, WatchLock& lock) {
+  while (seconds > 0) {
+    const double s = std::min(seconds, slice);
+    std::this_thread::sleep_for(std::chrono::duration<double>(s));
+    seconds -= s;
+    lock.beat();
+  }
 }
 
 }  // namespace
@@ -104,23 +115,28 @@ int64_t Supervisor::progress_step() const {
 
 bool Supervisor::cancel_requested() const { return std::filesystem::exists(run_.cancel_marker()); }
 
-std::string Supervisor::submit_next(RunState& state) {
+std::string Supervisor::submit_next(RunState& state,
+                                    const std::vector<std::string>& sbatch_options) {
   JobRecord job;
   job.kind = state.kind;
   job.submitted = utc_now();
   job.step_at_submit = progress_step();
-  job.id = client_.submit(run_.job_script());
+  job.id = client_.submit(run_.job_script(), sbatch_options);
   state.jobs.push_back(job);
   state.status = "submitted";
   run_.save_state(state);
+  std::string options;
+  for (const auto& o : sbatch_options) options += " " + o;
   run_.log("submitted job " + job.id + " (" + job.kind + ", step " +
-           std::to_string(job.step_at_submit) + ")");
+           std::to_string(job.step_at_submit) + ")" +
+           (options.empty() ? "" : ", sbatch" + options));
   return job.id;
 }
 
 std::string Supervisor::watch() {
   RunState state = run_.load_state();
   FLAM_CHECK(!state.jobs.empty()) << "state.json without jobs";
+  WatchLock lock(run_.path(), watch_stale_seconds(options_));
   run_.log("watch started (pid " + std::to_string(::getpid()) + ")");
   int failures_without_progress = 0;
   int unknown_polls = 0;
@@ -172,7 +188,7 @@ std::string Supervisor::watch() {
     }
     if (!ended) {
       run_.save_state(state);
-      std::this_thread::sleep_for(std::chrono::duration<double>(options_.poll_seconds));
+      sleep_beating(options_.poll_seconds, options_.poll_seconds, lock);
       continue;
     }
     job.step_at_end = progress_step();
@@ -198,7 +214,7 @@ std::string Supervisor::watch() {
                                          std::pow(2.0, std::max(0, failures_without_progress - 1)));
     run_.save_state(state);
     run_.log("waiting " + std::to_string(backoff) + " s before resubmitting");
-    std::this_thread::sleep_for(std::chrono::duration<double>(backoff));
+    sleep_beating(backoff, options_.poll_seconds, lock);
     if (cancel_requested()) continue;
     ++state.restarts;
     submit_next(state);

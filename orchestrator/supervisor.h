@@ -6,12 +6,14 @@
 // Progress is the high-water mark of the step: the newest `step` in RUN/metrics.jsonl or the
 // newest committed checkpoint, whichever is larger. A job "made progress" when it raised it.
 //
-// Thread safety: one Supervisor per run directory and process; `flam cancel` in another process
-// is seen through the RUN/cancel marker at the next poll.
+// Thread safety: one Supervisor per run directory and process; watch() holds RUN/watch.lock
+// (orchestrator/watch_lock.h) so that a second watch on the run refuses. `flam cancel` in another
+// process is seen through the RUN/cancel marker at the next poll.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "orchestrator/options.h"
 #include "orchestrator/run_dir.h"
@@ -38,11 +40,14 @@ class Supervisor {
   Supervisor(const RunDir& run, const SlurmClient& client, SlurmOptions options);
 
   // Runs until the run completes, fails for good, or is cancelled. Returns the final status
-  // ("completed", "failed", "cancelled"). Throws flam::Error when the run dir is unusable.
+  // ("completed", "failed", "cancelled"). Throws flam::Error when the run dir is unusable, and
+  // kUsage ("watched by pid N since T") when another live watch holds the run.
   std::string watch();
 
   // Submits RUN/job.sbatch as the next job of the chain and records it; returns the job id.
-  std::string submit_next(RunState& state);
+  // `sbatch_options` go to this submission only (flam submit --after: a dependency that later
+  // resubmissions, made once it is satisfied, do not need).
+  std::string submit_next(RunState& state, const std::vector<std::string>& sbatch_options = {});
 
  private:
   int64_t progress_step() const;

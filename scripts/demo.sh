@@ -121,9 +121,6 @@ else
   wait "$killer" || true
   echo "demo: first attempt exited with $rc; resuming from the newest checkpoint"
   "${MPIRUN[@]}" "$FLAM" train --config "$CONFIG" "${SETS[@]}"
-  # No `flam submit` wrote the run's state.json (orchestrator/run_dir.h), which `flam status`
-  # reads: record the finished run without jobs.
-  [ -f "$RUN/state.json" ] || echo '{"version": 1, "status": "completed", "jobs": []}' > "$RUN/state.json"
 fi
 
 say "5/5 summary"

@@ -1,12 +1,18 @@
 """Every `build/flam ...` command line of README.md (its ```sh blocks and its inline `code`)
 names a real subcommand and only options that subcommand's parser accepts, with a value where the
 option takes one: the README cannot drift from the command line. The tables come from the binary
-itself (`flam SUB [TARGET] --flam-describe-options`, the parser's own Args table)."""
+itself (`flam SUB [TARGET] --flam-describe-options`, the parser's own Args table).
+
+The ```sh blocks marked `<!-- runnable -->` (on the line before the fence) also run, as written,
+under `bash -euo pipefail` in a scratch directory where `build/` is the tested binary's folder and
+`configs/`, `scripts/` and `tests/` are the source tree's; each must exit 0."""
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 
 FLAM = os.environ["FLAM_BIN"]
 README = os.path.join(os.environ["FLAM_SOURCE_DIR"], "README.md")
@@ -86,6 +92,8 @@ def check(line, argv):
     i = 0
     while i < len(rest):
         a = rest[i]
+        if a in ("--help", "-h"):  # every subcommand takes it (cli/main.cpp)
+            return None
         if a.startswith("--"):
             name, eq, _ = a[2:].partition("=")
             if name in flags and not eq:
@@ -101,6 +109,27 @@ def check(line, argv):
     return None
 
 
+def run_blocks(text):
+    """Runs the runnable blocks; returns the failures as (block, why)."""
+    blocks = re.findall(r"<!-- runnable -->\n```sh\n(.*?)```", text, re.S)
+    failures = []
+    work = tempfile.mkdtemp(prefix="flam_readme.")
+    try:
+        os.symlink(os.path.dirname(os.path.abspath(FLAM)), os.path.join(work, "build"))
+        for d in ("configs", "scripts", "tests"):
+            os.symlink(os.path.join(os.environ["FLAM_SOURCE_DIR"], d), os.path.join(work, d))
+        for block in blocks:
+            r = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=work,
+                               capture_output=True, text=True, timeout=120)
+            if r.returncode != 0:
+                failures.append((block, "exit %d\n%s%s" % (r.returncode, r.stdout[-2000:],
+                                                          r.stderr[-2000:])))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print("%d runnable README blocks run, %d failed" % (len(blocks), len(failures)))
+    return blocks, failures
+
+
 def main():
     text = open(README).read()
     cmds = commands(logical_lines(text))
@@ -111,7 +140,13 @@ def main():
     if len(cmds) < 8:
         print("FAIL: too few command lines found; is the README's format still understood?")
         return 1
-    return 1 if failures else 0
+    blocks, block_failures = run_blocks(text)
+    for block, why in block_failures:
+        print("README runnable block failed:\n%s  %s" % (block, why))
+    if not blocks:
+        print("FAIL: no runnable block found (<!-- runnable --> before a ```sh fence)")
+        return 1
+    return 1 if failures or block_failures else 0
 
 
 if __name__ == "__main__":

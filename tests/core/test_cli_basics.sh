@@ -5,9 +5,9 @@ FLAM=${FLAM_BIN:?}
 ROOT=${FLAM_SOURCE_DIR:?}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
-"$FLAM" --help | grep -q "subcommands:"
+"$FLAM" --help | grep "subcommands:" >/dev/null
 for sub in shard inspect train submit status watch export parity config cancel; do
-  "$FLAM" $sub --help | grep -q "usage:" || { echo "no help for $sub"; exit 1; }
+  "$FLAM" $sub --help | grep "usage:" >/dev/null || { echo "no help for $sub"; exit 1; }
 done
 
 "$FLAM" config show --config "$ROOT/configs/of-9b.yaml" > "$tmp/resolved.yaml"
@@ -44,7 +44,7 @@ expect_usage "--set data.image.size=100000: data.image.size: must be in [1, 4096
 expect_usage "--set data.laion.shards=[a, {b: data.laion.shards: cannot parse value" \
   "$FLAM" config show --set 'data.laion.shards=[a, {b'
 "$FLAM" config show --set 'data.laion.shards=[/data/laion2b/{00000..23134}.tar]' \
-  | grep -qF -- "- /data/laion2b/{00000..23134}.tar"
+  | grep -F -- "- /data/laion2b/{00000..23134}.tar" >/dev/null
 python3 -c "print('train:' + ' [' * 3000)" > "$tmp/deep.yaml"
 expect_usage "nesting deeper than the YAML parser's limit" "$FLAM" config show --config "$tmp/deep.yaml"
 mkdir -p "$tmp/tokdir"

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "core/error.h"
 #include "orchestrator/job_spec.h"
@@ -252,15 +253,53 @@ TEST(RunDir, StateRoundTripAndMetrics) {
   EXPECT_EQ(back.jobs[1].step_at_submit, 9);
   std::ofstream(dir / "metrics.jsonl") << "{\"step\":1,\"loss_laion\":2.5}\n"
                                        << "{\"step\":2,\"loss_la\n"  // torn line
-                                       << "{\"step\":3,\"loss_laion\":2.0,\"note\":\"x\"}\n";
+                                       << "{\"step\":3,\"loss_laion\":2.0,\"note\":\"x\","
+                                          "\"dropped\":{\"laion\":{\"bad_image\":4},"
+                                          "\"mmc4\":{\"bad_image\":0,\"too_long\":2}}}\n";
   const auto rows = run.read_metrics();
   ASSERT_EQ(rows.size(), 2u);
+  const std::map<std::string, int64_t> dropped{
+      {"laion/bad_image", 4}, {"mmc4/bad_image", 0}, {"mmc4/too_long", 2}};
+  EXPECT_EQ(rows[1].dropped, dropped);
+  EXPECT_TRUE(rows[0].dropped.empty());
   EXPECT_EQ(rows[1].step, 3);
   EXPECT_DOUBLE_EQ(rows[1].values.at("loss_laion"), 2.0);
   EXPECT_EQ(rows[1].values.count("note"), 0u);
   std::ofstream(run.state_path()) << "{\"version\": 9}";
   EXPECT_THROW(run.load_state(), Error);
   std::filesystem::remove_all(dir);
+}
+
+TEST(SlurmOptions, JobKindSectionsOverrideTheCommonKeys) {
+  SlurmOptions o;
+  o.nodes = 8;
+  o.gpus_per_node = 8;
+  o.time = "2-00:00:00";
+  o.partition = "gpu";
+  o.train.time = "3-00:00:00";
+  const SlurmOptions train = o.for_kind("train");
+  EXPECT_EQ(train.nodes, 8);
+  EXPECT_EQ(train.gpus_per_node, 8);
+  EXPECT_EQ(train.time, "3-00:00:00");
+  const SlurmOptions shard = o.for_kind("shard");
+  EXPECT_EQ(shard.nodes, 8) << "-1 keeps slurm.nodes";
+  EXPECT_EQ(shard.gpus_per_node, 0) << "the shard job asks for no GPUs by default";
+  EXPECT_EQ(shard.time, "12:00:00");
+  EXPECT_EQ(shard.partition, "gpu");
+  o.shard.partition = "cpu";
+  o.shard.nodes = 2;
+  EXPECT_EQ(o.for_kind("shard").partition, "cpu");
+  EXPECT_EQ(o.for_kind("shard").nodes, 2);
+  JobSpec spec = sample_spec();
+  spec.kind = "shard";
+  spec.slurm.shard.time = "1 day";
+  spec.slurm = spec.slurm.for_kind("shard");
+  try {
+    render_sbatch(spec, load_template("shard", ""));
+    FAIL() << "a bad slurm.shard.time was rendered";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.context().key, "slurm.shard.time") << e.what();
+  }
 }
 
 TEST(Plot, CurvesLegendAndRestarts) {

@@ -5,6 +5,8 @@ rendered sbatch script. Training uses configs/tiny.yaml on the shards and tokeni
 tests/train/test_train_e2e.py makes; sharding uses tests/shard/fixture.py's URL table served by
 tests/common/http_server.py on 127.0.0.1.
   1. a training run completes; status reports it (text and --json); it is the reference;
+     resubmitted with a changed lr it is refused (exit 2, the key old -> new), then let through
+     by --allow-config-change and the change recorded in RUN/history.jsonl;
   2. a config error (model.lang.vocab_size is not the tokenizer's) fails once and is not
      resubmitted;
   3. kill -9 of one rank mid-run: srun's --kill-on-bad-exit ends the step, watch resubmits, the
@@ -12,8 +14,9 @@ tests/common/http_server.py on 127.0.0.1.
      (`flam export`) equal the reference's bit for bit;
   4. scancel --signal=USR1 --batch: the batch shell forwards it, the ranks checkpoint and exit 3,
      watch resubmits, the new job resumes at that step and ends equal to the reference;
-  5. status of a running job (step of total, ETA); flam cancel: the job is cancelled and watch
-     stops;
+  5. status of a running job (step of total, ETA, the watch's pid); a second watch refuses; a
+     run submitted --after it waits on an afterok dependency; flam cancel: the job is cancelled
+     and watch stops;
   6. flam submit --job shard: a 2-rank `flam shard` job makes the same shards, byte for byte, as
      a local `flam shard` run.
 Skips (exit 77, saying why) only when slurmctld cannot start here. FLAM_KEEP_TMP=1 keeps the
@@ -134,6 +137,24 @@ def test_train(common):
         fail("the reference logged steps %s" % [r["step"] for r in reference], [ok])
     ref_params = resume.exported(ok, os.path.join(tmp, "ok.safetensors"))
 
+    # ---- 1b. the finished run resubmitted with a changed config ----
+    print("== 1b. a changed config is refused, then let through and recorded")
+    history = os.path.join(ok, "history.jsonl")
+    changed = train_config(common, ok, "t-ok", ["train.optimizer.lr=1.0e-3"])
+    p = flam(*changed, check=False)
+    if (p.returncode != 2 or "train.optimizer.lr: 0.003 -> 0.001" not in p.stderr or
+            os.path.exists(history) or len(state(ok)["jobs"]) != 1):
+        fail("resubmission with a changed lr: exit %d\n%s" % (p.returncode, p.stderr), [ok])
+    flam(*(changed + ["--allow-config-change"]))
+    with open(history) as f:
+        lines = [json.loads(line) for line in f]
+    if [(l["command"], [c["key"] for c in l["changes"]]) for l in lines] != [
+            ("submit", ["train.optimizer.lr"])]:
+        fail("history.jsonl: %r" % lines, [ok])
+    rc = finish(watch(ok))
+    if rc != 0 or len(state(ok)["jobs"]) != 2:
+        fail("the resubmitted run: watch exit %d, %d jobs" % (rc, len(state(ok)["jobs"])), [ok])
+
     # ---- 2. a config error: one job, no resubmission ----
     print("== 2. a config error fails once and is not resubmitted")
     bad = os.path.join(tmp, "bad")
@@ -227,6 +248,20 @@ def test_train(common):
     status = flam("status", cancel).stdout
     if "RUNNING" not in status or "of 100000" not in status or "ETA" not in status:
         fail("status of a running job:\n" + status, [cancel])
+    if "watched by pid %d" % watcher.pid not in status:
+        fail("status does not name the watch:\n" + status, [cancel])
+    second = flam("watch", cancel, check=False, timeout=60)
+    if second.returncode != 2 or "is watched by pid %d" % watcher.pid not in second.stderr:
+        fail("a second watch: exit %d\n%s" % (second.returncode, second.stderr), [cancel])
+    # --after: a run chained after this one's current job waits for it (afterok).
+    chained = os.path.join(tmp, "chained")
+    flam(*(train_config(common, chained, "t-chained") + ["--after", cancel]))
+    chained_job = state(chained)["jobs"][0]["id"]
+    show = subprocess.run(["scontrol", "show", "job", "-o", chained_job], capture_output=True,
+                          text=True).stdout
+    if "Dependency=afterok:%s" % state(cancel)["jobs"][-1]["id"] not in show:
+        fail("the chained job has no afterok dependency:\n" + show, [chained])
+    flam("cancel", chained)
     flam("cancel", cancel)
     rc = finish(watcher)
     if rc != 1:

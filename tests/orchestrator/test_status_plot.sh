@@ -29,7 +29,7 @@ with open(sys.argv[1], "w") as f:
                             "images_per_s": 900 + 50 * math.cos(step / 7),
                             "samples_per_s": 160.0, "lr": 1e-4 * min(1, step / 10),
                             "grad_norm": 2 / (1 + step / 20), "data_wait": 0.01,
-                            "checkpoint_stall": 0.4 if step % 15 == 0 else 0.0,
+                            "checkpoint_stall": 0.4 if step % 15 == 1 and step > 1 else 0.0,
                             "wall_time": 1.7e9 + 60 * step}) + "\n")
     f.write('{"step": 81, "loss_la')  # a torn last line, as after a crash
 PY
@@ -62,8 +62,13 @@ assert [t for t in texts if t.startswith("restart @")] == ["restart @31, 17 step
 panels = [g for g in root.iter(SVG + "g") if g.get("class") == "panel"]
 assert len(panels) == 6
 assert sum(1 for l in root.iter(SVG + "line") if l.get("class") == "restart") == 6
-# Checkpoints at steps 15, 30, ..., 75 of the final trajectory.
-assert sum(1 for l in root.iter(SVG + "line") if l.get("class") == "checkpoint") == 5
+# Saves after steps 15, 30, ..., 75 of the final trajectory (their stall is on the next row).
+marks = [l for l in root.iter(SVG + "line") if l.get("class") == "checkpoint"]
+assert len(marks) == 5, len(marks)
+lr = curves["lr"]
+x_of = {step: float(lr[step - 1].split(",")[0]) for step in (15, 75)}
+assert abs(float(marks[0].get("x1")) - x_of[15]) < 0.05, (marks[0].get("x1"), x_of)
+assert abs(float(marks[-1].get("x1")) - x_of[75]) < 0.05, (marks[-1].get("x1"), x_of)
 for g in panels:
     labels = [t.text for t in g.iter(SVG + "text")]
     if "throughput (tokens/s)" in labels or "images/s" in labels:
@@ -73,4 +78,29 @@ assert wall[0] == "0:09" and wall[-1] == "1:19", wall  # 60 s per step; ticks at
 assert len([t for t in texts if t.replace(".", "").replace("k", "").isdigit()]) >= 10, texts
 print("svg ok:", {k: len(v) for k, v in curves.items()})
 PY
+# --smooth 5: every curve faint under its trailing mean; a short run's wall axis in m:ss.
+"$FLAM" status "$run" --plot "$tmp/smooth.svg" --smooth 5 >/dev/null
+python3 - "$tmp/smooth.svg" <<'PY'
+import sys, xml.etree.ElementTree as ET
+SVG = "{http://www.w3.org/2000/svg}"
+lines = list(ET.parse(sys.argv[1]).getroot().iter(SVG + "polyline"))
+raw = [p for p in lines if p.get("class") == "series"]
+smoothed = [p for p in lines if p.get("class") == "smoothed"]
+assert len(raw) == 8 and len(smoothed) == 7, (len(raw), len(smoothed))  # lr is not smoothed
+assert "lr" not in {p.get("data-name") for p in smoothed}
+assert all(p.get("stroke-opacity") == "0.3" for p in raw if p.get("data-name") != "lr")
+ys = [float(p.split(",")[1]) for p in smoothed[0].get("points").split()]
+assert len(ys) == 80
+PY
+python3 - "$run/metrics.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.endswith("\n")]
+with open(sys.argv[1], "w") as f:
+    for r in rows:
+        r["wall_time"] = 1.7e9 + 2 * r["step"]
+        f.write(json.dumps(r) + "\n")
+PY
+"$FLAM" status "$run" --plot "$tmp/short.svg" >/dev/null
+grep -q "wall clock (m:ss since the first step)" "$tmp/short.svg"
+grep -q '>2:38<' "$tmp/short.svg"  # step 80: 158 s after step 1
 echo "OK"

@@ -33,6 +33,35 @@ line="$(grep '^export NOTE=' "$tmp/out.sbatch")"
 
 "$FLAM" submit --config "$tmp/c.yaml" --dry-run --job shard | grep -q "\"\$flam\" shard --config"
 
+# Slurm per job kind: the shard job asks for no GPUs and 12 h unless slurm.shard says otherwise;
+# slurm.train overrides slurm.* for the training job only.
+"$FLAM" submit --config "$tmp/c.yaml" --dry-run --job shard >"$tmp/shard.sbatch"
+grep -qx '#SBATCH --nodes=2' "$tmp/shard.sbatch"
+grep -qx '#SBATCH --time=12:00:00' "$tmp/shard.sbatch"
+! grep -q -- '--gpus-per-node' "$tmp/shard.sbatch" || { echo "FAIL: shard job asks for GPUs"; exit 1; }
+"$FLAM" submit --config "$tmp/c.yaml" --dry-run --job shard --set slurm.shard.nodes=1 \
+  --set slurm.shard.partition=cpu --set slurm.shard.cpus_per_task=16 >"$tmp/shard2.sbatch"
+grep -qx '#SBATCH --nodes=1' "$tmp/shard2.sbatch"
+grep -qx '#SBATCH --partition=cpu' "$tmp/shard2.sbatch"
+grep -qx '#SBATCH --cpus-per-task=16' "$tmp/shard2.sbatch"
+"$FLAM" submit --config "$tmp/c.yaml" --dry-run --set slurm.train.time=2-00:00:00 \
+  --set slurm.shard.time=01:00:00 >"$tmp/train2.sbatch"
+grep -qx '#SBATCH --time=2-00:00:00' "$tmp/train2.sbatch"
+grep -qx '#SBATCH --gpus-per-node=4' "$tmp/train2.sbatch"
+"$FLAM" submit --config "$tmp/c.yaml" --dry-run --job shard --set slurm.train.time=2-00:00:00 |
+  grep -x '#SBATCH --time=12:00:00' >/dev/null
+
+# --after RUN: the job waits for that run's current job (afterok); a run that stopped for good,
+# or a directory that is no run, is refused before anything is queued.
+mkdir -p "$tmp/prep"
+echo '{"version": 1, "status": "running", "kind": "shard", "jobs": [{"id": "4242"}]}' \
+  >"$tmp/prep/state.json"
+"$FLAM" submit --config "$tmp/c.yaml" --dry-run --after "$tmp/prep" >/dev/null 2>"$tmp/after.err"
+grep -q "would run: sbatch --parsable --dependency=afterok:4242 $tmp/run/job.sbatch" \
+  "$tmp/after.err" || { echo "FAIL: no afterok dependency"; cat "$tmp/after.err"; exit 1; }
+"$FLAM" submit --config "$tmp/c.yaml" --dry-run >/dev/null 2>"$tmp/plain.err"
+! grep -q dependency "$tmp/plain.err" || { echo "FAIL: a dependency without --after"; exit 1; }
+
 expect_rejected() {
   local why="$1"; shift
   set +e
@@ -48,4 +77,10 @@ expect_rejected "slurm.partition" --set 'slurm.partition=gpu --uid=0'
 expect_rejected "run.dir" --set "run.dir=$tmp/a b"
 expect_rejected "slurm.launcher" --set 'slurm.launcher=sh'
 expect_rejected "unknown job kind" --job 'train;id'
+expect_rejected "slurm.shard.time" --job shard --set 'slurm.shard.time=1h; id'
+expect_rejected "has no state.json" --after "$tmp/nowhere"
+echo '{"version": 1, "status": "failed", "explanation": "job 7 exited 5", "jobs": [{"id": "7"}]}' \
+  >"$tmp/prep/state.json"
+expect_rejected "is failed (job 7 exited 5): a job chained after it would never start" \
+  --after "$tmp/prep"
 echo "OK"
