@@ -130,7 +130,8 @@ void check_data_inputs(const DataOptions& options) {
       throw Error(ErrorKind::kConfig, problem, context);
     }
   };
-  readable_file(options.tokenizer, "data.tokenizer", "tokenizer model");
+  if (!is_url(options.tokenizer))
+    readable_file(options.tokenizer, "data.tokenizer", "tokenizer model");
   for (const DatasetKind kind : {DatasetKind::kLaion, DatasetKind::kMmc4}) {
     const bool laion = kind == DatasetKind::kLaion;
     const std::string key = laion ? "data.laion.shards" : "data.mmc4.shards";
