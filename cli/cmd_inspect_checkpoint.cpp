@@ -1,11 +1,18 @@
 // flam inspect checkpoint DIR [--json]: a checkpoint's manifest, a verification of every rank
 // file against it, and whether training can resume from it. DIR is a step directory, or a run
 // directory / checkpoints folder (then every committed checkpoint in it is listed and the newest
-// is inspected). Exit code 0 if resumable, 5 (data error) if not.
+// is inspected). DIR may be in a bucket: "s3://bucket/prefix/step_N" or the checkpoints prefix
+// (train.checkpoint.dir); the step is downloaded into a temporary folder, removed at the end.
+// Exit code 0 if resumable, 5 (data error) if not.
+#include <stdlib.h>
+
 #include <cinttypes>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -13,11 +20,39 @@
 #include "core/error.h"
 #include "core/exit_codes.h"
 #include "core/run_layout.h"
+#include "pipeline/s3.h"
 #include "train/checkpoint/checkpoint_reader.h"
 #include "train/checkpoint/export.h"
 #include "train/checkpoint/manifest.h"
 
 namespace flam::cli {
+namespace {
+
+// A temporary folder for a bucket checkpoint's download, removed with everything in it.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern =
+        std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/flam-inspect-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      throw Error(ErrorKind::kIo, "cannot create a temporary folder", at_file(pattern));
+    }
+    path_ = pattern;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace
 
 int cmd_inspect_checkpoint(const Argv& argv) {
   Args args(argv, {}, {"json"});
@@ -25,7 +60,22 @@ int cmd_inspect_checkpoint(const Argv& argv) {
     throw Error(ErrorKind::kUsage, "inspect checkpoint takes one directory");
   }
   const std::string given = args.positionals()[0];
-  const std::string dir = train::resolve_checkpoint_dir(given);
+  std::optional<ScratchDir> scratch;
+  std::string dir, shown, parent;
+  std::vector<int64_t> all;
+  if (pipeline::is_s3_url(given)) {
+    scratch.emplace();
+    const train::RemoteCheckpoint remote = train::download_checkpoint(given, scratch->path());
+    dir = scratch->path();
+    shown = remote.url;
+    parent = remote.url.substr(0, remote.url.rfind('/'));
+    all = remote.committed;
+  } else {
+    dir = train::resolve_checkpoint_dir(given);
+    shown = dir;
+    parent = std::filesystem::path(dir).parent_path().string();
+    all = run_layout::list_checkpoints(parent);
+  }
   train::CheckpointReader reader(dir);
   const train::Manifest& m = reader.manifest();
 
@@ -37,6 +87,10 @@ int cmd_inspect_checkpoint(const Argv& argv) {
       reader.verify_file(r);
     } catch (const Error& e) {
       status = e.what();
+      // A bucket checkpoint's messages name its objects, not the temporary download.
+      for (size_t at; scratch && (at = status.find(dir)) != std::string::npos;) {
+        status.replace(at, dir.size(), shown);
+      }
       if (broken.empty()) broken = status;
     }
     files.push_back({{"name", m.files[r].name}, {"bytes", m.files[r].bytes}, {"status", status}});
@@ -45,14 +99,12 @@ int cmd_inspect_checkpoint(const Argv& argv) {
 
   if (args.flag("json")) {
     nlohmann::json j = nlohmann::json::parse(read_file(run_layout::manifest_file(dir)));
-    j["path"] = dir;
+    j["path"] = shown;
     j["verification"] = files;
     j["resumable"] = resumable;
     std::printf("%s\n", j.dump(1).c_str());
     return resumable ? kExitOk : kExitDataError;
   }
-  const std::string parent = std::filesystem::path(dir).parent_path().string();
-  const std::vector<int64_t> all = run_layout::list_checkpoints(parent);
   if (all.size() > 1) {
     std::printf("checkpoints in %s:", parent.c_str());
     for (int64_t s : all) std::printf(" %" PRId64, s);
@@ -61,7 +113,7 @@ int cmd_inspect_checkpoint(const Argv& argv) {
   std::printf("checkpoint  %s\nstep        %" PRId64
               "\nworld size  %d\ncreated     %s\n"
               "config hash %s\n",
-              dir.c_str(), m.step, m.world_size, m.created.c_str(), m.config_hash.c_str());
+              shown.c_str(), m.step, m.world_size, m.created.c_str(), m.config_hash.c_str());
   int64_t params = 0;
   for (const auto& b : m.layout.blocks) params += b.numel;
   std::printf("blocks      %zu, %" PRId64 " trained parameters\n", m.layout.blocks.size(), params);

@@ -161,7 +161,8 @@ void check_data_inputs(const DataOptions& options) {
       throw Error(ErrorKind::kConfig, problem, context);
     }
   };
-  readable_file(options.tokenizer, "data.tokenizer", "tokenizer model");
+  if (!is_url(options.tokenizer))
+    readable_file(options.tokenizer, "data.tokenizer", "tokenizer model");
   for (const DatasetKind kind : {DatasetKind::kLaion, DatasetKind::kMmc4}) {
     const DatasetSpec spec = spec_of(options, kind);
     const std::string key = spec.section + ".shards";

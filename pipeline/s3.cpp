@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -14,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -527,6 +529,7 @@ class S3Source final : public ByteSource {
         const size_t got = inner_->read(buf, n);
         waited_ += seconds_since(start);
         offset_ += static_cast<int64_t>(got);
+        check_average();
         return got;
       } catch (const Error& e) {
         waited_ += seconds_since(start);
@@ -542,6 +545,7 @@ class S3Source final : public ByteSource {
           const double pause = backoff_for(client_.options, attempt - 1, retry_after);
           sleep_seconds(pause);
           waited_ += pause;
+          check_average();
           continue;
         }
         if (refused) throw_status("GET", name_, failure_.status, failure_.body, attempt);
@@ -568,6 +572,21 @@ class S3Source final : public ByteSource {
     std::ostringstream what;
     what << "s3 GET: transfer deadline of " << options_.deadline_seconds << " s passed after "
          << offset_ << " bytes";
+    throw Error(ErrorKind::kNetwork, what.str(), context);
+  }
+
+  // The minimum average rate over every attempt and pause: a store that keeps failing or
+  // trickling, each attempt short enough to pass on its own, still fails the stream.
+  void check_average() const {
+    const double floor = options_.min_average_bytes_per_second;
+    if (floor <= 0 || waited_ <= options_.min_average_grace_seconds) return;
+    if (static_cast<double>(offset_) >= floor * waited_) return;
+    ErrorContext context = at_url(name_, offset_);
+    context.key = "data.stream.min_average_bytes_per_second";
+    std::ostringstream what;
+    what << "s3 GET: average rate " << static_cast<int64_t>(static_cast<double>(offset_) / waited_)
+         << " bytes/s over " << waited_ << " s of attempts is below the minimum of "
+         << static_cast<int64_t>(floor) << " bytes/s";
     throw Error(ErrorKind::kNetwork, what.str(), context);
   }
 
@@ -601,6 +620,16 @@ struct S3Client::Impl : S3Core {};
 S3Client::S3Client(S3Options options) : impl_(std::make_unique<Impl>()) {
   curl_init_once();
   impl_->options = options;
+  if (impl_->options.cache_dir.empty()) {
+    impl_->options.cache_dir = env("FLAM_S3_CACHE");
+    if (impl_->options.cache_dir.empty() && !env("XDG_CACHE_HOME").empty()) {
+      impl_->options.cache_dir = env("XDG_CACHE_HOME") + "/flamboyance/s3";
+    }
+    if (impl_->options.cache_dir.empty() && !env("HOME").empty()) {
+      impl_->options.cache_dir = env("HOME") + "/.cache/flamboyance/s3";
+    }
+    if (impl_->options.cache_dir.empty()) impl_->options.cache_dir = "/tmp/flamboyance-s3";
+  }
   Credentials& c = impl_->credentials;
   c.access_key = env("AWS_ACCESS_KEY_ID");
   c.secret_key = env("AWS_SECRET_ACCESS_KEY");
@@ -665,9 +694,118 @@ std::string S3Client::get(const std::string& url) const {
 }
 
 std::optional<int64_t> S3Client::head(const std::string& url) const {
+  const std::optional<S3Object> object = stat(url);
+  if (!object) return std::nullopt;
+  return object->size;
+}
+
+std::optional<S3Object> S3Client::stat(const std::string& url) const {
   const Response response = impl_->perform(impl_->request("HEAD", url), true);
   if (response.status == 404) return std::nullopt;
-  return std::max<int64_t>(0, response.content_length);
+  return S3Object{url, std::max<int64_t>(0, response.content_length), response.etag};
+}
+
+void S3Client::download(const std::string& url, const std::string& path) const {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path parent = fs::path(path).parent_path();
+  if (!parent.empty()) fs::create_directories(parent, ec);
+  if (ec)
+    throw Error(ErrorKind::kIo, "cannot create " + parent.string() + ": " + ec.message(),
+                at_file(path));
+  std::ostringstream tmp_name;
+  tmp_name << path << ".part." << ::getpid() << "." << std::this_thread::get_id();
+  const std::string tmp = tmp_name.str();
+  std::unique_ptr<ByteSource> in = open(url);
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error(ErrorKind::kIo, "cannot write a download of " + url, at_file(tmp));
+    std::vector<char> buf(1 << 20);
+    try {
+      while (size_t n = in->read(buf.data(), buf.size())) {
+        if (!out.write(buf.data(), static_cast<std::streamsize>(n))) {
+          throw Error(ErrorKind::kIo, "write failed during a download of " + url, at_file(tmp));
+        }
+      }
+      out.close();
+      if (!out)
+        throw Error(ErrorKind::kIo, "write failed during a download of " + url, at_file(tmp));
+    } catch (...) {
+      fs::remove(tmp, ec);
+      throw;
+    }
+  }
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw Error(ErrorKind::kIo, "cannot rename a download of " + url + " into place",
+                at_file(path));
+  }
+}
+
+namespace {
+
+// CACHE/bucket/key for an object, after checking that every segment of the key can be a local
+// path segment.
+std::string cache_path(const std::string& root, const std::string& url) {
+  const S3Url where = parse_s3_url(url);
+  size_t start = 0;
+  while (start <= where.key.size()) {
+    size_t slash = where.key.find('/', start);
+    if (slash == std::string::npos) slash = where.key.size();
+    const std::string segment = where.key.substr(start, slash - start);
+    if (segment.empty() || segment == "." || segment == "..") {
+      throw Error(ErrorKind::kData,
+                  "s3 key cannot be stored as a local file (an empty, '.' or '..' segment)",
+                  at_url(url));
+    }
+    start = slash + 1;
+  }
+  return root + "/" + where.bucket + "/" + where.key;
+}
+
+}  // namespace
+
+std::string S3Client::local_copy(const std::string& url) const {
+  const std::string& root = impl_->options.cache_dir;
+  const S3Url where = parse_s3_url(url);
+  std::vector<S3Object> objects;
+  std::string result;
+  if (where.key.empty() || where.key.back() == '/') {
+    objects = list(url);
+    if (objects.empty()) throw Error(ErrorKind::kIo, "s3: no object under the prefix", at_url(url));
+    result = root + "/" + where.bucket + "/" + where.key;
+  } else {
+    result = cache_path(root, url);
+    std::optional<S3Object> object = stat(url);
+    if (!object) throw Error(ErrorKind::kIo, "s3: no such object (NoSuchKey)", at_url(url));
+    objects.push_back(std::move(*object));
+  }
+  for (const S3Object& object : objects) {
+    const std::string path = cache_path(root, object.url);
+    const std::string tag_path = cache_path(root + "/.etag", object.url);
+    std::error_code ec;
+    const auto have = std::filesystem::file_size(path, ec);
+    if (!ec && static_cast<int64_t>(have) == object.size && !object.etag.empty()) {
+      std::ifstream tag(tag_path);
+      std::string etag;
+      if (std::getline(tag, etag) && etag == object.etag) continue;
+    }
+    download(object.url, path);
+    const auto got = std::filesystem::file_size(path, ec);
+    if (ec || static_cast<int64_t>(got) != object.size) {
+      throw Error(ErrorKind::kIo,
+                  "s3: the download holds " + std::to_string(ec ? 0 : got) + " bytes, not the " +
+                      std::to_string(object.size) + " the store listed (changed meanwhile?)",
+                  at_url(object.url));
+    }
+    std::filesystem::create_directories(std::filesystem::path(tag_path).parent_path(), ec);
+    std::ostringstream tmp;
+    tmp << tag_path << ".part." << ::getpid() << "." << std::this_thread::get_id();
+    std::ofstream(tmp.str(), std::ios::trunc) << object.etag << "\n";
+    std::filesystem::rename(tmp.str(), tag_path, ec);
+  }
+  return result;
 }
 
 void S3Client::put(const std::string& url, std::string_view body) const {
@@ -724,6 +862,7 @@ std::vector<S3Object> S3Client::list(const std::string& url_prefix) const {
       S3Object object;
       object.url = "s3://" + where.bucket + "/" + xml_value(contents, "Key");
       object.size = std::strtoll(xml_value(contents, "Size").c_str(), nullptr, 10);
+      object.etag = xml_value(contents, "ETag");
       out.push_back(std::move(object));
     }
     token = xml_value(body, "NextContinuationToken");
@@ -743,6 +882,10 @@ const S3Client& default_s3_client() {
   static std::unique_ptr<S3Client> client;
   std::call_once(once, [] { client = std::make_unique<S3Client>(); });
   return *client;
+}
+
+std::string local_path_for(const std::string& name) {
+  return is_s3_url(name) ? default_s3_client().local_copy(name) : name;
 }
 
 std::unique_ptr<ByteSource> open_s3_source(const std::string& url, const SourceOptions& options) {

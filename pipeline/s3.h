@@ -1,6 +1,6 @@
 // S3Client: objects in an S3-compatible store (AWS, MinIO, moto, ...) named "s3://bucket/key",
 // over libcurl with AWS Signature V4 (HMAC-SHA256 from OpenSSL). Used wherever a shard, a URL
-// table, an MMC4 document file or a checkpoint lives in a bucket.
+// table, an MMC4 document file, a tokenizer, weights or a checkpoint lives in a bucket.
 //
 // Where it connects and as whom comes from the environment only, never from a config file, and
 // the secret never appears in a message or a log line:
@@ -9,7 +9,9 @@
 //   AWS_REGION (or AWS_DEFAULT_REGION; default us-east-1);
 //   AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL (default https://s3.REGION.amazonaws.com);
 //   AWS_S3_ADDRESSING_STYLE: "path" (http://endpoint/bucket/key, the default with an endpoint)
-//   or "virtual" (http://bucket.endpoint/key, the default for AWS).
+//   or "virtual" (http://bucket.endpoint/key, the default for AWS);
+//   FLAM_S3_CACHE: the folder of local_copy()'s cache (default $XDG_CACHE_HOME/flamboyance/s3,
+//   else ~/.cache/flamboyance/s3).
 //
 // Every request is retried with exponential backoff (Retry-After honoured) on a connection error
 // (refused, reset), 500, 502, 503 and 504 and on the S3 codes SlowDown, RequestTimeout and
@@ -51,6 +53,7 @@ S3Url parse_s3_url(const std::string& url);
 struct S3Object {
   std::string url;  // s3://bucket/key
   int64_t size = 0;
+  std::string etag;  // as the store gives it (quotes included); changes with the content
 };
 
 struct S3Options {
@@ -60,8 +63,11 @@ struct S3Options {
   size_t part_bytes = 8 << 20;
   int list_page_keys = 1000;                 // ListObjectsV2 max-keys per page
   int64_t max_get_bytes = int64_t{1} << 32;  // get(): refuse a larger object (byte limit)
-  // Connect timeout, low-speed limit, total deadline and minimum average rate of each transfer.
+  // Connect timeout, low-speed limit, total deadline and minimum average rate of each transfer;
+  // the deadline and the minimum average rate count every attempt of a streamed GET together.
   SourceOptions stream;
+  // Where local_copy() keeps objects; empty: FLAM_S3_CACHE or the default above.
+  std::string cache_dir;
 };
 
 class S3Client {
@@ -82,6 +88,21 @@ class S3Client {
   std::string get(const std::string& url) const;
   // The object's size, or nullopt when the key does not exist.
   std::optional<int64_t> head(const std::string& url) const;
+  // The object's size and ETag, or nullopt when the key does not exist.
+  std::optional<S3Object> stat(const std::string& url) const;
+  // Streams the object into the local file `path` (parent folders created) through a temporary
+  // name unique to this process and thread, renamed into place once complete, so concurrent
+  // downloads of one object (ranks sharing a node) never see a partial file. Throws as open()
+  // does, kIo naming `path` when it cannot be written.
+  void download(const std::string& url, const std::string& path) const;
+  // A local file for readers that need one (mmap, torch's pickle loader, a folder walk):
+  //   "s3://bucket/key"     -> CACHE/bucket/key, the object's bytes;
+  //   "s3://bucket/prefix/" -> CACHE/bucket/prefix/, every object under the prefix at its
+  //                            relative path (kIo naming the URL when there is none).
+  // An object already in the cache with the same size and ETag (recorded in CACHE/.etag/) is not
+  // fetched again. Throws kIo naming the URL for a missing key, kData for a key that cannot be a
+  // local path (an empty, "." or ".." segment).
+  std::string local_copy(const std::string& url) const;
   // Stores `body` under `url`: one PUT up to part_bytes, a multipart upload above (aborted on
   // failure, so no partial object is ever visible).
   void put(const std::string& url, std::string_view body) const;
@@ -101,6 +122,10 @@ class S3Client {
 // The process's client, made from the environment on first use with default options (thread-safe
 // initialisation). Throws like S3Client's constructor.
 const S3Client& default_s3_client();
+
+// `name` itself when it is not an s3:// name, else default_s3_client().local_copy(name): the
+// way a reader of local files (weights, a checkpoint.pt, an HF folder) accepts s3:// names.
+std::string local_path_for(const std::string& name);
 
 // open_source() for s3:// names: default_s3_client() with `options` as the stream options.
 std::unique_ptr<ByteSource> open_s3_source(const std::string& url, const SourceOptions& options);

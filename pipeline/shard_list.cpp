@@ -1,6 +1,7 @@
 #include "pipeline/shard_list.h"
 
 #include <fstream>
+#include <sstream>
 
 #include "core/error.h"
 #include "pipeline/byte_source.h"
@@ -88,7 +89,21 @@ void expand_braces(const std::string& spec, std::vector<std::string>& out) {
 }
 
 bool is_list_file(const std::string& spec) {
-  return !is_url(spec) && spec.size() > 4 && spec.compare(spec.size() - 4, 4, ".txt") == 0;
+  return (!is_url(spec) || is_s3_url(spec)) && spec.size() > 4 &&
+         spec.compare(spec.size() - 4, 4, ".txt") == 0;
+}
+
+// One shard per line, blank lines and '#' comments skipped, each line itself expanded.
+void expand_lines(std::istream& in, std::vector<std::string>& out) {
+  std::string line;
+  while (std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
+      line.pop_back();
+    }
+    size_t first = line.find_first_not_of(" \t");
+    if (first == std::string::npos || line[first] == '#') continue;
+    expand_braces(line.substr(first), out);
+  }
 }
 
 }  // namespace
@@ -111,21 +126,18 @@ std::vector<std::string> expand_shard_list(const std::vector<std::string>& specs
       continue;
     }
     std::string path = spec[0] == '@' ? spec.substr(1) : spec;
+    if (is_s3_url(path)) {
+      std::istringstream in(default_s3_client().get(path));
+      expand_lines(in, out);
+      continue;
+    }
     std::ifstream in(path);
     if (!in) {
       ErrorContext context;
       context.file = path;
       throw Error(ErrorKind::kIo, "cannot read shard list file", context);
     }
-    std::string line;
-    while (std::getline(in, line)) {
-      while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
-        line.pop_back();
-      }
-      size_t first = line.find_first_not_of(" \t");
-      if (first == std::string::npos || line[first] == '#') continue;
-      expand_braces(line.substr(first), out);
-    }
+    expand_lines(in, out);
   }
   return out;
 }

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "pipeline/s3.h"
 
 namespace flam::pipeline {
 namespace {
@@ -15,7 +16,7 @@ constexpr std::array<std::string_view, 5> kSpecials = {Tokenizer::kEndOfChunk, T
 
 ErrorContext tokenizer_context(const std::string& path) {
   ErrorContext context;
-  context.file = path;
+  (is_s3_url(path) ? context.url : context.file) = path;
   context.key = "data.tokenizer";
   return context;
 }
@@ -28,11 +29,14 @@ struct Tokenizer::Processor {
 
 Tokenizer::Tokenizer(const std::string& model_path) : sp_(std::make_unique<Processor>()) {
   std::error_code ec;
-  if (std::filesystem::is_directory(model_path, ec)) {
+  if (!is_s3_url(model_path) && std::filesystem::is_directory(model_path, ec)) {
     throw Error(ErrorKind::kConfig, "is a directory, not a SentencePiece model (data.tokenizer)",
                 tokenizer_context(model_path));
   }
-  const sentencepiece::util::Status status = sp_->sp.Load(model_path);
+  // A model in a bucket is read whole (a few MB) and parsed from memory.
+  const sentencepiece::util::Status status =
+      is_s3_url(model_path) ? sp_->sp.LoadFromSerializedProto(default_s3_client().get(model_path))
+                            : sp_->sp.Load(model_path);
   if (!status.ok()) {
     throw Error(ErrorKind::kConfig,
                 std::string("cannot load the SentencePiece model (data.tokenizer): ") +

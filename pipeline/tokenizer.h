@@ -28,7 +28,10 @@ namespace flam::pipeline {
 
 class Tokenizer {
  public:
-  // Loads the model. Throws flam::Error(kConfig) naming the file when it is missing or invalid.
+  // Loads the model from a local file or an s3:// object (read whole through
+  // pipeline/s3.h's default client). Throws flam::Error(kConfig) naming the file or URL when it
+  // is invalid, kConfig for a missing file; S3Client's errors, naming the URL, for an object that
+  // cannot be read.
   explicit Tokenizer(const std::string& model_path);
   ~Tokenizer();
   Tokenizer(const Tokenizer&) = delete;

@@ -7,7 +7,8 @@ default Perceiver; 2-shot caption-shaped prompts (3 images per query), 8 queries
 Each side runs REPEATS times, alternating (ours, theirs, ours, ...), and the best time of each
 counts, so that load from other processes on a shared machine biases neither side.
 Prints tokens/s of both and the ratio (the target is >= 2x). Last measured (docs/performance.md,
-shared 2-core machine under load): 3 beams 2.57-3.06x, greedy 1.95-2.16x.
+shared 2-core machine under load, 3 runs): greedy 2.19 / 2.56 / 3.86x (min / median / max),
+3 beams 3.26 / 3.66 / 6.43x.
 usage: bench_generate.py BUILD_DIR
 """
 import json

@@ -1,10 +1,13 @@
 // ckpt_tool: drives the Checkpointer on real MPI ranks for the script tests and the benchmark.
 //   save     --run DIR --step S [--scale K] [--async] [--kill-after-start] [--max-failed N]
-//   resume   --run DIR --expect-step S [--scale K] [--then-save S2]
+//            [--keep K] [--dir D]
+//   resume   --run DIR --expect-step S [--scale K] [--then-save S2] [--dir D]
+// --dir sets train.checkpoint.dir (another local folder or an s3:// prefix; tests/s3).
 //   watchdog --timeout T --victim R --mode stop|kill|stop-term   (stop-term: the victim stops,
 //            the others then get SIGTERM, as srun --kill-on-bad-exit sends)
 //   bench    --run DIR --scale K --steps N --step-ms MS
-// Values are synthetic (tests/checkpoint/synthetic.h), so any world size can check its slices.
+// Values are synthetic (tests/checkpoint/synthetic.h), so any world size can check its slices,
+// and two runs that save the same steps write the same rank files byte for byte.
 // Exit codes: 0 ok, 1 mismatch, otherwise flam's (6: no checkpoint could be written).
 #include <signal.h>
 #include <unistd.h>
@@ -47,10 +50,16 @@ int64_t num(const std::map<std::string, std::string>& a, const std::string& k, i
   return it == a.end() ? def : std::stoll(it->second);
 }
 
-int run_save(Comm& comm, const std::map<std::string, std::string>& a) {
+CheckpointOptions options(const std::map<std::string, std::string>& a) {
   CheckpointOptions o;
   o.max_failed_attempts = static_cast<int>(num(a, "max-failed", 3));
   o.keep = static_cast<int>(num(a, "keep", 3));
+  if (a.count("dir")) o.dir = a.at("dir");
+  return o;
+}
+
+int run_save(Comm& comm, const std::map<std::string, std::string>& a) {
+  const CheckpointOptions o = options(a);
   const FlatLayout layout = testing::synthetic_layout(comm.size(), num(a, "scale", 1));
   const int64_t step = num(a, "step", 1);
   Checkpointer ckpt(o, a.at("run"), comm, "tool");
@@ -74,8 +83,7 @@ int run_save(Comm& comm, const std::map<std::string, std::string>& a) {
 
 int run_resume(Comm& comm, const std::map<std::string, std::string>& a) {
   const FlatLayout layout = testing::synthetic_layout(comm.size(), num(a, "scale", 1));
-  CheckpointOptions o;
-  Checkpointer ckpt(o, a.at("run"), comm, "tool");
+  Checkpointer ckpt(options(a), a.at("run"), comm, "tool");
   auto loaded = ckpt.load_latest(layout);
   const int64_t want = num(a, "expect-step", -1);
   int64_t bad = 0;
@@ -102,17 +110,17 @@ int run_resume(Comm& comm, const std::map<std::string, std::string>& a) {
   }
   comm.all_reduce(&bad, 1, DType::kInt64, ReduceOp::kMax);
   if (comm.rank() == 0 && loaded) {
-    std::printf("LOADED step %lld from %d ranks into %d: %s\n",
+    std::printf("LOADED step %lld from %d ranks into %d: %s (from %s)\n",
                 static_cast<long long>(loaded->step), loaded->old_world_size, comm.size(),
-                bad ? "MISMATCH" : "ok");
+                bad ? "MISMATCH" : "ok", loaded->path.c_str());
   }
   if (bad) return 1;
   if (a.count("then-save")) {
     const int64_t step = num(a, "then-save", 0);
     testing::StateSource source(layout, testing::synthetic_state(layout, comm.rank(), step));
-    if (!ckpt.save(step, source, true)) {
-      return kExitIoError;
-    }
+    const bool ok = ckpt.save(step, source, true);
+    ckpt.wait();
+    if (!ok || !ckpt.last_outcome() || !ckpt.last_outcome()->committed) return kExitIoError;
   }
   return 0;
 }

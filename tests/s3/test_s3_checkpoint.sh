@@ -4,9 +4,10 @@
 # while its rank file upload hangs leaves no manifest and `latest` unmoved; the resume takes the
 # last committed step and cleans the partial one; saves after it, and a resharded resume from a
 # fresh run directory, finish with rank files byte-identical to the same saves on local disk.
-# $1: s3_ckpt_tool.
+# $1: ckpt_tool (tests/checkpoint) with --dir, keep 2, one attempt per save.
 set -euo pipefail
 TOOL=$1
+OPTS="--keep 2 --max-failed 1"
 MPI="${MPIEXEC:-mpirun} --oversubscribe --bind-to none"
 PY=${FLAM_PYTHON:-python3}
 S3TOOL="$PY ${FLAM_SOURCE_DIR:?}/tests/s3/s3tool.py"
@@ -22,17 +23,18 @@ DIR=s3://flam-test/run1/checkpoints
 
 # The same saves on local disk: steps 10, 20, 30.
 for s in 10 20 30; do
-  $MPI -np 2 "$TOOL" save --run "$WORK/local" --dir "$WORK/local/ckpt" --step $s --scale 40 >/dev/null
+  $MPI -np 2 "$TOOL" save $OPTS --run "$WORK/local" --dir "$WORK/local/ckpt" --step $s \
+    --scale 40 >/dev/null
 done
 
-$MPI -np 2 "$TOOL" save --run "$WORK/run" --dir "$DIR" --step 10 --scale 40 | grep -q "committed"
+$MPI -np 2 "$TOOL" save $OPTS --run "$WORK/run" --dir "$DIR" --step 10 --scale 40 | grep -q "committed"
 $S3TOOL ls s3://flam-test/run1/checkpoints/ >"$WORK/ls1"
 grep -qx "run1/checkpoints/step_00000010/manifest.json" "$WORK/ls1" || fail "no manifest"
 grep -qx "run1/checkpoints/latest" "$WORK/ls1" || fail "no latest"
 
 # kill -9 of rank 1 while its rank file upload hangs in the proxy.
 echo "hold_put 1 rank_00001" >"$FLAM_S3_FAULTS"
-$MPI -np 2 "$TOOL" save --run "$WORK/run" --dir "$DIR" --step 20 --scale 40 --async \
+$MPI -np 2 "$TOOL" save $OPTS --run "$WORK/run" --dir "$DIR" --step 20 --scale 40 --async \
   >"$WORK/killed.log" 2>&1 &
 JOB=$!
 for _ in $(seq 300); do [ -e "$FLAM_S3_FAULTS.held" ] && break; sleep 0.1; done
@@ -58,14 +60,14 @@ assert latest == b"step_00000010\n", latest
 PY
 
 # Resume: the last committed step; the partial step 20 is removed from the bucket.
-$MPI -np 2 "$TOOL" resume --run "$WORK/run" --dir "$DIR" --expect-step 10 --scale 40 \
+$MPI -np 2 "$TOOL" resume $OPTS --run "$WORK/run" --dir "$DIR" --expect-step 10 --scale 40 \
   --then-save 20 | tee "$WORK/resume.log"
-grep -q "LOADED step 10 from 2 ranks into 2 (s3://flam-test/run1/checkpoints/step_00000010): ok" \
+grep -q "LOADED step 10 from 2 ranks into 2: ok (from s3://flam-test/run1/checkpoints/step_00000010)" \
   "$WORK/resume.log" || fail "resume"
-$MPI -np 2 "$TOOL" save --run "$WORK/run" --dir "$DIR" --step 30 --scale 40 | grep -q committed
+$MPI -np 2 "$TOOL" save $OPTS --run "$WORK/run" --dir "$DIR" --step 30 --scale 40 | grep -q committed
 
 # A fresh run directory (another node, no local cache) reshards from the bucket onto 3 ranks.
-$MPI -np 3 "$TOOL" resume --run "$WORK/fresh" --dir "$DIR" --expect-step 30 --scale 40 |
+$MPI -np 3 "$TOOL" resume $OPTS --run "$WORK/fresh" --dir "$DIR" --expect-step 30 --scale 40 |
   tee "$WORK/fresh.log"
 grep -q "LOADED step 30 from 2 ranks into 3" "$WORK/fresh.log" || fail "resharded resume"
 

@@ -2,8 +2,11 @@
 // "flam-test", requests through its fault-injecting proxy: FLAM_S3_FAULTS arms the faults).
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include "core/error.h"
@@ -127,6 +130,93 @@ TEST(S3ShardList, BracePatternsAndPrefixListing) {
             expand_shard_list({"s3://flam-test/shards/{00000..00002}.tar"}));
 }
 
+TEST(S3ShardList, ListFileInTheBucket) {
+  S3Client s3(small_parts());
+  s3.put("s3://flam-test/lists/shards.txt",
+         "# two shards by pattern, one by name\n"
+         "s3://flam-test/shards/{00000..00001}.tar\n\n  s3://flam-test/other/x.tar \r\n");
+  const std::vector<std::string> want{"s3://flam-test/shards/00000.tar",
+                                      "s3://flam-test/shards/00001.tar",
+                                      "s3://flam-test/other/x.tar"};
+  EXPECT_EQ(expand_shard_list({"s3://flam-test/lists/shards.txt"}), want);
+  EXPECT_EQ(expand_shard_list({"@s3://flam-test/lists/shards.txt"}), want);
+  try {
+    expand_shard_list({"s3://flam-test/lists/missing.txt"});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.context().url, "s3://flam-test/lists/missing.txt") << e.what();
+  }
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+TEST(S3Cache, LocalCopyOfAnObjectAndOfAPrefix) {
+  S3Options o = small_parts();
+  o.cache_dir = ::testing::TempDir() + "/flam_s3_cache_" + std::to_string(::getpid());
+  S3Client s3(o);
+  const std::string big = pattern((5 << 20) + 3, 9);  // multipart, streamed into the cache
+  s3.put("s3://flam-test/folder/config.json", "{}");
+  s3.put("s3://flam-test/folder/sub/model.bin", big);
+  s3.put("s3://flam-test/folder-not/x", "not under the prefix");
+
+  const std::string file = s3.local_copy("s3://flam-test/folder/sub/model.bin");
+  EXPECT_EQ(file, o.cache_dir + "/flam-test/folder/sub/model.bin");
+  EXPECT_EQ(slurp(file), big);
+
+  const std::string dir = s3.local_copy("s3://flam-test/folder/");
+  EXPECT_EQ(dir, o.cache_dir + "/flam-test/folder/");
+  EXPECT_EQ(slurp(dir + "config.json"), "{}");
+  EXPECT_EQ(slurp(dir + "sub/model.bin"), big);
+  EXPECT_FALSE(std::filesystem::exists(o.cache_dir + "/flam-test/folder-not"));
+
+  // Same size and ETag: the cached bytes are used as they are (tampered here to show it).
+  std::ofstream(dir + "config.json", std::ios::trunc) << "[]";
+  s3.local_copy("s3://flam-test/folder/");
+  EXPECT_EQ(slurp(dir + "config.json"), "[]");
+  // A changed object (same size, new ETag) is fetched again.
+  s3.put("s3://flam-test/folder/config.json", "{ ");
+  s3.local_copy("s3://flam-test/folder/config.json");
+  EXPECT_EQ(slurp(dir + "config.json"), "{ ");
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(o.cache_dir)) {
+    EXPECT_EQ(entry.path().string().find(".part."), std::string::npos) << entry.path();
+  }
+  std::filesystem::remove_all(o.cache_dir);
+}
+
+TEST(S3Cache, MissingObjectsAndUnsafeKeysAreErrorsNamingTheUrl) {
+  S3Options o = small_parts();
+  o.cache_dir = ::testing::TempDir() + "/flam_s3_cache_bad_" + std::to_string(::getpid());
+  S3Client s3(o);
+  try {
+    s3.local_copy("s3://flam-test/nope/weights.safetensors");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kIo);
+    EXPECT_EQ(e.context().url, "s3://flam-test/nope/weights.safetensors");
+  }
+  try {
+    s3.local_copy("s3://flam-test/nope-prefix/");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kIo);
+    EXPECT_EQ(e.context().url, "s3://flam-test/nope-prefix/");
+  }
+  try {
+    s3.local_copy("s3://flam-test/escape/../../outside.bin");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kData);
+    EXPECT_EQ(e.context().url, "s3://flam-test/escape/../../outside.bin");
+  }
+  EXPECT_FALSE(std::filesystem::exists(o.cache_dir + "/outside.bin"));
+  std::filesystem::remove_all(o.cache_dir);
+}
+
 TEST(S3Faults, SlowDownBurstSucceedsAfterRetries) {
   S3Client s3(small_parts());
   const std::string body = pattern(50000, 3);
@@ -172,6 +262,30 @@ TEST(S3Faults, TheStreamDeadlineCountsEveryAttempt) {
     EXPECT_EQ(e.context().url, "s3://flam-test/faults/deadline.bin");
   }
   EXPECT_GT(remaining_faults(), 0);  // ended by the deadline, not by running out of faults
+  arm("slowdown", 0);
+}
+
+// Each failed attempt is short and passes the per-transfer rate check on its own; the rate over
+// all of them (pauses included) fails the stream long before the attempts run out.
+TEST(S3Faults, TheMinimumAverageRateCountsEveryAttempt) {
+  S3Options o = small_parts();
+  o.max_attempts = 1000;
+  o.stream.deadline_seconds = 0;
+  o.stream.min_average_bytes_per_second = 1 << 20;
+  o.stream.min_average_grace_seconds = 0.3;
+  S3Client s3(o);
+  s3.put("s3://flam-test/faults/slow_rate.bin", "x");
+  arm("slowdown", 1000);
+  try {
+    auto source = s3.open("s3://flam-test/faults/slow_rate.bin");
+    read_all(*source);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kNetwork);
+    EXPECT_EQ(e.context().key, "data.stream.min_average_bytes_per_second") << e.what();
+    EXPECT_EQ(e.context().url, "s3://flam-test/faults/slow_rate.bin");
+  }
+  EXPECT_GT(remaining_faults(), 900);
   arm("slowdown", 0);
 }
 

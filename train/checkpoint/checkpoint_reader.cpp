@@ -1,9 +1,13 @@
 #include "train/checkpoint/checkpoint_reader.h"
 
 #include <algorithm>
+#include <map>
+#include <set>
 
 #include "core/check.h"
 #include "core/error.h"
+#include "core/run_layout.h"
+#include "pipeline/s3.h"
 
 namespace flam::train {
 
@@ -62,6 +66,46 @@ void CheckpointReader::read_flat(const std::string& kind, size_t block, int64_t 
 
 std::string CheckpointReader::read_section(int rank, const std::string& name) {
   return ::flam::train::read_section(file_path(rank), header(rank), name);
+}
+
+RemoteCheckpoint download_checkpoint(const std::string& url, const std::string& local_dir) {
+  const pipeline::S3Client& s3 = pipeline::default_s3_client();
+  std::string root = url;
+  while (!root.empty() && root.back() == '/') root.pop_back();
+  pipeline::parse_s3_url(root);
+  ErrorContext context;
+  context.url = root;
+  // A step named directly: its checkpoints prefix is the parent.
+  std::optional<int64_t> named = run_layout::parse_step_dir_name(root.substr(root.rfind('/') + 1));
+  if (named) root = root.substr(0, root.rfind('/'));
+
+  std::map<int64_t, std::vector<pipeline::S3Object>> steps;
+  std::set<int64_t> committed;
+  for (pipeline::S3Object& object : s3.list(root + "/")) {
+    const std::string rel = object.url.substr(root.size() + 1);
+    const size_t slash = rel.find('/');
+    if (slash == std::string::npos) continue;
+    const std::optional<int64_t> step = run_layout::parse_step_dir_name(rel.substr(0, slash));
+    if (!step) continue;
+    if (rel.substr(slash + 1) == "manifest.json") committed.insert(*step);
+    steps[*step].push_back(std::move(object));
+  }
+  RemoteCheckpoint out;
+  out.committed.assign(committed.begin(), committed.end());
+  if (named && !committed.count(*named)) {
+    throw Error(ErrorKind::kData,
+                "no manifest.json: this step's save did not commit (not a checkpoint)", context);
+  }
+  if (!named && committed.empty()) {
+    throw Error(ErrorKind::kIo, "no committed checkpoint (step_N/manifest.json) under the prefix",
+                context);
+  }
+  const int64_t step = named ? *named : *committed.rbegin();
+  out.url = root + "/" + run_layout::step_dir_name(step);
+  for (const pipeline::S3Object& object : steps[step]) {
+    s3.download(object.url, local_dir + "/" + object.url.substr(out.url.size() + 1));
+  }
+  return out;
 }
 
 }  // namespace flam::train

@@ -1,6 +1,7 @@
 // CheckpointReader: reads one committed checkpoint directory (step_N/) for resume, inspection and
 // export: verifies rank files against the manifest and reads any range of a block's flat buffer
-// whatever world size wrote it (the concatenate-and-split of resharding happens here).
+// whatever world size wrote it (the concatenate-and-split of resharding happens here). A
+// checkpoint in a bucket is read from a local download of its step (download_checkpoint).
 //
 // Thread safety: none (rank file headers are cached lazily); one reader per thread.
 #pragma once
@@ -47,5 +48,18 @@ class CheckpointReader {
   Manifest manifest_;
   std::vector<std::optional<RankFileHeader>> headers_;
 };
+
+// A committed checkpoint in a bucket (train.checkpoint.dir = s3://...), downloaded for reading:
+// `url` is its step ("s3://bucket/prefix/step_N") or the checkpoints prefix itself (then its
+// newest committed step). A step counts as committed once its manifest.json object exists, as
+// the Checkpointer commits it. Every object of the step is written into `local_dir` (created),
+// which a CheckpointReader then opens. Throws flam::Error(kIo) naming the URL when there is no
+// committed step, kData when the named step has no manifest (a save that did not commit), and
+// pipeline/s3.h's errors for the transfers.
+struct RemoteCheckpoint {
+  std::string url;                 // s3://.../step_N, the step downloaded
+  std::vector<int64_t> committed;  // every committed step under the prefix, oldest first
+};
+RemoteCheckpoint download_checkpoint(const std::string& url, const std::string& local_dir);
 
 }  // namespace flam::train

@@ -140,24 +140,6 @@ class RemoteCheckpoints {
     for (const auto& name : names) s3().remove(step_url(step) + "/" + name);
   }
 
-  // Every object of step_N/ into local_dir (created).
-  void download_step(int64_t step, const std::string& local_dir) const {
-    fs::create_directories(local_dir);
-    const std::string prefix = step_url(step) + "/";
-    for (const auto& object : s3().list(prefix)) {
-      const std::string path = local_dir + "/" + object.url.substr(prefix.size());
-      std::unique_ptr<pipeline::ByteSource> in = s3().open(object.url);
-      std::FILE* out = std::fopen(path.c_str(), "wb");
-      if (out == nullptr) throw Error(ErrorKind::kIo, "cannot write", at_file(path));
-      std::vector<char> buf(1 << 20);
-      bool ok = true;
-      while (size_t n = in->read(buf.data(), buf.size()))
-        ok = ok && std::fwrite(buf.data(), 1, n, out) == n;
-      ok = std::fclose(out) == 0 && ok;
-      if (!ok) throw Error(ErrorKind::kIo, "write failed", at_file(path));
-    }
-  }
-
   static const pipeline::S3Client& s3() { return pipeline::default_s3_client(); }
 
  private:
@@ -479,7 +461,7 @@ std::optional<LoadedCheckpoint> Checkpointer::load_latest(const FlatLayout& layo
     try {
       if (remote_) {
         remove_tree_quietly(step_dir);
-        remote_->download_step(step, step_dir);
+        download_checkpoint(remote_->step_url(step), step_dir);
       }
       reader.emplace(step_dir);
       if (reader->manifest().step != step) {

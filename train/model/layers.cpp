@@ -181,8 +181,17 @@ torch::Tensor PerceiverAttentionImpl::forward(const torch::Tensor& media,
   auto q = split_heads(to_q_(l), heads_);                 // [b, T, H, n, d]
   auto kv = to_kv_(torch::cat({x, l}, -2)).chunk(2, -1);  // [b, T, m + n, inner] each
   auto k = split_heads(kv[0], heads_), v = split_heads(kv[1], heads_);
-  q = q * std::pow(static_cast<double>(dim_head_), -0.5);
-  auto attn = stable_softmax(torch::matmul(q, k.transpose(-1, -2)));
+  const double scale = std::pow(static_cast<double>(dim_head_), -0.5);
+  if (!torch::GradMode::is_enabled()) {
+    // Inference (generation, evaluation): softmax(q k^T * scale) v in one fused kernel over
+    // [b*T, H, ., d] (the CPU flash kernel takes 4-D inputs), so the [b, T, H, n, m + n] scores
+    // are never materialised; no mask, so it equals the explicit softmax below up to rounding.
+    // Training keeps the explicit form, whose gradients the parity tests pin to OpenFlamingo's.
+    auto o = at::scaled_dot_product_attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1),
+                                              std::nullopt, 0.0, false, scale);
+    return to_out_(merge_heads(o.view(q.sizes())));
+  }
+  auto attn = stable_softmax(torch::matmul(q * scale, k.transpose(-1, -2)));
   return to_out_(merge_heads(torch::matmul(attn, v)));
 }
 

@@ -12,6 +12,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "pipeline/s3.h"
 #include "train/model/flamingo.h"
 #include "train/model/layers.h"
 #include "train/weights/hf_flamingo.h"
@@ -173,7 +174,8 @@ void load_llama(model::FlamingoImpl& model, const TensorSource& source) {
 }
 
 void load_openflamingo_checkpoint(model::FlamingoImpl& model, const std::string& path) {
-  const std::string bytes = read_file(path);
+  const std::string bytes =
+      pipeline::is_s3_url(path) ? pipeline::default_s3_client().get(path) : read_file(path);
   c10::IValue root;
   try {
     root = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
@@ -225,7 +227,9 @@ void load_openflamingo_checkpoint(model::FlamingoImpl& model, const std::string&
 }
 
 void load_pretrained(model::FlamingoImpl& model, const model::WeightsOptions& weights) {
-  if (!weights.hf_flamingo.empty()) load_hf_flamingo(model, weights.hf_flamingo);
+  if (!weights.hf_flamingo.empty()) {
+    load_hf_flamingo(model, pipeline::local_path_for(weights.hf_flamingo));
+  }
   if (!weights.vision.empty()) load_clip_vision(model, TensorSource(weights.vision));
   if (!weights.lang.empty()) load_llama(model, TensorSource(weights.lang));
   if (!weights.openflamingo_checkpoint.empty()) {

@@ -48,7 +48,10 @@ void load_into(torch::nn::Module& module, const std::map<std::string, at::Tensor
 void load_clip_vision(model::FlamingoImpl& model, const TensorSource& source);
 void load_llama(model::FlamingoImpl& model, const TensorSource& source);
 void load_openflamingo_checkpoint(model::FlamingoImpl& model, const std::string& path);
-// Each non-empty path of `weights`, in the order vision, lang, openflamingo_checkpoint.
+// Each non-empty path of `weights`, in the order hf_flamingo, vision, lang,
+// openflamingo_checkpoint. Each may be an s3:// name: a checkpoint.pt is read whole from the
+// bucket, safetensors files (and an index's shards) and an HF folder ("s3://bucket/prefix/")
+// are fetched into the local cache first (pipeline/s3.h, S3Client::local_copy).
 void load_pretrained(model::FlamingoImpl& model, const model::WeightsOptions& weights);
 // The model as every training rank builds it: torch::manual_seed(seed), the random init of
 // `options` (fp32, CPU), then load_pretrained(options.weights). Frozen weights a run does not

@@ -16,6 +16,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "pipeline/s3.h"
 
 namespace flam::weights {
 namespace {
@@ -249,27 +250,31 @@ at::Tensor SafetensorsFile::load(const std::string& name,
 TensorSource::TensorSource(const std::string& path) : path_(path) {
   const bool is_index = path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0;
   if (!is_index) {
-    files_.push_back(std::make_unique<SafetensorsFile>(path));
+    files_.push_back(std::make_unique<SafetensorsFile>(pipeline::local_path_for(path)));
     for (const auto& name : files_[0]->names()) where_[name] = 0;
     return;
   }
   nlohmann::json index;
   try {
-    index = nlohmann::json::parse(read_file(path));
+    index = nlohmann::json::parse(read_file(pipeline::local_path_for(path)));
   } catch (const nlohmann::json::exception& e) {
     data_error(path, "", std::string("index is not valid JSON: ") + e.what());
   }
   if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {
     data_error(path, "weight_map", "index needs a \"weight_map\" object {tensor: file}");
   }
+  // Shard names are relative to the index's folder, also in a bucket (each shard its own object).
+  const bool remote = pipeline::is_s3_url(path);
   const auto dir = std::filesystem::path(path).parent_path();
+  const std::string remote_dir = remote ? path.substr(0, path.rfind('/')) : std::string();
   std::map<std::string, size_t> file_index;
   for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
     if (!it.value().is_string()) data_error(path, it.key(), "weight_map values must be file names");
     const std::string file = it.value().get<std::string>();
     auto f = file_index.find(file);
     if (f == file_index.end()) {
-      files_.push_back(std::make_unique<SafetensorsFile>((dir / file).string()));
+      files_.push_back(std::make_unique<SafetensorsFile>(
+          remote ? pipeline::local_path_for(remote_dir + "/" + file) : (dir / file).string()));
       f = file_index.emplace(file, files_.size() - 1).first;
     }
     if (!files_[f->second]->contains(it.key())) {

@@ -59,7 +59,9 @@ class SafetensorsFile {
 
 // Named tensors from one `.safetensors` file or from a sharded checkpoint's `*.index.json`
 // (shard paths relative to the index's folder; every shard is opened and every name in the
-// weight map is checked to exist in its shard).
+// weight map is checked to exist in its shard). `path` may be an s3:// object: it and the
+// shards its index names are fetched into pipeline/s3.h's local cache (S3Client::local_copy) and
+// mapped from there; fetch errors name the s3:// URL, path() stays the s3:// name.
 class TensorSource {
  public:
   explicit TensorSource(const std::string& path);
