@@ -98,7 +98,10 @@ const std::map<std::string, std::string>& meanings() {
       {"train.shard_frozen",
        "frozen weights (CLIP, LLaMA) sharded over the ranks like trained ones, gathered per unit"},
       {"train.checkpointing",
-       "what backward recomputes: auto (chosen by the memory plan), none, xattn, decoder_layer"},
+       "what backward recomputes: none (OpenFlamingo's default), cross_attention, every_layer, "
+       "auto"},
+      {"train.memory_limit",
+       "device memory flam train plans for (24GiB); empty: the GPU's, cpu none"},
       {"train.skip_nonfinite", "a NaN/Inf loss or gradient norm skips the step (counted)"},
       {"train.log_every", "steps between metrics.jsonl lines"},
       {"train.comm_timeout_seconds", "a collective slower than this aborts the job"},

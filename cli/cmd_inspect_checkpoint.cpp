@@ -115,9 +115,9 @@ int cmd_inspect_checkpoint(const Argv& argv) {
               "config hash %s\n",
               shown.c_str(), m.step, m.world_size, m.created.c_str(), m.config_hash.c_str());
   int64_t params = 0;
-  for (const auto& b : m.layout.blocks) params += b.numel;
-  std::printf("blocks      %zu, %" PRId64 " trained parameters\n", m.layout.blocks.size(), params);
-  for (const auto& b : m.layout.blocks) {
+  for (const auto& b : m.layout.units) params += b.numel;
+  std::printf("units       %zu, %" PRId64 " trained parameters\n", m.layout.units.size(), params);
+  for (const auto& b : m.layout.units) {
     std::printf("  %-40s %12" PRId64 " (padded %" PRId64 ", %zu tensors)\n", b.name.c_str(),
                 b.numel, b.padded_numel, b.params.size());
   }

@@ -15,14 +15,6 @@
 namespace flam::cli {
 namespace {
 
-std::vector<train::Checkpointing> policies(const std::string& name) {
-  using train::Checkpointing;
-  if (name == "none") return {Checkpointing::kNone};
-  if (name == "xattn") return {Checkpointing::kCrossAttention};
-  if (name == "decoder_layer") return {Checkpointing::kDecoderLayer};
-  return {Checkpointing::kNone, Checkpointing::kCrossAttention, Checkpointing::kDecoderLayer};
-}
-
 void line(const train::PlanLine& l) {
   std::printf("  %-38s %10s   %s\n", l.name.c_str(), train::format_bytes(l.bytes).c_str(),
               l.detail.c_str());
@@ -37,26 +29,16 @@ int cmd_plan(const Argv& argv) {
                 "usage: flam plan --config F [--ranks N] [--gpu-memory 24GiB] [--set k=v ...]");
   }
   const Config config = load_config(args.get_or("config", ""), args.all("set"));
-  train::PlanInput in;
-  in.model = config.model;
-  in.ranks = static_cast<int>(
-      args.get_int("ranks", int64_t{config.slurm.nodes} * config.slurm.ntasks_per_node));
-  if (in.ranks < 1) throw Error(ErrorKind::kUsage, "--ranks must be at least 1");
-  in.device_bytes = train::parse_bytes(args.get_or("gpu-memory", "80GiB"));
-  in.workspace_bytes = train::parse_bytes(
-      args.get_or("workspace", config.train.device == "cuda" ? "1.5GiB" : "512MiB"));
-  in.compute_bytes = config.train.precision == "bf16" ? 2 : 4;
-  in.shard_frozen = config.train.shard_frozen;
-  in.grad_accum = config.train.grad_accum;
-  in.policies = policies(config.train.checkpointing);
-  const bool laion = !config.data.laion.shards.empty(), mmc4 = !config.data.mmc4.shards.empty();
-  if (laion || !mmc4) {
-    in.datasets.push_back({"laion", config.data.laion.batch_size, config.data.laion.seq_len, 1});
-  }
-  if (mmc4 || !laion) {
-    in.datasets.push_back({"mmc4", config.data.mmc4.batch_size, config.data.mmc4.seq_len,
-                           config.data.mmc4.max_images});
-  }
+  const int64_t ranks =
+      args.get_int("ranks", int64_t{config.slurm.nodes} * config.slurm.ntasks_per_node);
+  if (ranks < 1) throw Error(ErrorKind::kUsage, "--ranks must be at least 1");
+  const std::string memory =
+      config.train.memory_limit.empty() ? "80GiB" : config.train.memory_limit;
+  const std::string workspace = args.get_or("workspace", "");
+  const train::PlanInput in =
+      train::plan_input(config.model, config.data, config.train, static_cast<int>(ranks),
+                        train::parse_bytes(args.get_or("gpu-memory", memory)),
+                        workspace.empty() ? 0 : train::parse_bytes(workspace));
   const train::MemoryPlan plan = train::plan_memory(in);
 
   std::printf("memory plan: %d ranks, %s per device, %s compute, frozen weights %s\n", in.ranks,
@@ -96,10 +78,8 @@ int cmd_plan(const Argv& argv) {
     std::printf("%s\n", alternative.fits ? "" : " (does not fit either)");
   }
   if (plan.fits) return kExitOk;
-  std::fprintf(stderr,
-               "flam plan: the run does not fit; change %sdata.*.batch_size / train.grad_accum, "
-               "train.checkpointing, or run on more ranks\n",
-               in.shard_frozen ? "" : "train.shard_frozen: true, ");
+  std::fprintf(stderr, "flam plan: the run does not fit; change %s\n",
+               train::keys_to_change(in).c_str());
   return kExitUsage;
 }
 

@@ -123,6 +123,9 @@ int cmd_train(const Argv& argv) {
   // Everything a job checks on start, before anything (the run directory) is created.
   pipeline::check_data_inputs(config.data);
   const WorldInfo& world = World::init(nullptr, nullptr);
+  train::TrainerConfig trainer{config.run,          config.model,     config.data, config.train,
+                               config_hash(config), world.local_rank, config.eval};
+  train::check_memory_plan(trainer, world.size);  // a run that will not fit: exit 2 here
   install_stop_signal_handlers();
   MpiComm comm(MPI_COMM_WORLD, MpiCommOptions{config.train.comm_timeout_seconds});
   // A silent rank ends the job with kExitPeerFailure instead of hanging it.
@@ -149,8 +152,6 @@ int cmd_train(const Argv& argv) {
     }
   }
 
-  train::TrainerConfig trainer{config.run,          config.model,     config.data, config.train,
-                               config_hash(config), world.local_rank, config.eval};
   if (world.rank == 0) {
     std::filesystem::create_directories(config.run.dir);
     if (!changes.empty()) {

@@ -61,9 +61,13 @@ struct TrainOptions {
   // Frozen weights (CLIP, LLaMA) sharded like the trained ones: each rank keeps one slice per
   // frozen unit in the compute dtype, gathered just before use (train/zero3/zero3_engine.h).
   bool shard_frozen = false;
-  // What backward recomputes instead of saving (train/plan.h): auto (the least recomputing
-  // policy that fits, chosen by the memory plan) | none | xattn | decoder_layer.
-  std::string checkpointing = "auto";
+  // What backward recomputes instead of saving (train/plan.h, done by the engine): none (as
+  // OpenFlamingo without --gradient_checkpointing) | cross_attention | every_layer | auto (the
+  // least recomputing policy that fits train.memory_limit, chosen by the memory plan).
+  std::string checkpointing = "none";
+  // Memory of one device for the plan `flam train` checks before it starts ("24GiB"); empty:
+  // the GPU's on cuda, no check on cpu.
+  std::string memory_limit;
   OptimizerOptions optimizer;
   ScheduleOptions schedule;
   CheckpointOptions checkpoint;
@@ -129,7 +133,8 @@ inline void describe(ConfigMap& m, TrainOptions& o) {
   m.field("log_every", o.log_every, Bounds::at_least(1));
   m.field("comm_timeout_seconds", o.comm_timeout_seconds, Bounds::positive());
   m.field("shard_frozen", o.shard_frozen);
-  m.choice("checkpointing", o.checkpointing, {"auto", "none", "xattn", "decoder_layer"});
+  m.choice("checkpointing", o.checkpointing, {"none", "cross_attention", "every_layer", "auto"});
+  m.field("memory_limit", o.memory_limit);
   m.section("optimizer", o.optimizer);
   m.section("schedule", o.schedule);
   m.section("checkpoint", o.checkpoint);

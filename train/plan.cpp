@@ -34,6 +34,7 @@ struct UnitTotals {
   int64_t slice = 0;        // per-rank elements: sum of ceil(numel / ranks)
   int64_t largest = 0;      // largest per-layer unit ("rest" excluded), numel
   int64_t rest_padded = 0;  // "rest", padded to the ranks
+  int64_t padded = 0;       // sum of padded numel (rest included)
 };
 
 UnitTotals totals(const std::vector<model::UnitCount>& units, int ranks, bool has_rest) {
@@ -42,6 +43,7 @@ UnitTotals totals(const std::vector<model::UnitCount>& units, int ranks, bool ha
     const int64_t n = units[u].params;
     t.params += n;
     t.slice += std::max<int64_t>(1, ceil_div(n, ranks));
+    t.padded += std::max<int64_t>(1, ceil_div(n, ranks)) * ranks;
     if (has_rest && u + 1 == units.size()) {
       t.rest_padded = std::max<int64_t>(1, ceil_div(n, ranks)) * ranks;
     } else {
@@ -74,11 +76,20 @@ const char* checkpointing_name(Checkpointing policy) {
     case Checkpointing::kNone:
       return "none";
     case Checkpointing::kCrossAttention:
-      return "xattn";
-    case Checkpointing::kDecoderLayer:
-      return "decoder_layer";
+      return "cross_attention";
+    case Checkpointing::kEveryLayer:
+      return "every_layer";
   }
   return "?";
+}
+
+std::vector<Checkpointing> checkpointing_policies(const std::string& value) {
+  for (Checkpointing policy :
+       {Checkpointing::kNone, Checkpointing::kCrossAttention, Checkpointing::kEveryLayer}) {
+    if (value == checkpointing_name(policy)) return {policy};
+  }
+  FLAM_CHECK(value == "auto") << "train.checkpointing '" << value << "'";
+  return {Checkpointing::kNone, Checkpointing::kCrossAttention, Checkpointing::kEveryLayer};
 }
 
 std::vector<PlanLine> activation_lines(const PlanInput& in, const PlanDataset& ds,
@@ -103,6 +114,15 @@ std::vector<PlanLine> activation_lines(const PlanInput& in, const PlanDataset& d
                    images * (v + 1) * (4 * w + 2 * o.vision.mlp_dim) * e,
                    "one ViT block's transient, " + std::to_string(images) + " images"});
 
+  if (policy == Checkpointing::kNone) {  // every trained unit gathered for the step
+    const UnitTotals trained = totals(model::trained_units(o), in.ranks, /*has_rest=*/true);
+    const int64_t padded = trained.padded - trained.rest_padded;
+    // One rank in fp32 views the master and gradient slices; otherwise gathered copies and
+    // full gradients (fp32 buffers, or autograd's in the compute dtype).
+    const int64_t held = in.ranks == 1 && e == 4 ? 0 : padded * (e + (e == 4 ? 4 : e));
+    lines.push_back({"trained units held for the step", held,
+                     count_text(padded) + " params gathered with their gradients"});
+  }
   const int64_t perceiver_layer = images * ((v + n) * (2 * w + 3 * p_inner) + n * 10 * w) * e;
   const int64_t media = images * (v * w + n * w * o.perceiver.depth) * e;
   if (policy == Checkpointing::kNone) {
@@ -128,7 +148,7 @@ std::vector<PlanLine> activation_lines(const PlanInput& in, const PlanDataset& d
     lines.push_back({"decoder layers (inputs + recompute)",
                      layers * tokens * d * e + tokens * l_token,
                      "sharded frozen layers: inputs saved, one layer rebuilt in backward"});
-  } else if (policy == Checkpointing::kDecoderLayer) {
+  } else if (policy == Checkpointing::kEveryLayer) {
     lines.push_back({"decoder layers (inputs + recompute)",
                      layers * tokens * d * e + tokens * l_token,
                      "layer inputs saved, one layer rebuilt in backward"});
@@ -272,6 +292,37 @@ std::string format_bytes(int64_t bytes) {
                   v, units[u]);
   }
   return buf;
+}
+
+PlanInput plan_input(const model::ModelOptions& model, const pipeline::DataOptions& data,
+                     const TrainOptions& train, int ranks, int64_t device_bytes,
+                     int64_t workspace_bytes) {
+  PlanInput in;
+  in.model = model;
+  in.ranks = ranks;
+  in.device_bytes = device_bytes;
+  in.workspace_bytes = workspace_bytes > 0
+                           ? workspace_bytes
+                           : parse_bytes(train.device == "cuda" ? "1.5GiB" : "512MiB");
+  in.compute_bytes = train.precision == "bf16" ? 2 : 4;
+  in.shard_frozen = train.shard_frozen;
+  in.grad_accum = train.grad_accum;
+  in.policies = checkpointing_policies(train.checkpointing);
+  const bool laion = !data.laion.shards.empty(), mmc4 = !data.mmc4.shards.empty();
+  if (laion || !mmc4)
+    in.datasets.push_back({"laion", data.laion.batch_size, data.laion.seq_len, 1});
+  if (mmc4 || !laion) {
+    in.datasets.push_back({"mmc4", data.mmc4.batch_size, data.mmc4.seq_len, data.mmc4.max_images});
+  }
+  return in;
+}
+
+std::string keys_to_change(const PlanInput& input) {
+  std::string keys;
+  for (const PlanDataset& ds : input.datasets) keys += "data." + ds.name + ".batch_size / ";
+  keys += "train.grad_accum, train.checkpointing";
+  if (!input.shard_frozen) keys += ", train.shard_frozen: true";
+  return keys + ", or run on more ranks";
 }
 
 }  // namespace flam::train

@@ -20,15 +20,22 @@
 #include <string>
 #include <vector>
 
+#include "pipeline/options.h"
 #include "train/model/options.h"
+#include "train/options.h"
 
 namespace flam::train {
 
-// What is recomputed in backward instead of saved. kNone saves everything; kCrossAttention
-// recomputes the Perceiver layers and gated cross-attention blocks (the ZeRO-3 units, today's
-// engine); kDecoderLayer also recomputes every decoder layer from its saved input.
-enum class Checkpointing { kNone, kCrossAttention, kDecoderLayer };
-const char* checkpointing_name(Checkpointing policy);  // "none", "xattn", "decoder_layer"
+// What is recomputed in backward instead of saved (train.checkpointing; the engine does it,
+// train/zero3/zero3_engine.h). kNone saves everything and keeps every trained unit gathered for
+// the step; kCrossAttention recomputes the Perceiver layers and gated cross-attention blocks (the
+// trained per-layer units); kEveryLayer also recomputes every decoder layer from its saved input.
+// Sharded frozen decoder layers (train.shard_frozen) are recomputed under every policy.
+enum class Checkpointing { kNone, kCrossAttention, kEveryLayer };
+const char* checkpointing_name(Checkpointing policy);  // "none", "cross_attention", "every_layer"
+// train.checkpointing's value -> the policies the plan considers: "auto" all three (least
+// recomputing first), a policy's name that one.
+std::vector<Checkpointing> checkpointing_policies(const std::string& value);
 
 struct PlanDataset {
   std::string name;    // "laion", "mmc4"
@@ -47,7 +54,7 @@ struct PlanInput {
   // dataset fits at its configured micro-batch, else the last one with smaller micro-batches
   // (train.checkpointing: auto is all three; a named policy is a list of one).
   std::vector<Checkpointing> policies = {Checkpointing::kNone, Checkpointing::kCrossAttention,
-                                         Checkpointing::kDecoderLayer};
+                                         Checkpointing::kEveryLayer};
   int grad_accum = 1;  // configured micro-steps per optimizer step
   int64_t workspace_bytes = 0;
   std::vector<PlanDataset> datasets;
@@ -84,6 +91,16 @@ std::vector<PlanLine> activation_lines(const PlanInput& input, const PlanDataset
 
 // REQUIRES: input.ranks >= 1, input.policies not empty, every dataset's fields >= 1.
 MemoryPlan plan_memory(const PlanInput& input);
+
+// The plan's input for a run's configuration on `ranks` ranks of `device_bytes` each, with the
+// default workspace of train.device (1.5 GiB on cuda, 512 MiB on cpu) unless `workspace_bytes`
+// > 0. Datasets: those with shards (both when neither has).
+PlanInput plan_input(const model::ModelOptions& model, const pipeline::DataOptions& data,
+                     const TrainOptions& train, int ranks, int64_t device_bytes,
+                     int64_t workspace_bytes = 0);
+// The keys to change when a plan does not fit: "data.laion.batch_size / ... train.grad_accum,
+// train.checkpointing, train.shard_frozen: true (unless set), or more ranks".
+std::string keys_to_change(const PlanInput& input);
 
 // "24GiB", "24 GB", "512MiB", "1.5TiB", "1000000": bytes (binary units for both KiB and KB
 // spellings: GPU memory is sold in GiB). Throws flam::Error(kUsage) naming `text` otherwise.

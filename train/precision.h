@@ -35,14 +35,14 @@ inline Precision precision_of(const TrainOptions& options) {
 }
 
 // Cast 1 above: moves `model` to `device`, frozen parameters and buffers in the compute dtype,
-// trained parameters (model.trained_blocks()) in the master dtype.
+// trained parameters (model.trained_units()) in the master dtype.
 // REQUIRES: no Zero3Engine holds the model's trained parameters yet.
 inline void place_model(model::FlamingoImpl& model, torch::Device device,
                         const Precision& precision) {
   torch::NoGradGuard no_grad;
   std::vector<std::pair<torch::Tensor, torch::Tensor>> trained;  // parameter, its master value
-  for (const model::TrainedBlock& block : model.trained_blocks()) {
-    for (const auto& [name, param] : block.params) {
+  for (const model::ParamUnit& unit : model.trained_units()) {
+    for (const auto& [name, param] : unit.params) {
       trained.emplace_back(param, param.detach().to(device, Precision::kMaster));
     }
   }

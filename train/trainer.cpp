@@ -2,6 +2,11 @@
 
 #include <torch/torch.h>
 
+#include "flam/build_config.h"
+#if FLAM_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -32,6 +37,7 @@
 #include "train/eval/evaluator.h"
 #include "train/model/flamingo.h"
 #include "train/optim/schedule.h"
+#include "train/plan.h"
 #include "train/precision.h"
 #include "train/tensor_comm.h"
 #include "train/train_state.h"
@@ -181,10 +187,11 @@ class Trainer {
         tokenizer_(config.data.tokenizer),
         model_(new_model(config, tokenizer_, device_, precision_)),
         engine_(
-            model_->trained_blocks(),
+            model_->trained_units(),
             [this](const std::string& name) { return model_->weight_decay(name); }, device_comm,
             options_.optimizer, precision_.compute,
-            options_.shard_frozen ? frozen_units(*model_) : std::vector<model::TrainedBlock>{}),
+            options_.shard_frozen ? frozen_units(*model_) : std::vector<model::ParamUnit>{},
+            check_memory_plan(config, comm.size()), decoder_layer_units(config.model)),
         laion_(pipeline::dataset_spec(config.data, pipeline::DatasetKind::kLaion, tokenizer_),
                comm.rank(), comm.size(), static_cast<uint64_t>(config.run.seed)),
         mmc4_(pipeline::dataset_spec(config.data, pipeline::DatasetKind::kMmc4, tokenizer_),
@@ -197,17 +204,17 @@ class Trainer {
                   "train.shard_frozen (evaluate checkpoints with `flam eval` instead)",
                   at_key("train.eval.every"));
     }
-    model_->set_block_runner(&engine_);
+    model_->set_unit_runner(&engine_);
     reset_peak_resident();
     const Zero3Memory memory = engine_.memory();
     if (lead_) {
       FLAM_LOG(INFO) << "trained parameters " << engine_.layout().total_numel() << " in "
-                     << engine_.layout().blocks.size() << " blocks over " << comm.size()
+                     << engine_.layout().units.size() << " units over " << comm.size()
                      << " ranks; per rank: master " << memory.master_bytes << " B, moments "
                      << memory.moment_bytes << " B";
       if (options_.shard_frozen) {
         FLAM_LOG(INFO) << "frozen parameters " << engine_.frozen_layout().total_numel() << " in "
-                       << engine_.frozen_layout().blocks.size() << " units, sharded; per rank "
+                       << engine_.frozen_layout().units.size() << " units, sharded; per rank "
                        << memory.frozen_bytes << " B";
       }
     }
@@ -334,15 +341,15 @@ class Trainer {
     torch::NoGradGuard no_grad;
     const std::map<std::string, at::Tensor> full = engine_.full_parameters();
     std::vector<at::Tensor> installed;
-    for (const model::TrainedBlock& block : model_->trained_blocks()) {
-      for (const auto& [name, param] : block.params) {
+    for (const model::ParamUnit& unit : model_->trained_units()) {
+      for (const auto& [name, param] : unit.params) {
         const auto it = full.find(name);
         FLAM_CHECK(it != full.end()) << "trained parameter " << name << " not in the engine";
         param.set_data(it->second.to(device_, precision_.compute));
         installed.push_back(param);
       }
     }
-    model_->set_block_runner(nullptr);
+    model_->set_unit_runner(nullptr);
     nlohmann::json out = nlohmann::json::object();
     for (const std::string& task : e.tasks) {
       eval::EvalOptions o = config_.eval;
@@ -355,7 +362,7 @@ class Trainer {
         out["eval_" + task + "_" + std::to_string(r.shots) + "shot"] = r.mean;
       }
     }
-    model_->set_block_runner(&engine_);
+    model_->set_unit_runner(&engine_);
     for (const at::Tensor& param : installed) param.set_data(torch::empty({0}, param.options()));
     state_.set_eval_step(step);
     out["eval_seconds"] = seconds_since(start);
@@ -488,6 +495,36 @@ class Trainer {
 };
 
 }  // namespace
+
+Checkpointing check_memory_plan(const TrainerConfig& config, int ranks) {
+  int64_t device_bytes = 0;
+  std::string source = "train.memory_limit";
+  if (!config.train.memory_limit.empty()) {
+    device_bytes = parse_bytes(config.train.memory_limit);
+#if FLAM_WITH_CUDA
+  } else if (config.train.device == "cuda" && torch::cuda::is_available()) {
+    device_bytes = static_cast<int64_t>(
+        at::cuda::getDeviceProperties(static_cast<c10::DeviceIndex>(config.local_rank))
+            ->totalGlobalMem);
+    source = "the GPU's memory";
+#endif
+  }
+  const std::vector<Checkpointing> policies = checkpointing_policies(config.train.checkpointing);
+  if (device_bytes <= 0) return policies.front();
+  const PlanInput in = plan_input(config.model, config.data, config.train, ranks, device_bytes);
+  const MemoryPlan plan = plan_memory(in);
+  if (!plan.fits) {
+    throw Error(ErrorKind::kConfig,
+                "the memory plan does not fit: " + format_bytes(plan.peak_bytes) + " per rank on " +
+                    std::to_string(ranks) + " ranks (checkpointing " +
+                    checkpointing_name(plan.policy) + "), " + source + " is " +
+                    format_bytes(device_bytes) + "; change " + keys_to_change(in) +
+                    " (`flam plan --config F --ranks " + std::to_string(ranks) +
+                    "` prints the budget)",
+                at_key("train.memory_limit"));
+  }
+  return plan.policy;
+}
 
 int run_training(const TrainerConfig& config, Comm& comm, Comm& device_comm) {
   Trainer trainer(config, comm, device_comm);

@@ -1,6 +1,6 @@
 // Trainer: `flam train`'s loop, in trainer.cpp's run_training(): setup (the Flamingo model with
 // random frozen weights or pretrained ones from model.weights, placed per train/precision.h; its
-// trained blocks in a Zero3Engine over `device`; one LAION and one MMC4 Loader for this rank),
+// trained units in a Zero3Engine over `device`; one LAION and one MMC4 Loader for this rank),
 // resume() from the newest valid checkpoint in the run directory, then a loop of train_step(),
 // maybe_evaluate(), log_metrics() and maybe_checkpoint() to train.steps optimizer steps.
 //
@@ -25,6 +25,7 @@
 #include "train/eval/options.h"
 #include "train/model/options.h"
 #include "train/options.h"
+#include "train/plan.h"
 
 namespace flam::train {
 
@@ -48,5 +49,13 @@ struct TrainerConfig {
 // with train.shard_frozen or without its datasets), kComm (a peer failed), kIo (no checkpoint
 // writable), kData.
 int run_training(const TrainerConfig& config, Comm& host, Comm& device);
+
+// The memory plan of this run on `ranks` ranks (train/plan.h) for one device of
+// train.memory_limit bytes, else of the GPU's memory on cuda; on cpu without a limit nothing is
+// checked. Throws flam::Error(kConfig, at train.memory_limit) with the planned peak and the keys
+// to change when the plan does not fit. Returns the checkpointing policy the engine runs:
+// train.checkpointing's, or for auto the plan's choice (none when nothing is checked).
+// `flam train` calls it before it creates anything; the trainer again for the policy.
+Checkpointing check_memory_plan(const TrainerConfig& config, int ranks);
 
 }  // namespace flam::train

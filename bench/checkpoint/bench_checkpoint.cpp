@@ -34,7 +34,7 @@ double since(Clock::time_point t0) {
 // One block per 64 MiB of master weights; mb MiB of state (master + 2 moments) per rank.
 FlatLayout layout_for(int64_t mb, int world_size) {
   const int64_t floats = mb * (1 << 20) / 4 / 3 * world_size;
-  std::vector<BlockSpec> blocks;
+  std::vector<UnitSpec> blocks;
   const int64_t per_block = 16 << 20;
   for (int64_t done = 0, b = 0; done < floats; done += per_block, ++b) {
     blocks.push_back({"block" + std::to_string(b),
@@ -46,7 +46,7 @@ FlatLayout layout_for(int64_t mb, int world_size) {
 RankState state_for(const FlatLayout& layout, int rank) {
   RankState s;
   for (auto* v : {&s.master, &s.exp_avg, &s.exp_avg_sq}) {
-    for (size_t b = 0; b < layout.blocks.size(); ++b) {
+    for (size_t b = 0; b < layout.units.size(); ++b) {
       std::vector<float> slice(layout.slice_numel(b));
       for (size_t i = 0; i < slice.size(); ++i) slice[i] = static_cast<float>(i % 977 + rank);
       v->push_back(std::move(slice));

@@ -42,8 +42,8 @@ struct Net : torch::nn::Module {
     }
     return head(x);
   }
-  std::vector<flam::model::TrainedBlock> trained_blocks() {
-    std::vector<flam::model::TrainedBlock> blocks;
+  std::vector<flam::model::ParamUnit> trained_units() {
+    std::vector<flam::model::ParamUnit> blocks;
     for (int i = 0; i < kBlocks; ++i) {
       const std::string name = "block" + std::to_string(i);
       blocks.push_back(
@@ -54,7 +54,7 @@ struct Net : torch::nn::Module {
   }
   std::vector<torch::nn::Linear> layers;
   torch::nn::Linear head{nullptr};
-  flam::model::BlockRunner* runner = nullptr;
+  flam::model::UnitRunner* runner = nullptr;
 };
 
 double median(std::vector<double> values) {
@@ -71,7 +71,7 @@ double bench_zero3(flam::Comm& comm, const torch::Tensor& x, const torch::Tensor
   auto net = std::make_shared<Net>();
   flam::train::OptimizerOptions options;
   flam::train::Zero3Engine engine(
-      net->trained_blocks(), [](const std::string&) { return true; }, comm, options);
+      net->trained_units(), [](const std::string&) { return true; }, comm, options);
   net->runner = &engine;
   std::vector<double> times;
   for (int step = 0; step < kSteps; ++step) {

@@ -30,7 +30,7 @@ inline FlatLayout synthetic_layout(int world_size, int64_t scale = 1) {
 // zero in the padding.
 inline float synthetic_value(const FlatLayout& layout, int kind, size_t b, int64_t i,
                              int64_t step) {
-  if (i >= layout.blocks[b].numel) return 0.f;
+  if (i >= layout.units[b].numel) return 0.f;
   return static_cast<float>((i * 7 + static_cast<int64_t>(b) * 13 + kind * 5 + step * 3) % 1009) *
              0.25f +
          static_cast<float>(kind);
@@ -41,7 +41,7 @@ inline RankState synthetic_state(const FlatLayout& layout, int rank, int64_t ste
   s.step = step;
   std::vector<std::vector<float>>* buffers[] = {&s.master, &s.exp_avg, &s.exp_avg_sq};
   for (int k = 0; k < 3; ++k) {
-    for (size_t b = 0; b < layout.blocks.size(); ++b) {
+    for (size_t b = 0; b < layout.units.size(); ++b) {
       const int64_t slice = layout.slice_numel(b);
       std::vector<float> v(slice);
       for (int64_t j = 0; j < slice; ++j) {
@@ -108,8 +108,8 @@ inline std::string check_slices(const FlatLayout& layout, int rank, int64_t step
                                 const RankState& s) {
   const std::vector<std::vector<float>>* buffers[] = {&s.master, &s.exp_avg, &s.exp_avg_sq};
   for (int k = 0; k < 3; ++k) {
-    if (buffers[k]->size() != layout.blocks.size()) return "wrong block count";
-    for (size_t b = 0; b < layout.blocks.size(); ++b) {
+    if (buffers[k]->size() != layout.units.size()) return "wrong block count";
+    for (size_t b = 0; b < layout.units.size(); ++b) {
       const int64_t slice = layout.slice_numel(b);
       const std::vector<float>& v = (*buffers[k])[b];
       if (static_cast<int64_t>(v.size()) != slice) return "wrong slice size";

@@ -89,8 +89,8 @@ TEST_F(CheckpointerTest, RoundTripRestoresEveryField) {
   const Manifest m = read_manifest(step_dir(5));
   EXPECT_EQ(m.world_size, size());
   EXPECT_EQ(m.config_hash, "hash-a");
-  EXPECT_EQ(m.layout.blocks.size(), layout_.blocks.size());
-  EXPECT_EQ(m.layout.blocks[1].params[1].name,
+  EXPECT_EQ(m.layout.units.size(), layout_.units.size());
+  EXPECT_EQ(m.layout.units[1].params[1].name,
             "lang_encoder.gated_cross_attn_layers.0.attn.to_q.weight");
 }
 

@@ -1,5 +1,5 @@
 // Flamingo model behaviour: gates at 0 leave the decoder unchanged, gradients reach exactly the
-// trained parameters, blocks are called through the BlockRunner in order (also without images),
+// trained parameters, blocks are called through the UnitRunner in order (also without images),
 // parameter counts match the analytic ones, and a tiny model overfits one batch.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -159,7 +159,7 @@ TEST(Flamingo, LossIsShiftedMeanOverLabelledTokens) {
   EXPECT_EQ(FlamingoImpl::loss(logits.narrow(0, 0, 1), none).item<double>(), 0.0);
 }
 
-class RecordingRunner : public BlockRunner {
+class RecordingRunner : public UnitRunner {
  public:
   torch::Tensor run(size_t block,
                     const std::function<torch::Tensor(const std::vector<torch::Tensor>&)>& fn,
@@ -170,11 +170,11 @@ class RecordingRunner : public BlockRunner {
   std::vector<size_t> calls;
 };
 
-TEST(Flamingo, TrainedBlocksAndRunnerOrder) {
+TEST(Flamingo, ParamUnitsAndRunnerOrder) {
   torch::manual_seed(3);
   Flamingo m(tiny_options());
   set_gates(*m, 0.3);
-  auto blocks = m->trained_blocks();
+  auto blocks = m->trained_units();
   std::vector<std::string> names;
   std::set<std::string> seen;
   int64_t numel = 0;
@@ -201,7 +201,7 @@ TEST(Flamingo, TrainedBlocksAndRunnerOrder) {
   auto b = make_batch(m->options());
   RecordingRunner runner;
   auto direct = m->forward(b.images, b.input_ids, b.attention_mask);
-  m->set_block_runner(&runner);
+  m->set_unit_runner(&runner);
   auto routed = m->forward(b.images, b.input_ids, b.attention_mask);
   EXPECT_TRUE(torch::equal(direct, routed));
   EXPECT_EQ(runner.calls, (std::vector<size_t>{0, 1, 2, 3}));
@@ -269,7 +269,7 @@ TEST(Flamingo, FrozenEmbeddingsTrainNoRows) {
   FlamingoImpl::loss(m->forward(b.images, b.input_ids, b.attention_mask), b.labels).backward();
   EXPECT_FALSE(m->lang_encoder().special_token_embeddings().requires_grad());
   EXPECT_FALSE(m->lang_encoder().special_token_embeddings().grad().defined());
-  for (const auto& [name, t] : m->trained_blocks().back().params)
+  for (const auto& [name, t] : m->trained_units().back().params)
     EXPECT_NE(name, "lang_encoder.special_token_embeddings");
   int64_t counted = 0;
   for (const auto& c : count_parameters(o)) counted += c.trainable;

@@ -62,20 +62,20 @@ struct FrozenToy : torch::nn::Module {
     return head(x);
   }
 
-  std::vector<model::TrainedBlock> trained_blocks() {
-    std::vector<model::TrainedBlock> blocks;
+  std::vector<model::ParamUnit> trained_units() {
+    std::vector<model::ParamUnit> units;
     for (int i = 0; i < kLayers; ++i) {
       const std::string name = "block" + std::to_string(i);
-      blocks.push_back(
+      units.push_back(
           {name, {{name + ".weight", layers[i]->weight}, {name + ".bias", layers[i]->bias}}});
     }
-    blocks.push_back(
+    units.push_back(
         {"rest", {{"scale", scale}, {"head.weight", head->weight}, {"head.bias", head->bias}}});
-    return blocks;
+    return units;
   }
 
-  std::vector<model::TrainedBlock> frozen_units() {
-    std::vector<model::TrainedBlock> units{
+  std::vector<model::ParamUnit> frozen_units() {
+    std::vector<model::ParamUnit> units{
         {"encoder", {{"encoder.weight", encoder->weight}, {"encoder.bias", encoder->bias}}}};
     for (int i = 0; i < kLayers; ++i) {
       const std::string name = "frozen" + std::to_string(i);
@@ -122,9 +122,9 @@ TrainingRun train(Comm& comm, bool shard_frozen) {
   const torch::Tensor labels = torch::randint(0, FrozenToy::kClasses, {kSteps, kGlobalBatch});
   torch::manual_seed(1);
   auto model = std::make_shared<FrozenToy>();
-  Zero3Engine engine(model->trained_blocks(), FrozenToy::weight_decay, comm, optimizer_options(),
+  Zero3Engine engine(model->trained_units(), FrozenToy::weight_decay, comm, optimizer_options(),
                      at::kFloat,
-                     shard_frozen ? model->frozen_units() : std::vector<model::TrainedBlock>{});
+                     shard_frozen ? model->frozen_units() : std::vector<model::ParamUnit>{});
   model->engine = &engine;
   model->shard_frozen = shard_frozen;
   TrainingRun run;
@@ -156,12 +156,12 @@ TrainingRun train(Comm& comm, bool shard_frozen) {
   run.traffic = engine.traffic();
   run.frozen_slice_numel = engine.frozen_layout().total_slice_numel();
   for (const FlatLayout* layout : {&engine.layout(), &engine.frozen_layout()}) {
-    for (const BlockLayout& block : layout->blocks) {
-      if (block.name != "rest")
-        run.largest_unit_bytes = std::max(run.largest_unit_bytes, 4 * block.padded_numel);
+    for (const UnitLayout& unit : layout->units) {
+      if (unit.name != "rest")
+        run.largest_unit_bytes = std::max(run.largest_unit_bytes, 4 * unit.padded_numel);
     }
   }
-  run.rest_bytes = 4 * engine.layout().blocks.back().padded_numel;
+  run.rest_bytes = 4 * engine.layout().units.back().padded_numel;
   return run;
 }
 

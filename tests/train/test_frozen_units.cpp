@@ -1,4 +1,4 @@
-// The frozen units the engine shards (train/zero3/frozen_units.h) and the trained blocks are
+// The frozen units the engine shards (train/zero3/frozen_units.h) and the trained units are
 // the units the memory plan counts (model::frozen_units / trained_units): same names, same order,
 // same parameter counts, so flam plan's figures are the model's.
 #include <gtest/gtest.h>
@@ -12,7 +12,7 @@
 namespace flam::train {
 namespace {
 
-int64_t numel(const model::TrainedBlock& unit) {
+int64_t numel(const model::ParamUnit& unit) {
   int64_t n = 0;
   for (const auto& [name, tensor] : unit.params) n += tensor.numel();
   return n;
@@ -40,7 +40,7 @@ TEST(FrozenUnits, AreThePlansUnits) {
       if (!p.requires_grad()) frozen_total += p.numel();
     EXPECT_EQ(total, frozen_total);  // every frozen parameter in exactly one unit
 
-    const auto trained = flamingo->trained_blocks();
+    const auto trained = flamingo->trained_units();
     const auto trained_counted = model::trained_units(o);
     ASSERT_EQ(trained.size(), trained_counted.size());
     for (size_t u = 0; u < trained.size(); ++u) {

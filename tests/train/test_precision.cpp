@@ -46,8 +46,8 @@ TEST(Precision, Bf16ComputeKeepsTheFp32InitAsTheMasterBitwise) {
   const Precision precision{torch::kBFloat16};
   model::Flamingo model = weights::build_pretrained(tiny(), /*seed=*/7);
   std::map<std::string, torch::Tensor> init;  // the fp32 values the master must start from
-  for (const model::TrainedBlock& block : model->trained_blocks()) {
-    for (const auto& [name, param] : block.params) init[name] = param.detach().clone();
+  for (const model::ParamUnit& unit : model->trained_units()) {
+    for (const auto& [name, param] : unit.params) init[name] = param.detach().clone();
   }
   ASSERT_FALSE(init.empty());
 
@@ -58,7 +58,7 @@ TEST(Precision, Bf16ComputeKeepsTheFp32InitAsTheMasterBitwise) {
     }
   }
   Zero3Engine engine(
-      model->trained_blocks(), [&](const std::string& name) { return model->weight_decay(name); },
+      model->trained_units(), [&](const std::string& name) { return model->weight_decay(name); },
       comm, OptimizerOptions{}, precision.compute);
   const std::map<std::string, torch::Tensor> master = engine.full_parameters();
 

@@ -92,7 +92,7 @@ TEST_P(Zero3EngineTest, MatchesSingleProcessTraining) {
 
   torch::manual_seed(1);
   auto model = std::make_shared<ToyModel>();
-  Zero3Engine engine(model->trained_blocks(), ToyModel::weight_decay, comm, optimizer_options());
+  Zero3Engine engine(model->trained_units(), ToyModel::weight_decay, comm, optimizer_options());
   model->runner = &engine;
   ASSERT_EQ(kGlobalBatch % (accum * comm.size()), 0) << "the batch must split evenly";
   const int local = kGlobalBatch / (accum * comm.size());
@@ -135,26 +135,26 @@ TEST(Zero3Memory, StateIsTwelveBytesPerSliceElement) {
   torch::manual_seed(1);
   auto model = std::make_shared<ToyModel>();
   int64_t expected_slices = 0;
-  for (const auto& block : model->trained_blocks()) {
+  for (const auto& unit : model->trained_units()) {
     int64_t numel = 0;
-    for (const auto& [name, param] : block.params) numel += param.numel();
-    expected_slices += (numel + comm.size() - 1) / comm.size();  // ceil(P_block / N)
+    for (const auto& [name, param] : unit.params) numel += param.numel();
+    expected_slices += (numel + comm.size() - 1) / comm.size();  // ceil(P_unit / N)
   }
-  Zero3Engine engine(model->trained_blocks(), ToyModel::weight_decay, comm, optimizer_options());
+  Zero3Engine engine(model->trained_units(), ToyModel::weight_decay, comm, optimizer_options());
   const Zero3Memory memory = engine.memory();
   EXPECT_EQ(memory.master_bytes + memory.moment_bytes, 12 * expected_slices);
   EXPECT_EQ(memory.grad_bytes, 4 * expected_slices);
   // The model keeps no storage for trained parameters outside a step.
-  for (const auto& block : model->trained_blocks()) {
-    for (const auto& [name, param] : block.params) EXPECT_EQ(param.numel(), 0) << name;
+  for (const auto& unit : model->trained_units()) {
+    for (const auto& [name, param] : unit.params) EXPECT_EQ(param.numel(), 0) << name;
   }
 }
 
-TEST(Zero3Traffic, TwoGathersAndOneReduceScatterPerBlockCall) {
+TEST(Zero3Traffic, TwoGathersAndOneReduceScatterPerUnitCall) {
   MpiComm comm;
   torch::manual_seed(1);
   auto model = std::make_shared<ToyModel>();
-  Zero3Engine engine(model->trained_blocks(), ToyModel::weight_decay, comm, optimizer_options());
+  Zero3Engine engine(model->trained_units(), ToyModel::weight_decay, comm, optimizer_options());
   model->runner = &engine;
   const FlatLayout& layout = engine.layout();
   const int accum = 2;
@@ -171,17 +171,17 @@ TEST(Zero3Traffic, TwoGathersAndOneReduceScatterPerBlockCall) {
     engine.step(1e-3, 1.0);
     const Zero3Traffic after = engine.traffic();
     int64_t layer_bytes = 0;
-    for (size_t b = 0; b + 1 < layout.blocks.size(); ++b)
-      layer_bytes += 4 * layout.blocks[b].padded_numel;
-    const int64_t rest_bytes = 4 * layout.blocks.back().padded_numel;
+    for (size_t b = 0; b + 1 < layout.units.size(); ++b)
+      layer_bytes += 4 * layout.units[b].padded_numel;
+    const int64_t rest_bytes = 4 * layout.units.back().padded_numel;
     EXPECT_EQ(after.gather_bytes - before.gather_bytes, accum * 2 * layer_bytes + rest_bytes);
     EXPECT_EQ(after.reduce_scatter_bytes - before.reduce_scatter_bytes,
               accum * layer_bytes + rest_bytes);
-    EXPECT_EQ(after.gathers - before.gathers, accum * 2 * ToyModel::kBlocks + 1);
-    // At most rest plus two blocks are gathered at once.
+    EXPECT_EQ(after.gathers - before.gathers, accum * 2 * ToyModel::kUnits + 1);
+    // At most rest plus two units are gathered at once.
     int64_t biggest = 0;
-    for (size_t b = 0; b + 1 < layout.blocks.size(); ++b)
-      biggest = std::max(biggest, 4 * layout.blocks[b].padded_numel);
+    for (size_t b = 0; b + 1 < layout.units.size(); ++b)
+      biggest = std::max(biggest, 4 * layout.units[b].padded_numel);
     EXPECT_LE(std::max(peak_before, engine.memory().gathered_peak_bytes), rest_bytes + 2 * biggest);
   }
 }
@@ -190,7 +190,7 @@ TEST(Zero3Step, SkipLeavesParametersUnchanged) {
   MpiComm comm;
   torch::manual_seed(1);
   auto model = std::make_shared<ToyModel>();
-  Zero3Engine engine(model->trained_blocks(), ToyModel::weight_decay, comm, optimizer_options());
+  Zero3Engine engine(model->trained_units(), ToyModel::weight_decay, comm, optimizer_options());
   model->runner = &engine;
   const auto before = engine.full_parameters();
   engine.begin_step();

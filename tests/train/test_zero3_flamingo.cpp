@@ -1,11 +1,13 @@
-// ZeRO-3 on the real Flamingo (tiny widths) through its BlockRunner seam, on 1..3 real MPI ranks:
+// ZeRO-3 on the real Flamingo (tiny widths) through its UnitRunner seam, on 1..3 real MPI ranks:
 // K steps with the global batch split across the ranks end with the trained parameters that
 // plain single-process training (torch AdamW with OpenFlamingo's decay groups + clip_grad_norm_)
-// reaches on the whole batch. Every rank runs the same blocks even when its rows have no image.
+// reaches on the whole batch. Every rank runs the same units even when its rows have no image.
 // With train.shard_frozen the frozen units go through the engine too and training is unchanged.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
 #include <functional>
 #include <map>
 #include <string>
@@ -99,8 +101,8 @@ std::map<std::string, torch::Tensor> reference(const std::vector<Batch>& batches
   Flamingo net(tiny());
   std::vector<torch::Tensor> decayed, other, all;
   std::vector<std::string> names;
-  for (const auto& block : net->trained_blocks()) {
-    for (const auto& [name, p] : block.params) {
+  for (const auto& unit : net->trained_units()) {
+    for (const auto& [name, p] : unit.params) {
       (net->weight_decay(name) ? decayed : other).push_back(p);
       all.push_back(p);
       names.push_back(name);
@@ -133,10 +135,9 @@ std::map<std::string, torch::Tensor> train_zero3(
   torch::manual_seed(1);
   Flamingo net(tiny());
   Zero3Engine engine(
-      net->trained_blocks(), [&](const std::string& n) { return net->weight_decay(n); }, comm,
-      optimizer(), at::kFloat,
-      shard_frozen ? frozen_units(*net) : std::vector<model::TrainedBlock>{});
-  net->set_block_runner(&engine);
+      net->trained_units(), [&](const std::string& n) { return net->weight_decay(n); }, comm,
+      optimizer(), at::kFloat, shard_frozen ? frozen_units(*net) : std::vector<model::ParamUnit>{});
+  net->set_unit_runner(&engine);
   const int local = kRows / comm.size();
   for (const Batch& global : batches) {
     // The loss is a mean over target tokens: weight this rank's mean by its share of them, so
@@ -200,6 +201,61 @@ TEST(Zero3Flamingo, ShardedFrozenWeightsTrainAsReplicated) {
     engine.step(0.0, 0.0, /*skip=*/true);
   });
   expect_close(sharded, replicated, 1e-6);
+}
+
+// train.checkpointing: none (every trained unit gathered for the step, run once, nothing
+// recomputed), cross_attention (trained per-layer units recomputed in backward) and every_layer
+// (decoder layers recomputed too), with frozen weights replicated or sharded: the same losses
+// and the same averaged gradients of every trained parameter (1e-6, fp32) over two micro-steps,
+// and the same parameters after two optimizer steps.
+TEST(Zero3Flamingo, CheckpointingPoliciesGiveTheSameLossesAndGradients) {
+  at::set_num_threads(1);
+  MpiComm comm;
+  const auto batches = make_batches(tiny());
+  const int local = kRows / comm.size();
+  struct Result {
+    std::vector<double> losses;
+    std::vector<std::map<std::string, torch::Tensor>> grads;
+    std::map<std::string, torch::Tensor> params;
+  };
+  auto run = [&](Checkpointing policy, bool shard_frozen) {
+    torch::manual_seed(1);
+    Flamingo net(tiny());
+    Zero3Engine engine(
+        net->trained_units(), [&](const std::string& n) { return net->weight_decay(n); }, comm,
+        optimizer(), at::kFloat,
+        shard_frozen ? frozen_units(*net) : std::vector<model::ParamUnit>{}, policy,
+        decoder_layer_units(tiny()));
+    net->set_unit_runner(&engine);
+    Result r;
+    for (int step = 0; step < 2; ++step) {
+      engine.begin_step();
+      for (int micro = 0; micro < 2; ++micro) {
+        if (micro > 0) engine.begin_micro_step();
+        const Batch b = batches[(step * 2 + micro) % kSteps].rows(comm.rank() * local, local);
+        torch::Tensor loss = FlamingoImpl::loss(net->forward(b.images, b.ids, b.mask), b.labels);
+        r.losses.push_back(loss.item<double>());
+        loss.backward();
+      }
+      r.grads.push_back(engine.full_gradients());
+      EXPECT_FALSE(engine.step(optimizer().lr, kMaxNorm).skipped);
+    }
+    r.params = engine.full_parameters();
+    return r;
+  };
+  const Result base = run(Checkpointing::kCrossAttention, false);
+  for (bool shard_frozen : {false, true}) {
+    for (Checkpointing policy :
+         {Checkpointing::kNone, Checkpointing::kCrossAttention, Checkpointing::kEveryLayer}) {
+      SCOPED_TRACE(std::string(checkpointing_name(policy)) + (shard_frozen ? " sharded" : ""));
+      const Result r = run(policy, shard_frozen);
+      ASSERT_EQ(r.losses.size(), base.losses.size());
+      for (size_t i = 0; i < r.losses.size(); ++i)
+        EXPECT_NEAR(r.losses[i], base.losses[i], 1e-6 * std::max(1.0, std::abs(base.losses[i])));
+      for (size_t s = 0; s < r.grads.size(); ++s) expect_close(r.grads[s], base.grads[s], 1e-6);
+      expect_close(r.params, base.params, 1e-6);
+    }
+  }
 }
 
 }  // namespace

@@ -11,8 +11,8 @@
 
 namespace flam::train {
 
-std::string block_section_name(const std::string& kind, size_t block) {
-  return kind + "/" + std::to_string(block);
+std::string unit_section_name(const std::string& kind, size_t unit) {
+  return kind + "/" + std::to_string(unit);
 }
 
 CheckpointReader::CheckpointReader(std::string step_dir)
@@ -35,13 +35,13 @@ void CheckpointReader::verify_file(int rank) {
   verify_rank_file(file_path(rank), f.bytes, f.header_crc);
 }
 
-void CheckpointReader::read_flat(const std::string& kind, size_t block, int64_t begin, int64_t end,
+void CheckpointReader::read_flat(const std::string& kind, size_t unit, int64_t begin, int64_t end,
                                  float* out) {
-  FLAM_CHECK(block < manifest_.layout.blocks.size() && 0 <= begin && begin <= end)
-      << "block " << block << " range [" << begin << ", " << end << ")";
-  const BlockLayout& b = manifest_.layout.blocks[block];
+  FLAM_CHECK(unit < manifest_.layout.units.size() && 0 <= begin && begin <= end)
+      << "unit " << unit << " range [" << begin << ", " << end << ")";
+  const UnitLayout& b = manifest_.layout.units[unit];
   const int64_t old_slice = b.padded_numel / manifest_.world_size;
-  const std::string section = block_section_name(kind, block);
+  const std::string section = unit_section_name(kind, unit);
   const int64_t real_end = std::min(end, b.numel);
   if (begin < end)
     std::fill(out + std::max<int64_t>(0, real_end - begin), out + (end - begin), 0.f);

@@ -1,5 +1,5 @@
 // CheckpointReader: reads one committed checkpoint directory (step_N/) for resume, inspection and
-// export: verifies rank files against the manifest and reads any range of a block's flat buffer
+// export: verifies rank files against the manifest and reads any range of a unit's flat buffer
 // whatever world size wrote it (the concatenate-and-split of resharding happens here). A
 // checkpoint in a bucket is read from a local download of its step (download_checkpoint).
 //
@@ -16,9 +16,9 @@
 
 namespace flam::train {
 
-// The three fp32 buffers every block has, and the section names they are stored under.
+// The three fp32 buffers every unit has, and the section names they are stored under.
 inline constexpr const char* kStateKinds[] = {"master", "exp_avg", "exp_avg_sq"};
-std::string block_section_name(const std::string& kind, size_t block);  // "master/3"
+std::string unit_section_name(const std::string& kind, size_t unit);  // "master/3"
 
 class CheckpointReader {
  public:
@@ -33,10 +33,10 @@ class CheckpointReader {
   // Throws flam::Error(kData) (or kIo) naming the file, section and offset.
   void verify_file(int rank);
 
-  // out[end - begin] <- elements [begin, end) of block `block`'s flat `kind` buffer, as if the
-  // slices of every old rank were concatenated; elements at or past the block's numel (padding)
+  // out[end - begin] <- elements [begin, end) of unit `unit`'s flat `kind` buffer, as if the
+  // slices of every old rank were concatenated; elements at or past the unit's numel (padding)
   // are zeros, so any world size's slices can be cut from it. Unchecked bytes: verify first.
-  void read_flat(const std::string& kind, size_t block, int64_t begin, int64_t end, float* out);
+  void read_flat(const std::string& kind, size_t unit, int64_t begin, int64_t end, float* out);
 
   // A whole section of one rank's file, CRC-checked.
   std::string read_section(int rank, const std::string& name);

@@ -53,14 +53,14 @@ void remove_tree_quietly(const std::string& path) {
   }
 }
 
-// FLAM_CHECKs that `state` holds one slice of layout.slice_numel(b) floats per block.
+// FLAM_CHECKs that `state` holds one slice of layout.slice_numel(b) floats per unit.
 void check_slices(const FlatLayout& layout, const RankState& state) {
   for (const auto* buffers : {&state.master, &state.exp_avg, &state.exp_avg_sq}) {
-    FLAM_CHECK(buffers->size() == layout.blocks.size())
-        << buffers->size() << " slices for " << layout.blocks.size() << " blocks";
-    for (size_t b = 0; b < layout.blocks.size(); ++b) {
+    FLAM_CHECK(buffers->size() == layout.units.size())
+        << buffers->size() << " slices for " << layout.units.size() << " units";
+    for (size_t b = 0; b < layout.units.size(); ++b) {
       FLAM_CHECK(static_cast<int64_t>((*buffers)[b].size()) == layout.slice_numel(b))
-          << "block " << b << ": slice of " << (*buffers)[b].size() << " floats, layout says "
+          << "unit " << b << ": slice of " << (*buffers)[b].size() << " floats, layout says "
           << layout.slice_numel(b);
     }
   }
@@ -69,8 +69,8 @@ void check_slices(const FlatLayout& layout, const RankState& state) {
 RankFileSummary write_state(int rank, int world_size, const FlatLayout& layout,
                             const RankState& state, const std::string& path) {
   nlohmann::json meta = {{"rank", rank}, {"world_size", world_size}, {"step", state.step}};
-  for (size_t b = 0; b < layout.blocks.size(); ++b) {
-    meta["blocks"].push_back(layout.blocks[b].name);
+  for (size_t b = 0; b < layout.units.size(); ++b) {
+    meta["blocks"].push_back(layout.units[b].name);
     meta["slice_numel"].push_back(layout.slice_numel(b));
   }
   const std::string meta_text = meta.dump();
@@ -85,9 +85,9 @@ RankFileSummary write_state(int rank, int world_size, const FlatLayout& layout,
   const std::vector<std::vector<float>>* buffers[] = {&state.master, &state.exp_avg,
                                                       &state.exp_avg_sq};
   for (size_t k = 0; k < 3; ++k) {
-    for (size_t b = 0; b < layout.blocks.size(); ++b) {
+    for (size_t b = 0; b < layout.units.size(); ++b) {
       const std::vector<float>& v = (*buffers[k])[b];
-      sections.push_back({block_section_name(kStateKinds[k], b), v.data(), v.size() * 4});
+      sections.push_back({unit_section_name(kStateKinds[k], b), v.data(), v.size() * 4});
     }
   }
   return write_rank_file(path, sections);
@@ -497,8 +497,8 @@ std::optional<LoadedCheckpoint> Checkpointer::load_latest(const FlatLayout& layo
     s.step = m.step;
     std::vector<std::vector<float>>* buffers[] = {&s.master, &s.exp_avg, &s.exp_avg_sq};
     for (size_t k = 0; k < 3; ++k) {
-      buffers[k]->resize(layout.blocks.size());
-      for (size_t b = 0; b < layout.blocks.size(); ++b) {
+      buffers[k]->resize(layout.units.size());
+      for (size_t b = 0; b < layout.units.size(); ++b) {
         const int64_t slice = layout.slice_numel(b);
         (*buffers[k])[b].resize(slice);
         reader->read_flat(kStateKinds[k], b, rank * slice, (rank + 1) * slice,

@@ -48,7 +48,7 @@ namespace flam::train {
 
 // What one rank saves; host memory.
 struct RankState {
-  // Per block of the FlatLayout, this rank's slice: FlatLayout::slice_numel(block) floats each.
+  // Per unit of the FlatLayout, this rank's slice: FlatLayout::slice_numel(unit) floats each.
   std::vector<std::vector<float>> master, exp_avg, exp_avg_sq;
   std::string loader_laion, loader_mmc4;  // pipeline::Loader::state() of this rank
   std::string rng;                        // opaque bytes (torch generator state etc.)
@@ -67,7 +67,7 @@ class SnapshotSource {
   // Training thread, inside save(): everything but the slices (loaders, RNG, counters).
   virtual void snapshot(RankState& state) = 0;
   // Writer thread, after snapshot(): this rank's slices into state.master/exp_avg/exp_avg_sq
-  // (layout().blocks.size() vectors of slice_numel(b) floats each), reusing their storage.
+  // (layout().units.size() vectors of slice_numel(b) floats each), reusing their storage.
   virtual void copy_slices(RankState& state) const = 0;
   // Training thread, inside save(), before it returns: `copied` is ready once copy_slices()
   // has returned. The source must not change what copy_slices() reads before then.
@@ -128,7 +128,7 @@ class Checkpointer {
 
   // Collective. The newest checkpoint whose manifest and checksums verify (a broken newest one is
   // reported and the previous used); nullopt if none. Reshards when layout.world_size differs
-  // from the manifest's. Throws flam::Error(kConfig) if the manifest's blocks (names, numel) do
+  // from the manifest's. Throws flam::Error(kConfig) if the manifest's units (names, numel) do
   // not match `layout` (a different model).
   std::optional<LoadedCheckpoint> load_latest(const FlatLayout& layout);
 

@@ -41,11 +41,11 @@ weights::NamedTensors consolidate_checkpoint(const std::string& step_dir) {
   const Manifest& m = reader.manifest();
   for (int r = 0; r < m.world_size; ++r) reader.verify_file(r);
   weights::NamedTensors out;
-  for (size_t b = 0; b < m.layout.blocks.size(); ++b) {
-    const BlockLayout& block = m.layout.blocks[b];
-    at::Tensor flat = at::empty({block.numel}, at::kFloat);
-    reader.read_flat("master", b, 0, block.numel, flat.data_ptr<float>());
-    for (const ParamSlot& p : block.params) {
+  for (size_t b = 0; b < m.layout.units.size(); ++b) {
+    const UnitLayout& unit = m.layout.units[b];
+    at::Tensor flat = at::empty({unit.numel}, at::kFloat);
+    reader.read_flat("master", b, 0, unit.numel, flat.data_ptr<float>());
+    for (const ParamSlot& p : unit.params) {
       out.emplace_back(p.name, flat.narrow(0, p.offset, p.numel).reshape(p.shape).clone());
     }
   }

@@ -34,26 +34,27 @@ T integer(const json& j) {
 }
 
 json layout_to_json(const FlatLayout& layout) {
-  json blocks = json::array();
-  for (const BlockLayout& b : layout.blocks) {
+  json units = json::array();
+  for (const UnitLayout& b : layout.units) {
     json params = json::array();
     for (const ParamSlot& p : b.params) {
       params.push_back(
           {{"name", p.name}, {"shape", p.shape}, {"offset", p.offset}, {"numel", p.numel}});
     }
-    blocks.push_back({{"name", b.name},
-                      {"numel", b.numel},
-                      {"padded_numel", b.padded_numel},
-                      {"params", params}});
+    units.push_back({{"name", b.name},
+                     {"numel", b.numel},
+                     {"padded_numel", b.padded_numel},
+                     {"params", params}});
   }
-  return {{"world_size", layout.world_size}, {"blocks", blocks}};
+  // "blocks" is the units' field name since format_version 1, kept so that old manifests parse.
+  return {{"world_size", layout.world_size}, {"blocks", units}};
 }
 
 FlatLayout layout_from_json(const json& j) {
   FlatLayout layout;
   layout.world_size = integer<int>(j.at("world_size"));
   for (const json& jb : j.at("blocks")) {
-    BlockLayout b;
+    UnitLayout b;
     b.name = jb.at("name").get<std::string>();
     b.numel = integer<int64_t>(jb.at("numel"));
     b.padded_numel = integer<int64_t>(jb.at("padded_numel"));
@@ -65,7 +66,7 @@ FlatLayout layout_from_json(const json& j) {
       p.numel = integer<int64_t>(jp.at("numel"));
       b.params.push_back(std::move(p));
     }
-    layout.blocks.push_back(std::move(b));
+    layout.units.push_back(std::move(b));
   }
   return layout;
 }
@@ -141,9 +142,9 @@ Manifest parse_manifest(const std::string& text, const std::string& path) {
     if (m.files[r].name != run_layout::rank_file_name(r))
       invalid("unexpected file " + m.files[r].name, path);
   }
-  for (const BlockLayout& b : m.layout.blocks) {
+  for (const UnitLayout& b : m.layout.units) {
     if (b.numel < 0 || b.padded_numel < b.numel || b.padded_numel % m.world_size != 0) {
-      invalid("block '" + b.name + "' has inconsistent sizes", path);
+      invalid("unit '" + b.name + "' has inconsistent sizes", path);
     }
   }
   return m;

@@ -12,7 +12,7 @@
 // every rank, which scores them; every rank returns the same report.
 //
 // Collective: every rank of comm must call run_eval with the same options. Model code is
-// single-device: the caller owns device placement and the BlockRunner (ZeRO-3) installed on the
+// single-device: the caller owns device placement and the UnitRunner (ZeRO-3) installed on the
 // model, which generation calls through like forward(). Runs under NoGradGuard.
 #pragma once
 

@@ -49,12 +49,12 @@ torch::Tensor FlamingoImpl::encode_images(const torch::Tensor& images) {
   return tokens.view({b, T, F, tokens.size(1), tokens.size(2)});
 }
 
-torch::Tensor FlamingoImpl::call_block(size_t block, const BlockFn& fn,
-                                       const std::vector<torch::Tensor>& inputs) {
-  return runner_ ? runner_->run(block, fn, inputs) : fn(inputs);
+torch::Tensor FlamingoImpl::call_trained(size_t unit, const UnitFn& fn,
+                                         const std::vector<torch::Tensor>& inputs) {
+  return runner_ ? runner_->run(unit, fn, inputs) : fn(inputs);
 }
 
-torch::Tensor FlamingoImpl::call_frozen(size_t unit, const BlockFn& fn,
+torch::Tensor FlamingoImpl::call_frozen(size_t unit, const UnitFn& fn,
                                         const std::vector<torch::Tensor>& inputs) {
   return runner_ ? runner_->run_frozen(unit, fn, inputs) : fn(inputs);
 }
@@ -106,8 +106,8 @@ torch::Tensor FlamingoImpl::media_latents(const torch::Tensor& images, int64_t B
   const size_t depth = perceiver_->depth();
   for (size_t i = 0; i < depth; ++i) {
     latents =
-        call_block(i, [this, i](const Inputs& in) { return perceiver_->layer(i, in[0], in[1]); },
-                   {media, latents});
+        call_trained(i, [this, i](const Inputs& in) { return perceiver_->layer(i, in[0], in[1]); },
+                     {media, latents});
   }
   return perceiver_->finish(latents);  // [B, T_img, n, D_v]
 }
@@ -126,12 +126,12 @@ torch::Tensor FlamingoImpl::forward(const torch::Tensor& images, const torch::Te
   auto [cos, sin] = rotary_tables(positions, head_dim, options_.lang.rope_theta, h.scalar_type());
   auto mask = causal_mask(attention_mask.defined() ? attention_mask : torch::ones_like(input_ids),
                           T, h.scalar_type());
-  size_t block = perceiver_->depth();
+  size_t unit = perceiver_->depth();
   for (size_t i = 0; i < lang_->num_layers(); ++i) {
     if (auto* xattn = lang_->xattn(i)) {
-      h = call_block(block++,
-                     [xattn](const Inputs& in) { return xattn->forward(in[0], in[1], in[2]); },
-                     {h, vis, media_locations});
+      h = call_trained(unit++,
+                       [xattn](const Inputs& in) { return xattn->forward(in[0], in[1], in[2]); },
+                       {h, vis, media_locations});
     }
     h = decoder_layer(i, h, cos, sin, mask);
   }
@@ -155,17 +155,17 @@ torch::Tensor FlamingoImpl::start_decoding(const torch::Tensor& images,
   state.num_latents = vis.size(2);
   state.media_k.resize(lang_->num_layers());
   state.media_v.resize(lang_->num_layers());
-  size_t block = perceiver_->depth();
+  size_t unit = perceiver_->depth();
   for (size_t i = 0; i < lang_->num_layers(); ++i) {
     state.k.push_back(torch::zeros({B, lo.heads, capacity, head_dim}, h.options()));
     state.v.push_back(torch::zeros({B, lo.heads, capacity, head_dim}, h.options()));
     if (auto* xattn = lang_->xattn(i)) {
-      auto kv = call_block(block++,
-                           [xattn](const Inputs& in) {
-                             auto [k, v] = xattn->media_kv(in[0]);
-                             return torch::stack({k, v});
-                           },
-                           {vis});
+      auto kv = call_trained(unit++,
+                             [xattn](const Inputs& in) {
+                               auto [k, v] = xattn->media_kv(in[0]);
+                               return torch::stack({k, v});
+                             },
+                             {vis});
       state.media_k[i] = kv[0];
       state.media_v[i] = kv[1];
     }
@@ -203,14 +203,14 @@ torch::Tensor FlamingoImpl::decode_layers(DecodeState& state, torch::Tensor h,
   auto positions = torch::arange(past, past + t, text_time.options());
   auto [cos, sin] = rotary_tables(positions, lo.dim / lo.heads, lo.rope_theta, h.scalar_type());
   const int64_t n = state.num_latents;
-  size_t block = perceiver_->depth();
+  size_t unit = perceiver_->depth();
   for (size_t i = 0; i < lang_->num_layers(); ++i) {
     if (auto* xattn = lang_->xattn(i)) {
-      h = call_block(block++,
-                     [xattn, n](const Inputs& in) {
-                       return xattn->forward_cached(in[0], in[1], in[2], in[3], n);
-                     },
-                     {h, state.media_k[i], state.media_v[i], text_time});
+      h = call_trained(unit++,
+                       [xattn, n](const Inputs& in) {
+                         return xattn->forward_cached(in[0], in[1], in[2], in[3], n);
+                       },
+                       {h, state.media_k[i], state.media_v[i], text_time});
     }
     h = call_frozen(decoder_unit(i),
                     [&, i](const Inputs& in) {
@@ -249,36 +249,36 @@ torch::Tensor FlamingoImpl::loss(const torch::Tensor& logits, const torch::Tenso
   return per_token.sum() / count;
 }
 
-std::vector<TrainedBlock> FlamingoImpl::trained_blocks() {
-  std::vector<TrainedBlock> blocks;
+std::vector<ParamUnit> FlamingoImpl::trained_units() {
+  std::vector<ParamUnit> units;
   std::set<std::string> taken;
-  auto add_block = [&](const std::string& name, torch::nn::Module& module) {
-    TrainedBlock b{name, {}};
+  auto add_unit = [&](const std::string& name, torch::nn::Module& module) {
+    ParamUnit u{name, {}};
     for (auto& item : module.named_parameters()) {
-      b.params.emplace_back(name + "." + item.key(), item.value());
+      u.params.emplace_back(name + "." + item.key(), item.value());
       taken.insert(name + "." + item.key());
     }
-    blocks.push_back(std::move(b));
+    units.push_back(std::move(u));
   };
   auto perceiver_layers = perceiver_->named_children()["layers"];
   for (size_t i = 0; i < perceiver_->depth(); ++i) {
-    add_block("perceiver.layers." + std::to_string(i),
-              *perceiver_layers->named_children()[std::to_string(i)]);
+    add_unit("perceiver.layers." + std::to_string(i),
+             *perceiver_layers->named_children()[std::to_string(i)]);
   }
   for (size_t i : lang_->xattn_layers()) {
-    add_block("lang_encoder.gated_cross_attn_layers." + std::to_string(i), *lang_->xattn(i));
+    add_unit("lang_encoder.gated_cross_attn_layers." + std::to_string(i), *lang_->xattn(i));
   }
-  TrainedBlock rest{"rest", {}};
+  ParamUnit rest{"rest", {}};
   for (auto& item : named_parameters()) {
     if (item.value().requires_grad() && !taken.count(item.key())) {
       rest.params.emplace_back(item.key(), item.value());
     }
   }
-  blocks.push_back(std::move(rest));
-  return blocks;
+  units.push_back(std::move(rest));
+  return units;
 }
 
-void FlamingoImpl::set_block_runner(BlockRunner* runner) { runner_ = runner; }
+void FlamingoImpl::set_unit_runner(UnitRunner* runner) { runner_ = runner; }
 
 bool FlamingoImpl::weight_decay(const std::string& param_name) const {
   return param_name.find("gated_cross_attn") != std::string::npos;

@@ -64,13 +64,14 @@ inline constexpr const char* kSpecialTokenEmbeddings = "lang_encoder.special_tok
 // The vocabulary size of the logits: lang.vocab_size + 3.
 int64_t full_vocab_size(const ModelOptions& options);
 
-// The ZeRO-3 seam. The model calls each trained per-layer block through a BlockRunner:
-// `fn(inputs)` computes the block's output from `inputs` with the block's parameters (the
-// tensors listed in trained_blocks()[block].params) as they are at call time. The default runner
-// calls fn(inputs) directly. train/zero3 installs one that gathers the block's parameters before
-// fn and frees them after (and re-gathers / recomputes in backward). fn is pure apart from reading
-// those parameters, so calling it again (recompute) gives the same result.
-// Inputs per block kind:
+// The ZeRO-3 seam. The model calls each trained per-layer unit (a ZeRO parameter group, FSDP's
+// word) through a UnitRunner: `fn(inputs)` computes the unit's output from `inputs` with the
+// unit's parameters (the tensors listed in trained_units()[unit].params) as they are at call
+// time. The default runner calls fn(inputs) directly. train/zero3 installs one that gathers the
+// unit's parameters before fn and frees them after (and re-gathers / recomputes in backward). fn
+// is pure apart from reading those parameters, so calling it again (recompute) gives the same
+// result.
+// Inputs per unit kind:
 //   perceiver.layers.i:                   {media [b, T, F*v, D_v], latents [b, T, n, D_v]} ->
 //   latents lang_encoder.gated_cross_attn_layers.K: {x [B, T_txt, D], media [B, T_img, n, D_v],
 //                                          media_locations [B, T_txt] bool} -> x
@@ -82,11 +83,11 @@ int64_t full_vocab_size(const ModelOptions& options);
 // last the head (final norm, lm_head). A frozen unit's fn reads trained parameters only through
 // its inputs or from "rest" (gathered for the whole step). The default run_frozen calls fn
 // directly (frozen weights replicated).
-class BlockRunner {
+class UnitRunner {
  public:
-  virtual ~BlockRunner() = default;
+  virtual ~UnitRunner() = default;
   virtual torch::Tensor run(
-      size_t block, const std::function<torch::Tensor(const std::vector<torch::Tensor>&)>& fn,
+      size_t unit, const std::function<torch::Tensor(const std::vector<torch::Tensor>&)>& fn,
       const std::vector<torch::Tensor>& inputs) = 0;
   virtual torch::Tensor run_frozen(
       size_t unit, const std::function<torch::Tensor(const std::vector<torch::Tensor>&)>& fn,
@@ -96,9 +97,10 @@ class BlockRunner {
   }
 };
 
-// One group of trained parameters, gathered together by ZeRO-3. Tensors alias the module's
+// One unit: a group of parameters gathered together by ZeRO-3 (trained units, or frozen units
+// with train.shard_frozen). Tensors alias the module's
 // parameters (same storage): setting their data changes what the model computes with.
-struct TrainedBlock {
+struct ParamUnit {
   std::string name;                                           // e.g. "perceiver.layers.0"
   std::vector<std::pair<std::string, torch::Tensor>> params;  // full OpenFlamingo names
 };
@@ -128,7 +130,7 @@ class FlamingoImpl : public torch::nn::Module {
 
   // images: [B, T_img, F, 3, H, W] float, CLIP-normalised (T_img may be 0 or images undefined:
   //   then the Perceiver still runs, on zero vision tokens, and every text token attends to
-  //   nothing, so that every rank calls every block in every step);
+  //   nothing, so that every rank calls every unit in every step);
   // input_ids [B, T] int64; attention_mask [B, T] int64 (1 = token, 0 = padding; undefined: all
   //   tokens). Padding is expected on the right (positions are 0..T-1 in every row).
   // The i-th `<image>` token of a row (in position order) stands for images[b, i].
@@ -162,15 +164,15 @@ class FlamingoImpl : public torch::nn::Module {
   // no such position the loss is 0 (still attached to the graph). Returns a scalar fp32 tensor.
   static torch::Tensor loss(const torch::Tensor& logits, const torch::Tensor& labels);
 
-  // Trained parameters grouped into blocks in call order: "perceiver.layers.0" ..,
+  // Trained parameters grouped into units in call order: "perceiver.layers.0" ..,
   // "lang_encoder.gated_cross_attn_layers.K" .. (ascending K), and last "rest"
   // (perceiver.latents, perceiver.norm.*, lang_encoder.special_token_embeddings, media-time and
-  // frame embeddings). Every trained parameter is in exactly one block. Index i of this vector is
-  // what BlockRunner::run receives for per-layer blocks; "rest" is never passed to run().
-  std::vector<TrainedBlock> trained_blocks();
+  // frame embeddings). Every trained parameter is in exactly one unit. Index i of this vector is
+  // what UnitRunner::run receives for per-layer units; "rest" is never passed to run().
+  std::vector<ParamUnit> trained_units();
 
   // nullptr = direct calls. The runner is not owned and must outlive its use by forward().
-  void set_block_runner(BlockRunner* runner);
+  void set_unit_runner(UnitRunner* runner);
 
   // True for parameters AdamW decays: OpenFlamingo decays only gated cross-attention parameters
   // (every name containing "gated_cross_attn").
@@ -183,10 +185,10 @@ class FlamingoImpl : public torch::nn::Module {
   LanguageModelImpl& lang_encoder() { return *lang_; }
 
  private:
-  using BlockFn = std::function<torch::Tensor(const std::vector<torch::Tensor>&)>;
-  torch::Tensor call_block(size_t block, const BlockFn& fn, const std::vector<torch::Tensor>& in);
-  torch::Tensor call_frozen(size_t unit, const BlockFn& fn, const std::vector<torch::Tensor>& in);
-  // Frozen unit indices (see BlockRunner): token embedding, decoder layer i, head.
+  using UnitFn = std::function<torch::Tensor(const std::vector<torch::Tensor>&)>;
+  torch::Tensor call_trained(size_t unit, const UnitFn& fn, const std::vector<torch::Tensor>& in);
+  torch::Tensor call_frozen(size_t unit, const UnitFn& fn, const std::vector<torch::Tensor>& in);
+  // Frozen unit indices (see UnitRunner): token embedding, decoder layer i, head.
   size_t embed_unit() const;
   size_t decoder_unit(size_t i) const { return embed_unit() + 1 + i; }
   size_t head_unit() const;
@@ -205,7 +207,7 @@ class FlamingoImpl : public torch::nn::Module {
   std::shared_ptr<VisionEncoderImpl> vision_;
   std::shared_ptr<PerceiverResamplerImpl> perceiver_;
   std::shared_ptr<LanguageModelImpl> lang_;
-  BlockRunner* runner_ = nullptr;
+  UnitRunner* runner_ = nullptr;
 };
 TORCH_MODULE(Flamingo);
 

@@ -91,7 +91,7 @@ class PerceiverResamplerImpl : public torch::nn::Module {
   // The whole resampler: x [b, T, F, v, D] -> [b, T, num_latents, D].
   torch::Tensor forward(const torch::Tensor& x);
 
-  // The same computation in steps, so Flamingo can route each layer through a BlockRunner:
+  // The same computation in steps, so Flamingo can route each layer through a UnitRunner:
   //   media = prepare(x); latents = initial_latents(b, T);
   //   for i: latents = layer(i, media, latents); out = finish(latents).
   torch::Tensor prepare(const torch::Tensor& x);        // [b, T, F, v, D] -> [b, T, F*v, D]

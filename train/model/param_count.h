@@ -33,7 +33,7 @@ struct UnitCount {
   int64_t params = 0;
 };
 
-// The trained units in the engine's order (model::Flamingo::trained_blocks()):
+// The trained units in the engine's order (model::Flamingo::trained_units()):
 // perceiver.layers.i, lang_encoder.gated_cross_attn_layers.K (ascending K), then "rest".
 std::vector<UnitCount> trained_units(const ModelOptions& options);
 

@@ -8,39 +8,39 @@ namespace flam::train {
 
 int64_t FlatLayout::total_numel() const {
   int64_t total = 0;
-  for (const BlockLayout& block : blocks) total += block.numel;
+  for (const UnitLayout& unit : units) total += unit.numel;
   return total;
 }
 
 int64_t FlatLayout::total_slice_numel() const {
   int64_t total = 0;
-  for (size_t b = 0; b < blocks.size(); ++b) total += slice_numel(b);
+  for (size_t b = 0; b < units.size(); ++b) total += slice_numel(b);
   return total;
 }
 
-FlatLayout make_flat_layout(const std::vector<BlockSpec>& blocks, int world_size) {
+FlatLayout make_flat_layout(const std::vector<UnitSpec>& units, int world_size) {
   FLAM_CHECK(world_size >= 1) << "world_size " << world_size;
   FlatLayout layout;
   layout.world_size = world_size;
-  for (const auto& [block_name, params] : blocks) {
-    BlockLayout block;
-    block.name = block_name;
+  for (const auto& [unit_name, params] : units) {
+    UnitLayout unit;
+    unit.name = unit_name;
     for (const auto& [param_name, shape] : params) {
       ParamSlot slot;
       slot.name = param_name;
       slot.shape = shape;
-      slot.offset = block.numel;
+      slot.offset = unit.numel;
       slot.numel = 1;
       for (int64_t d : shape) {
         FLAM_CHECK(d >= 0) << param_name << " has a negative dimension";
         slot.numel *= d;
       }
-      block.numel += slot.numel;
-      block.params.push_back(std::move(slot));
+      unit.numel += slot.numel;
+      unit.params.push_back(std::move(slot));
     }
-    const int64_t per_rank = (block.numel + world_size - 1) / world_size;
-    block.padded_numel = std::max<int64_t>(per_rank, 1) * world_size;
-    layout.blocks.push_back(std::move(block));
+    const int64_t per_rank = (unit.numel + world_size - 1) / world_size;
+    unit.padded_numel = std::max<int64_t>(per_rank, 1) * world_size;
+    layout.units.push_back(std::move(unit));
   }
   return layout;
 }

@@ -13,15 +13,15 @@ void check_same_layout(const FlatLayout& saved, const FlatLayout& now, const std
                     "); point train.run_dir at a fresh directory or restore the model config",
                 ctx);
   };
-  if (saved.blocks.size() != now.blocks.size()) {
-    fail(std::to_string(saved.blocks.size()) + " blocks, the model has " +
-         std::to_string(now.blocks.size()));
+  if (saved.units.size() != now.units.size()) {
+    fail(std::to_string(saved.units.size()) + " units, the model has " +
+         std::to_string(now.units.size()));
   }
-  for (size_t b = 0; b < now.blocks.size(); ++b) {
-    const BlockLayout& s = saved.blocks[b];
-    const BlockLayout& n = now.blocks[b];
+  for (size_t b = 0; b < now.units.size(); ++b) {
+    const UnitLayout& s = saved.units[b];
+    const UnitLayout& n = now.units[b];
     if (s.name != n.name || s.numel != n.numel || s.params.size() != n.params.size()) {
-      fail("block " + std::to_string(b) + " '" + s.name + "' of " + std::to_string(s.numel) +
+      fail("unit " + std::to_string(b) + " '" + s.name + "' of " + std::to_string(s.numel) +
            " elements, the model's '" + n.name + "' has " + std::to_string(n.numel));
     }
     for (size_t p = 0; p < n.params.size(); ++p) {

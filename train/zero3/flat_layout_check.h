@@ -10,7 +10,7 @@
 namespace flam::train {
 
 // Throws flam::Error(kConfig) naming `where` when `saved` (a checkpoint's layout) does not
-// describe the same blocks and parameters (names, sizes, offsets, shapes) as `now` (the
+// describe the same units and parameters (names, sizes, offsets, shapes) as `now` (the
 // model's); the world sizes may differ.
 void check_same_layout(const FlatLayout& saved, const FlatLayout& now, const std::string& where);
 

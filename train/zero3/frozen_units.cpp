@@ -10,9 +10,9 @@
 
 namespace flam::train {
 
-std::vector<model::TrainedBlock> frozen_units(model::FlamingoImpl& model) {
+std::vector<model::ParamUnit> frozen_units(model::FlamingoImpl& model) {
   const model::ModelOptions& o = model.options();
-  std::vector<model::TrainedBlock> units{{"vision_encoder", {}}};
+  std::vector<model::ParamUnit> units{{"vision_encoder", {}}};
   std::map<std::string, size_t> index;  // unit name -> position
   for (int i = 0; i < o.vision.layers; ++i)
     units.push_back({"vision_encoder.transformer.resblocks." + std::to_string(i), {}});
@@ -43,6 +43,13 @@ std::vector<model::TrainedBlock> frozen_units(model::FlamingoImpl& model) {
     FLAM_CHECK(it != index.end()) << "frozen parameter " << name << " belongs to no unit";
     units[it->second].params.emplace_back(name, item.value());
   }
+  return units;
+}
+
+std::vector<size_t> decoder_layer_units(const model::ModelOptions& options) {
+  std::vector<size_t> units;
+  for (int i = 0; i < options.lang.layers; ++i)
+    units.push_back(static_cast<size_t>(options.vision.layers) + 2 + static_cast<size_t>(i));
   return units;
 }
 

@@ -14,6 +14,9 @@
 
 namespace flam::train {
 
-std::vector<model::TrainedBlock> frozen_units(model::FlamingoImpl& model);
+std::vector<model::ParamUnit> frozen_units(model::FlamingoImpl& model);
+// The units of the LLaMA decoder layers in that order (L_v + 2 + i for layer i): what
+// train.checkpointing: every_layer recomputes in backward.
+std::vector<size_t> decoder_layer_units(const model::ModelOptions& options);
 
 }  // namespace flam::train

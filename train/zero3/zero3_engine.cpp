@@ -11,7 +11,7 @@
 
 namespace flam::train {
 
-struct Zero3Engine::Block {
+struct Zero3Engine::Unit {
   std::vector<at::Tensor> params;  // the model's parameter tensors, in layout order (aliases)
   at::Tensor master;               // [slice] fp32; a frozen unit's: [slice] compute dtype
   at::Tensor exp_avg;              // [slice] fp32
@@ -19,24 +19,27 @@ struct Zero3Engine::Block {
   at::Tensor grad;                 // [slice] fp32, averaged over ranks, summed over micro-steps
   Ranges decay;                    // ranges of the slice that AdamW decays
   at::Tensor full;                 // [padded] compute dtype, defined while installed
+  bool resident = false;           // gathered for the whole step: "rest", all under kNone
+  at::Tensor full_grad;  // resident, fp32 compute: [padded] fp32, the parameters' .grad views
 };
 
 struct Zero3Engine::Gather {
-  size_t block = 0;
+  size_t unit = 0;
   at::Tensor send;  // [slice] compute dtype
   at::Tensor full;  // [padded] compute dtype
   std::unique_ptr<Work> work;
 };
 
 struct Zero3Engine::PendingReduce {
-  size_t block = 0;
-  at::Tensor send;  // [padded] fp32 gradient of the whole block
+  size_t unit = 0;
+  at::Tensor send;  // [padded] fp32 gradient of the whole unit
   at::Tensor recv;  // [slice] fp32 averaged gradient of this rank's slice
   std::unique_ptr<Work> work;
 };
 
 struct Zero3Engine::Call {
-  size_t block = 0;  // unit id (trained block or frozen unit)
+  size_t unit = 0;       // unit id (trained unit or frozen unit)
+  bool gathered = true;  // false: a replicated frozen layer, recomputed without a gather
   std::function<at::Tensor(const std::vector<at::Tensor>&)> fn;
   size_t index = 0;                 // position among this micro-step's forward calls
   std::vector<bool> requires_grad;  // per input (without the anchor)
@@ -44,9 +47,9 @@ struct Zero3Engine::Call {
 
 namespace {
 
-// Blocks between the engine's gathers: outputs = fn(inputs) with the block's parameters; the
+// Units between the engine's gathers: outputs = fn(inputs) with the unit's parameters; the
 // backward re-gathers and recomputes (Zero3Engine::backward_call).
-class BlockFunction : public torch::autograd::Function<BlockFunction> {
+class UnitFunction : public torch::autograd::Function<UnitFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::TensorList inputs,
                             int64_t call_id, Zero3Engine* engine) {
@@ -71,42 +74,49 @@ int64_t element_size(at::ScalarType type) { return static_cast<int64_t>(c10::ele
 
 }  // namespace
 
-Zero3Engine::Zero3Engine(std::vector<model::TrainedBlock> blocks,
+Zero3Engine::Zero3Engine(std::vector<model::ParamUnit> units,
                          const std::function<bool(const std::string&)>& weight_decay, Comm& comm,
                          const OptimizerOptions& optimizer, at::ScalarType compute_dtype,
-                         std::vector<model::TrainedBlock> frozen)
-    : comm_(comm), optimizer_(optimizer), compute_dtype_(compute_dtype) {
-  FLAM_CHECK(!blocks.empty() && blocks.back().name == "rest")
-      << "trained blocks must end with \"rest\"";
+                         std::vector<model::ParamUnit> frozen, Checkpointing checkpointing,
+                         std::vector<size_t> recomputed_frozen)
+    : comm_(comm),
+      optimizer_(optimizer),
+      compute_dtype_(compute_dtype),
+      checkpointing_(checkpointing),
+      recomputed_frozen_(std::move(recomputed_frozen)) {
+  if (checkpointing_ != Checkpointing::kEveryLayer) recomputed_frozen_.clear();
+  std::sort(recomputed_frozen_.begin(), recomputed_frozen_.end());
+  FLAM_CHECK(!units.empty() && units.back().name == "rest")
+      << "trained units must end with \"rest\"";
   FLAM_CHECK(compute_dtype == at::kFloat || compute_dtype == at::kBFloat16)
       << "compute dtype " << compute_dtype;
-  std::vector<BlockSpec> specs;
-  for (const model::TrainedBlock& block : blocks) {
-    BlockSpec spec{block.name, {}};
-    for (const auto& [name, tensor] : block.params)
+  std::vector<UnitSpec> specs;
+  for (const model::ParamUnit& unit : units) {
+    UnitSpec spec{unit.name, {}};
+    for (const auto& [name, tensor] : unit.params)
       spec.second.emplace_back(name, tensor.sizes().vec());
     specs.push_back(std::move(spec));
   }
   layout_ = make_flat_layout(specs, comm.size());
-  rest_ = blocks.size() - 1;
+  rest_ = units.size() - 1;
 
   torch::NoGradGuard no_grad;
   at::Device device = at::kCPU;
-  for (const model::TrainedBlock& block : blocks) {
-    if (!block.params.empty()) device = block.params.front().second.device();
+  for (const model::ParamUnit& unit : units) {
+    if (!unit.params.empty()) device = unit.params.front().second.device();
   }
   const auto fp32 = at::TensorOptions().dtype(at::kFloat).device(device);
   anchor_ = torch::zeros({1}, fp32).requires_grad_(true);
-  blocks_.resize(blocks.size());
-  for (size_t b = 0; b < blocks.size(); ++b) {
-    const BlockLayout& layout = layout_.blocks[b];
+  units_.resize(units.size());
+  for (size_t b = 0; b < units.size(); ++b) {
+    const UnitLayout& layout = layout_.units[b];
     const int64_t slice = layout_.slice_numel(b);
     const int64_t begin = comm.rank() * slice;
     at::Tensor full = torch::zeros({layout.padded_numel}, fp32);
-    Block& state = blocks_[b];
+    Unit& state = units_[b];
     for (size_t p = 0; p < layout.params.size(); ++p) {
       const ParamSlot& slot = layout.params[p];
-      const at::Tensor& param = blocks[b].params[p].second;
+      const at::Tensor& param = units[b].params[p].second;
       FLAM_CHECK(param.requires_grad()) << slot.name << " is trained but does not require grad";
       full.narrow(0, slot.offset, slot.numel).copy_(param.reshape(-1));
       state.params.push_back(param);
@@ -121,24 +131,25 @@ Zero3Engine::Zero3Engine(std::vector<model::TrainedBlock> blocks,
     state.exp_avg = torch::zeros({slice}, fp32);
     state.exp_avg_sq = torch::zeros({slice}, fp32);
     state.grad = torch::zeros({slice}, fp32);
+    state.resident = b == rest_ || checkpointing_ == Checkpointing::kNone;
     for (at::Tensor& param : state.params) {
       param.set_data(torch::empty({0}, param.options().dtype(compute_dtype_)));
     }
   }
 
-  std::vector<BlockSpec> frozen_specs;
-  for (const model::TrainedBlock& unit : frozen) {
-    BlockSpec spec{unit.name, {}};
+  std::vector<UnitSpec> frozen_specs;
+  for (const model::ParamUnit& unit : frozen) {
+    UnitSpec spec{unit.name, {}};
     for (const auto& [name, tensor] : unit.params)
       spec.second.emplace_back(name, tensor.sizes().vec());
     frozen_specs.push_back(std::move(spec));
   }
   frozen_layout_ = make_flat_layout(frozen_specs, comm.size());
   for (size_t f = 0; f < frozen.size(); ++f) {
-    const BlockLayout& layout = frozen_layout_.blocks[f];
+    const UnitLayout& layout = frozen_layout_.units[f];
     const int64_t slice = frozen_layout_.slice_numel(f);
     const int64_t begin = comm.rank() * slice;
-    Block state;
+    Unit state;
     for (size_t p = 0; p < layout.params.size(); ++p) {
       const ParamSlot& slot = layout.params[p];
       const at::Tensor& param = frozen[f].params[p].second;
@@ -159,12 +170,12 @@ Zero3Engine::Zero3Engine(std::vector<model::TrainedBlock> blocks,
     for (at::Tensor& param : state.params) {
       param.set_data(torch::empty({0}, param.options().dtype(compute_dtype_)));
     }
-    blocks_.push_back(std::move(state));
+    units_.push_back(std::move(state));
   }
 }
 
-const BlockLayout& Zero3Engine::unit_layout(size_t id) const {
-  return is_frozen(id) ? frozen_layout_.blocks[id - rest_ - 1] : layout_.blocks[id];
+const UnitLayout& Zero3Engine::unit_layout(size_t id) const {
+  return is_frozen(id) ? frozen_layout_.units[id - rest_ - 1] : layout_.units[id];
 }
 
 Zero3Engine::~Zero3Engine() = default;
@@ -174,12 +185,12 @@ void Zero3Engine::add_gathered(int64_t bytes) {
   gathered_peak_bytes_ = std::max(gathered_peak_bytes_, gathered_bytes_);
 }
 
-void Zero3Engine::start_gather(size_t block) {
+void Zero3Engine::start_gather(size_t unit) {
   auto gather = std::make_unique<Gather>();
-  gather->block = block;
-  const Block& state = blocks_[block];
+  gather->unit = unit;
+  const Unit& state = units_[unit];
   gather->send = state.master.to(compute_dtype_).contiguous();
-  gather->full = torch::empty({unit_layout(block).padded_numel}, gather->send.options());
+  gather->full = torch::empty({unit_layout(unit).padded_numel}, gather->send.options());
   gather->work = start_all_gather(comm_, gather->send, gather->full);
   const int64_t bytes = gather->full.numel() * element_size(compute_dtype_);
   traffic_.gathers += 1;
@@ -188,50 +199,69 @@ void Zero3Engine::start_gather(size_t block) {
   gathers_.push_back(std::move(gather));
 }
 
-void Zero3Engine::prefetch_next(size_t block, size_t index) {
+void Zero3Engine::prefetch_next(size_t unit, size_t index) {
   if (index + 1 < previous_sequence_.size()) {
     prefetch(previous_sequence_[index + 1]);
   } else if (previous_sequence_.empty()) {
-    prefetch(block + 1);
+    prefetch(unit + 1);
   }
 }
 
-void Zero3Engine::prefetch(size_t block) {
-  if (block == rest_ || block >= blocks_.size() || blocks_[block].full.defined()) return;
+void Zero3Engine::prefetch(size_t unit) {
+  if (unit == rest_ || unit >= units_.size() || units_[unit].full.defined()) return;
+  if (aliases_master(unit)) return;
   for (const auto& gather : gathers_) {
-    if (gather->block == block) return;
+    if (gather->unit == unit) return;
   }
-  if (gathers_.size() >= 2) return;  // at most two blocks ahead
-  start_gather(block);
+  if (gathers_.size() >= 2) return;  // at most two units ahead
+  start_gather(unit);
 }
 
-void Zero3Engine::acquire(size_t block) {
-  Block& state = blocks_[block];
-  if (state.full.defined()) return;
-  auto it = std::find_if(gathers_.begin(), gathers_.end(),
-                         [&](const auto& gather) { return gather->block == block; });
-  if (it == gathers_.end()) {
-    start_gather(block);
-    it = gathers_.end() - 1;
-  }
-  std::unique_ptr<Gather> gather = std::move(*it);
-  gathers_.erase(it);
-  gather->work->wait();
-  state.full = gather->full;
-  const BlockLayout& layout = unit_layout(block);
+bool Zero3Engine::aliases_master(size_t unit) const {
+  return comm_.size() == 1 && units_[unit].master.scalar_type() == compute_dtype_;
+}
+
+void Zero3Engine::install(size_t unit) {
+  Unit& state = units_[unit];
+  const UnitLayout& layout = unit_layout(unit);
   for (size_t p = 0; p < layout.params.size(); ++p) {
     const ParamSlot& slot = layout.params[p];
     state.params[p].set_data(state.full.narrow(0, slot.offset, slot.numel).view(slot.shape));
   }
 }
 
-void Zero3Engine::release(size_t block) {
-  Block& state = blocks_[block];
+void Zero3Engine::acquire(size_t unit) {
+  Unit& state = units_[unit];
+  if (state.full.defined()) return;
+  if (aliases_master(unit)) {  // one rank: the master slice is the whole unit, nothing to gather
+    traffic_.gathers += 1;
+    traffic_.gather_bytes += unit_layout(unit).padded_numel * element_size(compute_dtype_);
+    state.full = state.master;
+    install(unit);
+    return;
+  }
+  auto it = std::find_if(gathers_.begin(), gathers_.end(),
+                         [&](const auto& gather) { return gather->unit == unit; });
+  if (it == gathers_.end()) {
+    start_gather(unit);
+    it = gathers_.end() - 1;
+  }
+  std::unique_ptr<Gather> gather = std::move(*it);
+  gathers_.erase(it);
+  gather->work->wait();
+  state.full = gather->full;
+  install(unit);
+}
+
+void Zero3Engine::release(size_t unit) {
+  Unit& state = units_[unit];
   if (!state.full.defined()) return;
   for (at::Tensor& param : state.params) {
     param.set_data(torch::empty({0}, param.options()));
   }
-  gathered_bytes_ -= state.full.numel() * element_size(compute_dtype_);
+  if (!state.full.is_same(state.master)) {
+    gathered_bytes_ -= state.full.numel() * element_size(compute_dtype_);
+  }
   state.full = at::Tensor();
 }
 
@@ -239,7 +269,23 @@ void Zero3Engine::begin_step() {
   FLAM_CHECK(gathers_.empty() && reduces_.empty()) << "begin_step() inside a step";
   calls_.clear();
   begin_micro_step();
-  acquire(rest_);
+  for (size_t unit = 0; unit <= rest_; ++unit) {
+    Unit& state = units_[unit];
+    if (!state.resident) continue;
+    acquire(unit);
+    if (compute_dtype_ != at::kFloat) continue;  // bf16 gradients: autograd's .grad, cast later
+    // Autograd accumulates into the parameters' .grad in place: make them views of one flat
+    // fp32 buffer (on one rank the gradient slice itself), reduce-scattered by step().
+    state.full_grad = comm_.size() == 1
+                          ? state.grad
+                          : torch::zeros({layout_.units[unit].padded_numel}, state.grad.options());
+    const UnitLayout& layout = layout_.units[unit];
+    for (size_t p = 0; p < layout.params.size(); ++p) {
+      const ParamSlot& slot = layout.params[p];
+      state.params[p].mutable_grad() =
+          state.full_grad.narrow(0, slot.offset, slot.numel).view(slot.shape);
+    }
+  }
 }
 
 void Zero3Engine::begin_micro_step() {
@@ -248,62 +294,79 @@ void Zero3Engine::begin_micro_step() {
   recorded_.clear();
 }
 
-at::Tensor Zero3Engine::run(size_t block,
+at::Tensor Zero3Engine::run(size_t unit,
                             const std::function<at::Tensor(const std::vector<at::Tensor>&)>& fn,
                             const std::vector<at::Tensor>& inputs) {
-  FLAM_CHECK(block < rest_) << "block " << block << " is not a per-layer block";
-  return call_unit(block, fn, inputs);
+  FLAM_CHECK(unit < rest_) << "unit " << unit << " is not a per-layer unit";
+  if (units_[unit].resident) return fn(inputs);  // gathered for the step, saved for backward
+  return call_unit(unit, fn, inputs);
 }
 
 at::Tensor Zero3Engine::run_frozen(
     size_t unit, const std::function<at::Tensor(const std::vector<at::Tensor>&)>& fn,
     const std::vector<at::Tensor>& inputs) {
-  if (blocks_.size() == rest_ + 1) return fn(inputs);  // frozen weights replicated
-  FLAM_CHECK(rest_ + 1 + unit < blocks_.size()) << "frozen unit " << unit << " out of range";
+  if (units_.size() == rest_ + 1) {  // frozen weights replicated
+    if (!std::binary_search(recomputed_frozen_.begin(), recomputed_frozen_.end(), unit))
+      return fn(inputs);
+    return record(rest_ + 1 + unit, /*gathered=*/false, fn, inputs);
+  }
+  FLAM_CHECK(rest_ + 1 + unit < units_.size()) << "frozen unit " << unit << " out of range";
   return call_unit(rest_ + 1 + unit, fn, inputs);
 }
 
 at::Tensor Zero3Engine::call_unit(
-    size_t block, const std::function<at::Tensor(const std::vector<at::Tensor>&)>& fn,
+    size_t unit, const std::function<at::Tensor(const std::vector<at::Tensor>&)>& fn,
     const std::vector<at::Tensor>& inputs) {
   const bool grad_mode = at::GradMode::is_enabled();
-  bool needs_backward = grad_mode && !is_frozen(block);
+  bool needs_backward = grad_mode && !is_frozen(unit);
   for (const at::Tensor& input : inputs)
     needs_backward = needs_backward || (grad_mode && input.defined() && input.requires_grad());
   if (!needs_backward) {
-    acquire(block);
+    acquire(unit);
     if (grad_mode) {  // a training forward: part of the call order the prefetch learns
-      sequence_.push_back(block);
+      sequence_.push_back(unit);
       recorded_.push_back(false);
-      prefetch_next(block, sequence_.size() - 1);
-    } else if (is_frozen(block)) {  // e.g. the vision encoder: frozen units run in id order
-      prefetch(block + 1);
+      prefetch_next(unit, sequence_.size() - 1);
+    } else if (is_frozen(unit)) {  // e.g. the vision encoder: frozen units run in id order
+      prefetch(unit + 1);
     }
     at::Tensor out = fn(inputs);
-    release(block);
+    release(unit);
     return out;
   }
+  return record(unit, /*gathered=*/true, fn, inputs);
+}
+
+at::Tensor Zero3Engine::record(size_t unit, bool gathered,
+                               const std::function<at::Tensor(const std::vector<at::Tensor>&)>& fn,
+                               const std::vector<at::Tensor>& inputs) {
+  bool needs_backward = false;
+  for (const at::Tensor& input : inputs)
+    needs_backward = needs_backward || (input.defined() && input.requires_grad());
+  if (!gathered && !(at::GradMode::is_enabled() && needs_backward)) return fn(inputs);
   const int64_t id = next_call_id_++;
   auto call = std::make_unique<Call>();
-  call->block = block;
+  call->unit = unit;
+  call->gathered = gathered;
   call->fn = fn;
   call->index = sequence_.size();
   for (const at::Tensor& input : inputs) call->requires_grad.push_back(input.requires_grad());
   calls_[id] = std::move(call);
   std::vector<at::Tensor> with_anchor = inputs;
   with_anchor.push_back(anchor_);
-  return BlockFunction::apply(at::TensorList(with_anchor), id, this);
+  return UnitFunction::apply(at::TensorList(with_anchor), id, this);
 }
 
 at::Tensor Zero3Engine::forward_call(int64_t call_id, const std::vector<at::Tensor>& inputs) {
   Call& call = *calls_.at(call_id);
-  acquire(call.block);
-  sequence_.push_back(call.block);
-  recorded_.push_back(true);
-  prefetch_next(call.block, sequence_.size() - 1);
   std::vector<at::Tensor> args(inputs.begin(), inputs.end() - 1);  // without the anchor
+  if (!call.gathered) return call.fn(args);
+  acquire(call.unit);
+  sequence_.push_back(call.unit);
+  recorded_.push_back(true);
+  prefetch_next(call.unit, sequence_.size() - 1);
   at::Tensor out = call.fn(args);
-  release(call.block);
+  release(call.unit);
   return out;
 }
 
@@ -311,15 +374,17 @@ std::vector<at::Tensor> Zero3Engine::backward_call(int64_t call_id,
                                                    const std::vector<at::Tensor>& inputs,
                                                    const at::Tensor& grad_output) {
   auto found = calls_.find(call_id);
-  FLAM_CHECK(found != calls_.end()) << "backward of a block call twice (retain_graph?)";
+  FLAM_CHECK(found != calls_.end()) << "backward of a unit call twice (retain_graph?)";
   std::unique_ptr<Call> call = std::move(found->second);
   calls_.erase(found);
-  const size_t block = call->block;
-  acquire(block);
-  for (size_t i = std::min(call->index, sequence_.size()); i-- > 0;) {  // the previous backward
-    if (recorded_[i]) {
-      prefetch(sequence_[i]);
-      break;
+  const size_t unit = call->unit;
+  if (call->gathered) {
+    acquire(unit);
+    for (size_t i = std::min(call->index, sequence_.size()); i-- > 0;) {  // the previous backward
+      if (recorded_[i]) {
+        prefetch(sequence_[i]);
+        break;
+      }
     }
   }
 
@@ -336,8 +401,8 @@ std::vector<at::Tensor> Zero3Engine::backward_call(int64_t call_id,
     }
   }
   const size_t n_input_targets = targets.size();
-  if (!is_frozen(block)) {
-    for (const at::Tensor& param : blocks_[block].params) targets.push_back(param);
+  if (!is_frozen(unit)) {
+    for (const at::Tensor& param : units_[unit].params) targets.push_back(param);
   }
 
   std::vector<at::Tensor> grads;
@@ -347,27 +412,37 @@ std::vector<at::Tensor> Zero3Engine::backward_call(int64_t call_id,
     grads = torch::autograd::grad({out}, targets, {grad_output}, /*retain_graph=*/false,
                                   /*create_graph=*/false, /*allow_unused=*/true);
   }
-  if (!is_frozen(block)) {
-    reduce_gradients(block, std::vector<at::Tensor>(grads.begin() + n_input_targets, grads.end()));
+  if (!is_frozen(unit)) {
+    reduce_gradients(unit, std::vector<at::Tensor>(grads.begin() + n_input_targets, grads.end()));
   }
-  release(block);
+  if (call->gathered) release(unit);
 
   std::vector<at::Tensor> input_grads(inputs.size());
   for (size_t t = 0; t < n_input_targets; ++t) input_grads[target_inputs[t]] = grads[t];
   return input_grads;
 }
 
-void Zero3Engine::reduce_gradients(size_t block, const std::vector<at::Tensor>& grads) {
-  const BlockLayout& layout = layout_.blocks[block];
+void Zero3Engine::reduce_gradients(size_t unit, const std::vector<at::Tensor>& grads) {
+  const UnitLayout& layout = layout_.units[unit];
+  if (comm_.size() == 1) {  // the slice is the whole unit: no buffer, no collective
+    for (size_t p = 0; p < layout.params.size(); ++p) {
+      if (!grads[p].defined()) continue;
+      const ParamSlot& slot = layout.params[p];
+      units_[unit].grad.narrow(0, slot.offset, slot.numel).add_(grads[p].reshape(-1));
+    }
+    traffic_.reduce_scatters += 1;
+    traffic_.reduce_scatter_bytes += layout.padded_numel * 4;
+    return;
+  }
   auto pending = std::make_unique<PendingReduce>();
-  pending->block = block;
-  pending->send = torch::zeros({layout.padded_numel}, blocks_[block].grad.options());
+  pending->unit = unit;
+  pending->send = torch::zeros({layout.padded_numel}, units_[unit].grad.options());
   for (size_t p = 0; p < layout.params.size(); ++p) {
     if (!grads[p].defined()) continue;
     const ParamSlot& slot = layout.params[p];
     pending->send.narrow(0, slot.offset, slot.numel).copy_(grads[p].reshape(-1));
   }
-  pending->recv = torch::empty({layout_.slice_numel(block)}, pending->send.options());
+  pending->recv = torch::empty({layout_.slice_numel(unit)}, pending->send.options());
   pending->work = start_reduce_scatter(comm_, pending->send, pending->recv, ReduceOp::kAvg);
   traffic_.reduce_scatters += 1;
   traffic_.reduce_scatter_bytes += pending->send.numel() * 4;
@@ -378,9 +453,22 @@ void Zero3Engine::reduce_gradients(size_t block, const std::vector<at::Tensor>& 
   }
 }
 
+void Zero3Engine::reduce_flat_gradient(size_t unit) {
+  Unit& state = units_[unit];
+  traffic_.reduce_scatters += 1;
+  traffic_.reduce_scatter_bytes += state.full_grad.numel() * 4;
+  if (state.full_grad.is_same(state.grad)) return;  // one rank: accumulated in place
+  auto pending = std::make_unique<PendingReduce>();
+  pending->unit = unit;
+  pending->send = state.full_grad;
+  pending->recv = torch::empty({layout_.slice_numel(unit)}, state.grad.options());
+  pending->work = start_reduce_scatter(comm_, pending->send, pending->recv, ReduceOp::kAvg);
+  reduces_.push_back(std::move(pending));
+}
+
 void Zero3Engine::finish_reduce(PendingReduce& pending) {
   pending.work->wait();
-  blocks_[pending.block].grad.add_(pending.recv);
+  units_[pending.unit].grad.add_(pending.recv);
 }
 
 void Zero3Engine::drain() {
@@ -396,23 +484,30 @@ void Zero3Engine::drain() {
 Zero3StepResult Zero3Engine::step(double lr, double max_norm, bool skip) {
   torch::NoGradGuard no_grad;
   drain();
-  FLAM_CHECK(calls_.empty()) << calls_.size() << " block calls had no backward";
-  {  // "rest": its gradients sit in the parameters' .grad, summed over micro-steps
-    Block& rest = blocks_[rest_];
-    std::vector<at::Tensor> grads;
-    for (at::Tensor& param : rest.params) {
-      grads.push_back(param.grad().defined() ? param.grad().to(at::kFloat) : at::Tensor());
-      param.mutable_grad() = at::Tensor();
+  FLAM_CHECK(calls_.empty()) << calls_.size() << " unit calls had no backward";
+  for (size_t unit = 0; unit <= rest_; ++unit) {  // gradients summed over micro-steps in .grad
+    Unit& state = units_[unit];
+    if (!state.resident) continue;
+    if (state.full_grad.defined()) {
+      reduce_flat_gradient(unit);
+    } else {
+      std::vector<at::Tensor> grads;
+      for (at::Tensor& param : state.params)
+        grads.push_back(param.grad().defined() ? param.grad().to(at::kFloat) : at::Tensor());
+      reduce_gradients(unit, grads);
     }
-    reduce_gradients(rest_, grads);
-    drain();
-    release(rest_);
+    for (at::Tensor& param : state.params) param.mutable_grad() = at::Tensor();
+    state.full_grad = at::Tensor();
+  }
+  drain();
+  for (size_t unit = 0; unit <= rest_; ++unit) {
+    if (units_[unit].resident) release(unit);
   }
 
-  // Only the trained blocks (ids 0..rest_) have optimizer state.
-  const auto trained = std::span(blocks_).first(rest_ + 1);
-  at::Tensor squares = torch::zeros({1}, blocks_.front().grad.options());
-  for (const Block& block : trained) squares += block.grad.square().sum();
+  // Only the trained units (ids 0..rest_) have optimizer state.
+  const auto trained = std::span(units_).first(rest_ + 1);
+  at::Tensor squares = torch::zeros({1}, units_.front().grad.options());
+  for (const Unit& unit : trained) squares += unit.grad.square().sum();
   all_reduce(comm_, squares, ReduceOp::kSum);
   traffic_.all_reduce_bytes += 4;
   Zero3StepResult result;
@@ -422,16 +517,16 @@ Zero3StepResult Zero3Engine::step(double lr, double max_norm, bool skip) {
     if (max_norm > 0.0) {
       const double coefficient = max_norm / (result.grad_norm + 1e-6);
       if (coefficient < 1.0) {
-        for (Block& block : trained) block.grad.mul_(coefficient);
+        for (Unit& unit : trained) unit.grad.mul_(coefficient);
       }
     }
     ++optimizer_step_;
-    for (Block& block : trained) {
-      adamw_step(block.master, block.grad, block.exp_avg, block.exp_avg_sq, optimizer_step_, lr,
-                 optimizer_, block.decay);
+    for (Unit& unit : trained) {
+      adamw_step(unit.master, unit.grad, unit.exp_avg, unit.exp_avg_sq, optimizer_step_, lr,
+                 optimizer_, unit.decay);
     }
   }
-  for (Block& block : trained) block.grad.zero_();
+  for (Unit& unit : trained) unit.grad.zero_();
   return result;
 }
 
@@ -443,15 +538,15 @@ void Zero3Engine::export_slices(std::vector<std::vector<float>>* master,
   auto copy = [&](std::vector<std::vector<float>>* out, auto member) {
     out->resize(rest_ + 1);
     for (size_t b = 0; b <= rest_; ++b) {
-      const at::Tensor& tensor = blocks_[b].*member;
+      const at::Tensor& tensor = units_[b].*member;
       std::vector<float>& host = (*out)[b];
       host.resize(static_cast<size_t>(tensor.numel()));
       at::from_blob(host.data(), {tensor.numel()}, at::kFloat).copy_(tensor.reshape({-1}));
     }
   };
-  copy(master, &Block::master);
-  copy(exp_avg, &Block::exp_avg);
-  copy(exp_avg_sq, &Block::exp_avg_sq);
+  copy(master, &Unit::master);
+  copy(exp_avg, &Unit::exp_avg);
+  copy(exp_avg_sq, &Unit::exp_avg_sq);
 }
 
 void Zero3Engine::import_slices(const std::vector<std::vector<float>>& master,
@@ -460,7 +555,7 @@ void Zero3Engine::import_slices(const std::vector<std::vector<float>>& master,
                                 int64_t optimizer_step) {
   const size_t n = rest_ + 1;
   FLAM_CHECK(master.size() == n && exp_avg.size() == n && exp_avg_sq.size() == n)
-      << "slices for " << master.size() << " blocks, engine has " << n;
+      << "slices for " << master.size() << " units, engine has " << n;
   torch::NoGradGuard no_grad;
   auto paste = [](const std::vector<float>& values, at::Tensor& tensor) {
     FLAM_CHECK(static_cast<int64_t>(values.size()) == tensor.numel())
@@ -469,9 +564,9 @@ void Zero3Engine::import_slices(const std::vector<std::vector<float>>& master,
                                   {static_cast<int64_t>(values.size())}, at::kFloat));
   };
   for (size_t b = 0; b < n; ++b) {
-    paste(master[b], blocks_[b].master);
-    paste(exp_avg[b], blocks_[b].exp_avg);
-    paste(exp_avg_sq[b], blocks_[b].exp_avg_sq);
+    paste(master[b], units_[b].master);
+    paste(exp_avg[b], units_[b].exp_avg);
+    paste(exp_avg_sq[b], units_[b].exp_avg_sq);
   }
   optimizer_step_ = optimizer_step;
 }
@@ -480,9 +575,39 @@ std::map<std::string, at::Tensor> Zero3Engine::full_parameters() {
   torch::NoGradGuard no_grad;
   std::map<std::string, at::Tensor> out;
   for (size_t b = 0; b <= rest_; ++b) {
-    const BlockLayout& layout = layout_.blocks[b];
-    at::Tensor full = torch::empty({layout.padded_numel}, blocks_[b].master.options());
-    all_gather(comm_, blocks_[b].master, full);
+    const UnitLayout& layout = layout_.units[b];
+    at::Tensor full = torch::empty({layout.padded_numel}, units_[b].master.options());
+    all_gather(comm_, units_[b].master, full);
+    full = full.to(at::kCPU);
+    for (const ParamSlot& slot : layout.params) {
+      out[slot.name] = full.narrow(0, slot.offset, slot.numel).view(slot.shape).clone();
+    }
+  }
+  return out;
+}
+
+std::map<std::string, at::Tensor> Zero3Engine::full_gradients() {
+  torch::NoGradGuard no_grad;
+  for (auto& pending : reduces_) finish_reduce(*pending);
+  reduces_.clear();
+  std::map<std::string, at::Tensor> out;
+  for (size_t b = 0; b <= rest_; ++b) {
+    const Unit& state = units_[b];
+    const UnitLayout& layout = layout_.units[b];
+    at::Tensor full = torch::empty({layout.padded_numel}, state.grad.options());
+    all_gather(comm_, state.grad, full);
+    if (state.resident) {  // this rank's sum over micro-steps, in .grad: average over ranks
+      at::Tensor local = torch::zeros({layout.padded_numel}, state.grad.options());
+      if (!state.full_grad.is_same(state.grad)) {
+        for (size_t p = 0; p < layout.params.size(); ++p) {
+          const at::Tensor& grad = state.params[p].grad();
+          const ParamSlot& slot = layout.params[p];
+          if (grad.defined()) local.narrow(0, slot.offset, slot.numel).copy_(grad.reshape(-1));
+        }
+        all_reduce(comm_, local, ReduceOp::kSum);
+        full += local / comm_.size();
+      }
+    }
     full = full.to(at::kCPU);
     for (const ParamSlot& slot : layout.params) {
       out[slot.name] = full.narrow(0, slot.offset, slot.numel).view(slot.shape).clone();
@@ -497,7 +622,7 @@ Zero3Memory Zero3Engine::memory() const {
   memory.master_bytes = 4 * slice;
   memory.moment_bytes = 8 * slice;
   memory.grad_bytes = 4 * slice;
-  memory.rest_bytes = layout_.blocks[rest_].padded_numel * element_size(compute_dtype_);
+  memory.rest_bytes = layout_.units[rest_].padded_numel * element_size(compute_dtype_);
   memory.frozen_bytes = frozen_layout_.total_slice_numel() * element_size(compute_dtype_);
   memory.gathered_peak_bytes = gathered_peak_bytes_;
   return memory;

@@ -124,7 +124,7 @@ int parity(torch::Device device, const std::string& backend) {
   plain->to(device);
   std::vector<torch::Tensor> decayed, other, all;
   std::vector<std::string> names;
-  for (const auto& block : plain->trained_blocks()) {
+  for (const auto& block : plain->trained_units()) {
     for (const auto& [name, p] : block.params) {
       (plain->weight_decay(name) ? decayed : other).push_back(p);
       all.push_back(p);
@@ -145,16 +145,16 @@ int parity(torch::Device device, const std::string& backend) {
     adamw.step();
   }
 
-  // ZeRO-3 on one rank through the BlockRunner seam.
+  // ZeRO-3 on one rank through the UnitRunner seam.
   torch::manual_seed(1);
   Flamingo sharded(o);
   sharded->to(device);
   flam::train::SingleRankComm bootstrap(torch::kCPU);
   const std::unique_ptr<flam::Comm> comm = make_comm(device, backend, bootstrap);
   flam::train::Zero3Engine engine(
-      sharded->trained_blocks(), [&](const std::string& n) { return sharded->weight_decay(n); },
+      sharded->trained_units(), [&](const std::string& n) { return sharded->weight_decay(n); },
       *comm, opt);
-  sharded->set_block_runner(&engine);
+  sharded->set_unit_runner(&engine);
   for (int s = 0; s < kSteps; ++s) {
     engine.begin_step();
     const Inputs& b = batches[s];
@@ -201,9 +201,9 @@ int time_of9b(torch::Device device) {
   flam::train::SingleRankComm comm(device);
   flam::train::OptimizerOptions opt;
   flam::train::Zero3Engine engine(
-      model->trained_blocks(), [&](const std::string& n) { return model->weight_decay(n); }, comm,
+      model->trained_units(), [&](const std::string& n) { return model->weight_decay(n); }, comm,
       opt, dtype);
-  model->set_block_runner(&engine);
+  model->set_unit_runner(&engine);
   std::printf("model built in %.1f s\n",
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 
