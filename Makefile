@@ -7,7 +7,9 @@ CMAKE_ARGS ?=
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 300
 
-.PHONY: all setup build test demo bench fuzz clean
+PREFIX ?= $(HOME)/.local
+
+.PHONY: all setup build test demo bench fuzz install clean
 
 all: build
 
@@ -34,6 +36,10 @@ fuzz: setup
 	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	@bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BUILD)
+
+# bin/flam, its shared modules in lib/, and bash completion under PREFIX (default ~/.local).
+install: build
+	@cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
 	rm -rf $(BUILD)
