@@ -13,8 +13,17 @@
 namespace flam::cli {
 namespace {
 
+bool starts_with(const std::string& key, const char* prefix) { return key.rfind(prefix, 0) == 0; }
+
+// Keys that change how long a run goes, how often it logs, saves and evaluates, and where and
+// how it is launched, not what a step computes: extending a run (train.steps) is the usual
+// resubmission. train.checkpoint.dir is not among them (it is where the run resumes from).
 bool exempt(const std::string& key) {
-  return key.rfind("slurm.", 0) == 0 || key == "run.dir" || key == "run.log_level";
+  return starts_with(key, "slurm.") || starts_with(key, "train.eval.") ||
+         (starts_with(key, "train.checkpoint.") && key != "train.checkpoint.dir") ||
+         key == "run.dir" || key == "run.log_level" || key == "train.steps" ||
+         key == "train.log_every" || key == "train.comm_timeout_seconds" ||
+         key == "data.loader.threads";
 }
 
 bool run_started(const std::string& run_dir) {
