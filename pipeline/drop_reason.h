@@ -43,6 +43,13 @@ inline constexpr char kSlowShard[] = "slow_shard";
 // Samples a restore() could not read again from their shard.
 inline constexpr char kLostOnRestore[] = "lost_on_restore";
 
+// Every reason above, in one order: the trainer sums the counts of all ranks over this list
+// (a fixed-size all-reduce) before it writes them to metrics.jsonl.
+inline constexpr const char* kAll[] = {
+    kBadRow,     kInvalidUtf8,  kDecodeError,      kNotAnImage, kImageTooLarge, kNoImage,
+    kNoCaption,  kNoJson,       kBadJson,          kNoImages,   kTooFewImages,  kSingleImage,
+    kImageAtEnd, kCorruptShard, kUnreachableShard, kSlowShard,  kLostOnRestore};
+
 // True for reasons that mean broken or unreadable data (logged), false for the content filters
 // and for samples that simply have nothing to train on.
 inline bool is_corruption(std::string_view reason) {

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -29,6 +30,7 @@
 #include "core/run_layout.h"
 #include "core/signals.h"
 #include "core/tfevents.h"
+#include "pipeline/drop_reason.h"
 #include "pipeline/image.h"
 #include "pipeline/loader.h"
 #include "pipeline/tokenizer.h"
@@ -283,6 +285,7 @@ class Trainer {
     torch::Tensor waits = torch::empty({comm_.size(), 2});  // [rank, (data, collective)]
     all_gather(comm_, own, waits);
     const torch::Tensor wait = waits.select(1, 0).max();
+    const nlohmann::json dropped = dropped_by_job();
     const double step_time = seconds_since(m.start) - m.eval.value("eval_seconds", 0.0);
     checkpoint_stall_ += state_.take_stall_seconds();
     if (!lead_) return;
@@ -318,7 +321,7 @@ class Trainer {
           {"gathered_peak_bytes", mem.gathered_peak_bytes},
           {"resident_bytes", resident_bytes()},
           {"peak_resident_bytes", peak_resident_bytes()}}},
-        {"dropped", dropped()},
+        {"dropped", dropped},
     };
     line.update(m.eval);
     metrics_ << line.dump() << '\n' << std::flush;
@@ -404,18 +407,41 @@ class Trainer {
         options_.checkpoint.every_steps > 0 || options_.checkpoint.every_minutes > 0.0;
     if (checkpointing && state_.step() > first_step_) save(/*sync=*/true);
     checkpointer_.wait();
+    if (lead_) progress_.finish(state_.step());
+    // The totals; the last metrics line (the last step is always logged) holds them too.
+    const nlohmann::json dropped = dropped_by_job();
     if (lead_) {
-      progress_.finish(state_.step());
-      // The totals; the last metrics line (the last step is always logged) holds them too.
-      FLAM_LOG(INFO) << "samples dropped on rank 0, by dataset and reason: " << dropped().dump();
+      FLAM_LOG(INFO) << "samples dropped, by dataset and reason: " << dropped.dump();
     }
     return kExitOk;
   }
 
  private:
-  // This rank's samples dropped so far, per dataset and reason (Loader::dropped_total).
-  nlohmann::json dropped() const {
-    return {{"laion", laion_.dropped_total()}, {"mmc4", mmc4_.dropped_total()}};
+  // Collective. The samples all ranks dropped so far, per dataset and reason (each rank's
+  // Loader::dropped_total, summed over pipeline::drop::kAll; a name outside it, which would be a
+  // bug, counts as "other"). Reasons with no drop are left out.
+  nlohmann::json dropped_by_job() {
+    constexpr size_t kReasons = std::size(pipeline::drop::kAll);
+    torch::Tensor counts = torch::zeros({2, static_cast<int64_t>(kReasons) + 1}, torch::kLong);
+    const pipeline::Loader* loaders[2] = {&laion_, &mmc4_};
+    for (int d = 0; d < 2; ++d) {
+      for (const auto& [reason, n] : loaders[d]->dropped_total()) {
+        const auto* end = std::end(pipeline::drop::kAll);
+        const auto* it = std::find_if(std::begin(pipeline::drop::kAll), end,
+                                      [&](const char* name) { return reason == name; });
+        counts[d][it - std::begin(pipeline::drop::kAll)] += n;
+      }
+    }
+    all_reduce(comm_, counts, ReduceOp::kSum);
+    nlohmann::json out = {{"laion", nlohmann::json::object()}, {"mmc4", nlohmann::json::object()}};
+    for (int d = 0; d < 2; ++d) {
+      nlohmann::json& by_reason = out[d == 0 ? "laion" : "mmc4"];
+      for (size_t r = 0; r <= kReasons; ++r) {
+        const int64_t n = counts[d][static_cast<int64_t>(r)].item<int64_t>();
+        if (n > 0) by_reason[r < kReasons ? pipeline::drop::kAll[r] : "other"] = n;
+      }
+    }
+    return out;
   }
 
   // Forward and backward of one LAION and one MMC4 micro-batch; false if the loss is not finite.
