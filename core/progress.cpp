@@ -1,5 +1,6 @@
 #include "core/progress.h"
 
+#include <cmath>
 #include <cstdio>
 
 #include "core/log.h"
@@ -19,7 +20,7 @@ double Progress::elapsed_seconds() const {
 
 std::string Progress::format_duration(double seconds) {
   if (!(seconds >= 0) || seconds > 1e8) return "?";
-  auto s = static_cast<int64_t>(seconds + 0.5);
+  const int64_t s = std::llround(seconds);
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%lld:%02lld:%02lld", static_cast<long long>(s / 3600),
                 static_cast<long long>((s / 60) % 60), static_cast<long long>(s % 60));

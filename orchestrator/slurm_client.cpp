@@ -57,7 +57,7 @@ std::string parse_sbatch_parsable(const std::string& out) {
   std::string line = trim(out);
   const auto nl = line.rfind('\n');
   if (nl != std::string::npos) line = line.substr(nl + 1);
-  const std::string id = line.substr(0, line.find(';'));
+  std::string id = line.substr(0, line.find(';'));
   if (id.empty() || id.find_first_not_of("0123456789_") != std::string::npos) {
     throw Error(ErrorKind::kInternal, "sbatch --parsable printed no job id: '" + trim(out) + "'");
   }

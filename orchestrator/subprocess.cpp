@@ -33,6 +33,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, double timeout_s
   make_pipe(out_pipe);
   make_pipe(err_pipe);
   std::vector<char*> cargv;
+  cargv.reserve(argv.size() + 1);
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
 

@@ -60,8 +60,11 @@ Coefficients precompute(int in_size, int out_size, int first, int count) {
     const int xx = first + i;
     const double center = in0 + (xx + 0.5) * scale;
     const double ss = 1.0 / filterscale;
+    // PIL rounds so (truncating a value that may be negative), and we must match it bit for bit.
+    // NOLINTNEXTLINE(bugprone-incorrect-roundings)
     int xmin = static_cast<int>(center - support + 0.5);
     if (xmin < 0) xmin = 0;
+    // NOLINTNEXTLINE(bugprone-incorrect-roundings)
     int xmax = static_cast<int>(center + support + 0.5);
     if (xmax > in_size) xmax = in_size;
     xmax -= xmin;
@@ -75,6 +78,7 @@ Coefficients precompute(int in_size, int out_size, int first, int count) {
       if (ww != 0.0) v /= ww;
       c.k[static_cast<size_t>(i) * c.ksize + x] =
           v < 0 ? static_cast<int32_t>(-0.5 + v * (1 << kPrecisionBits))
+                // NOLINTNEXTLINE(bugprone-incorrect-roundings): PIL's rounding, kept bit-exact
                 : static_cast<int32_t>(0.5 + v * (1 << kPrecisionBits));
     }
     c.start[i] = xmin;
@@ -164,10 +168,10 @@ size_t avx2_read_slack(const PairTable& p) { return static_cast<size_t>(p.taps) 
 
 // kPick[t] is the byte shuffle that widens pixel t (0..4) of each 128-bit half's 16-byte window
 // into int32 lanes 0..2 of that half (-1: zero).
-#define FLAM_PICK(t)                                                                            \
-  {                                                                                             \
-    3 * t, -1, -1, -1, 3 * t + 1, -1, -1, -1, 3 * t + 2, -1, -1, -1, -1, -1, -1, -1, 3 * t, -1, \
-        -1, -1, 3 * t + 1, -1, -1, -1, 3 * t + 2, -1, -1, -1, -1, -1, -1, -1                    \
+#define FLAM_PICK(t)                                                                          \
+  {                                                                                           \
+    3 * (t), -1, -1, -1, 3 * (t) + 1, -1, -1, -1, 3 * (t) + 2, -1, -1, -1, -1, -1, -1, -1,    \
+        3 * (t), -1, -1, -1, 3 * (t) + 1, -1, -1, -1, 3 * (t) + 2, -1, -1, -1, -1, -1, -1, -1 \
   }
 alignas(32) constexpr int8_t kPick[5][32] = {FLAM_PICK(0), FLAM_PICK(1), FLAM_PICK(2), FLAM_PICK(3),
                                              FLAM_PICK(4)};

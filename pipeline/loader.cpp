@@ -230,7 +230,7 @@ struct Loader::Impl {
       FLAM_LOG(WARN) << "loader " << to_string(kind) << ": " << shards.size() << " shards for "
                      << world_size << " ranks: some ranks read the same shard in an epoch";
     }
-    window = static_cast<size_t>(spec.batch_size + 2 * spec.loader.threads);
+    window = static_cast<size_t>(spec.batch_size) + 2 * static_cast<size_t>(spec.loader.threads);
     identity = StreamIdentity{kind, seed, static_cast<int64_t>(shards.size()), fnv1a(shards)};
     StreamOptions stream_options;
     stream_options.buffer_capacity = spec.loader.shuffle_buffer;

@@ -128,7 +128,7 @@ Credentials credentials_from_file(const std::string& path, const std::string& pr
   std::ifstream in(path);
   std::string line;
   bool in_profile = false;
-  auto trim = [](std::string s) {
+  auto trim = [](const std::string& s) {
     const size_t a = s.find_first_not_of(" \t\r");
     const size_t b = s.find_last_not_of(" \t\r");
     return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);

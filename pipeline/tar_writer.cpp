@@ -47,9 +47,10 @@ void ustar_header(char* h, std::string_view name, uint64_t size, char type) {
   put_octal(h + 136, 12, 0);  // mtime
   h[156] = type;
   std::memcpy(h + 257, "ustar", 6);  // magic with its NUL
-  std::memcpy(h + 263, "00", 2);     // version
-  put_octal(h + 329, 8, 0);          // devmajor
-  put_octal(h + 337, 8, 0);          // devminor
+  // NOLINTNEXTLINE(bugprone-not-null-terminated-result): the version field has no NUL
+  std::memcpy(h + 263, "00", 2);  // version
+  put_octal(h + 329, 8, 0);       // devmajor
+  put_octal(h + 337, 8, 0);       // devminor
   std::memset(h + 148, ' ', 8);
   unsigned sum = 0;
   for (size_t i = 0; i < kBlock; ++i) sum += static_cast<unsigned char>(h[i]);

@@ -75,7 +75,7 @@ struct ShardWorker::Impl {
     }
   }
 
-  void transform(ImageSlot* slot, std::string body, RowState* state) {
+  void transform(ImageSlot* slot, const std::string& body, RowState* state) {
     Clock::time_point t0 = Clock::now();
     slot->image = transform_image(body, options.transform);
     if (slot->image.ok()) {
@@ -187,9 +187,8 @@ ShardStats ShardWorker::Impl::process(int64_t shard) {
           std::lock_guard<std::mutex> lock(mu);
           ++backlog;
         }
-        pool.submit([this, slot, state, body = std::move(r.body)]() mutable {
-          transform(slot, std::move(body), state);
-        });
+        pool.submit(
+            [this, slot, state, body = std::move(r.body)] { transform(slot, body, state); });
       }
     }
     std::unique_lock<std::mutex> lock(mu);

@@ -227,7 +227,7 @@ class StagedInputs {
     // One folder per copy: the file keeps its name, which messages quote.
     const std::string folder = dir_ + "/" + std::to_string(files_++);
     std::filesystem::create_directories(folder);
-    const std::string path = folder + "/" + name.substr(name.rfind('/') + 1);
+    std::string path = folder + "/" + name.substr(name.rfind('/') + 1);
     // Raw bytes: the reader decompresses by the name's extension itself.
     std::unique_ptr<pipeline::ByteSource> source = pipeline::default_s3_client().open(name);
     std::ofstream out(path, std::ios::binary);

@@ -182,6 +182,7 @@ struct ParquetTable::Impl {
     }
     const auto& fields = r->manifest().schema_fields;
     std::vector<std::string> names;
+    names.reserve(fields.size());
     for (const auto& f : fields) names.push_back(f.field->name());
     // Wanted columns, in InputRow order; -1 for "no caption column".
     std::vector<int> wanted;
