@@ -426,6 +426,7 @@ struct Loader::Impl {
     if (states.empty()) throw Error(ErrorKind::kData, "loader restore: no states given");
     stop_producer();
     std::vector<StreamState> parsed;
+    parsed.reserve(states.size());
     for (const std::string& s : states) parsed.push_back(parse_state(s, identity));
     StreamState mine;
     if (static_cast<int>(parsed.size()) == world_size) {

@@ -619,7 +619,7 @@ struct S3Client::Impl : S3Core {};
 
 S3Client::S3Client(S3Options options) : impl_(std::make_unique<Impl>()) {
   curl_init_once();
-  impl_->options = options;
+  impl_->options = std::move(options);
   if (impl_->options.cache_dir.empty()) {
     impl_->options.cache_dir = env("FLAM_S3_CACHE");
     if (impl_->options.cache_dir.empty() && !env("XDG_CACHE_HOME").empty()) {

@@ -35,8 +35,9 @@ struct ImageSlot {
   std::string exif;  // img2dataset's exif JSON text (shard/exif.h)
 };
 
-// One row of a shard while its images are fetched.
-struct RowState {
+// One row of a shard while its images are fetched. (nlohmann::ordered_json's move may throw, so
+// clang-tidy flags the implicit moves; a throw there could only be std::bad_alloc.)
+struct RowState {                   // NOLINT(bugprone-exception-escape)
   std::vector<int> slots;           // indices into the shard's ImageSlot vector, in image order
   nlohmann::ordered_json document;  // MMC4: the parsed document
   std::string error;                // malformed row

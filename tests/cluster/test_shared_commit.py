@@ -5,7 +5,8 @@ machine's file system, so one plain directory (the same path on every node) play
 mount: nothing else is emulated. ckpt_tool (tests/checkpoint/ckpt_tool.cpp, the real
 Checkpointer on synthetic state) runs as a 3 nodes x 2 ranks `srun --mpi=pmix` step:
   1. saves step 10 (small) and commits it;
-  2. saves step 20, large enough that writing takes a while; as soon as step_00000020.tmp/
+  2. saves step 20, large enough (~700 MB over 6 ranks) that writing takes far longer than the
+     kill below (at ~30 MB the commit sometimes finished first); as soon as step_00000020.tmp/
      holds a rank file, node fn1 (rank 0, the one that would write the manifest and rename)
      loses power (scripts/slurm-cluster.sh kill 1);
   3. asserts step 20 was not committed (no step_00000020/, `latest` still names step 10), and
@@ -44,7 +45,7 @@ def main():
             c.fail("the first save: exit %d\n%s%s" % (proc.returncode, proc.stdout, proc.stderr))
         ckpts = os.path.join(shared, "checkpoints")
         partial = os.path.join(ckpts, "step_00000020.tmp")
-        argv, env = srun(3, ["save", "--run", shared, "--step", "20", "--scale", "2000"])
+        argv, env = srun(3, ["save", "--run", shared, "--step", "20", "--scale", "50000"])
         save = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True)
         c.background.append(save)
