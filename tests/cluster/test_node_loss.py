@@ -35,7 +35,10 @@ def main():
                *c.sets(common + c.slurm_sets(run, "c-loss", 3, min_nodes=2)))
         watcher = c.watch(run)
         c.wait_step(run, KILL_AFTER, watcher)
-        first = c.state(run)["jobs"][0]["id"]
+        # The job running now: the last one submitted (an earlier one may have been lost at
+        # start-up, an OpenMPI TCP connect failure, and resubmitted by the watch).
+        k = len(c.state(run)["jobs"]) - 1
+        first = c.state(run)["jobs"][k]["id"]
         t_kill = time.time()
         c.cluster("kill", 3)
         print("node fn3 killed after step %d of job %s" % (c.resume.metrics(run)[-1]["step"],
@@ -43,9 +46,9 @@ def main():
         ended = resubmitted = None
         while resubmitted is None and time.time() - t_kill < 120:
             jobs = c.state(run)["jobs"]
-            if ended is None and jobs[0].get("state") in ("FAILED", "NODE_FAIL", "COMPLETED"):
+            if ended is None and jobs[k].get("state") in ("FAILED", "NODE_FAIL", "COMPLETED"):
                 ended = time.time() - t_kill
-            if len(jobs) > 1:
+            if len(jobs) > k + 1:
                 resubmitted = time.time() - t_kill
             time.sleep(0.1)
         rc = c.finish(watcher)
@@ -53,14 +56,14 @@ def main():
             c.fail("watch after the node loss exited %d" % rc, [run])
         s = c.state(run)
         jobs = s["jobs"]
-        if not (s["status"] == "completed" and len(jobs) >= 2 and
-                jobs[0]["state"] in ("NODE_FAIL", "FAILED") and
-                "resubmitting" in jobs[0]["decision"] and jobs[-1]["exit_code"] == 0):
+        if not (s["status"] == "completed" and len(jobs) >= k + 2 and
+                jobs[k]["state"] in ("NODE_FAIL", "FAILED") and
+                "resubmitting" in jobs[k]["decision"] and jobs[-1]["exit_code"] == 0):
             c.fail("state after the node loss: %s" % json.dumps(s, indent=1), [run])
-        first_log, second_log = c.job_log(run, jobs[0]["id"]), c.job_log(run, jobs[-1]["id"])
+        first_log, second_log = c.job_log(run, jobs[k]["id"]), c.job_log(run, jobs[-1]["id"])
         watchdog = "silent for" in first_log
-        if jobs[0]["state"] != "NODE_FAIL" and not watchdog:
-            c.fail("the first job ended neither NODE_FAIL nor by the watchdog", [run])
+        if jobs[k]["state"] != "NODE_FAIL" and not watchdog:
+            c.fail("the killed job ended neither NODE_FAIL nor by the watchdog", [run])
         if "on 4 ranks" not in second_log or "fn[1-2]" not in second_log:
             c.fail("the resubmitted job did not run 4 ranks on fn1 and fn2", [run])
         m = re.search(r"resumed from \S*step_(\d+)", second_log)
@@ -72,7 +75,7 @@ def main():
                    [run])
         t_cluster = time.time() - t_start
         print("job %s ended %s%s %.1f s after the kill; resubmitted after %.1f s; resumed from "
-              "step %d on 4 ranks" % (jobs[0]["id"], jobs[0]["state"],
+              "step %d on 4 ranks" % (jobs[k]["id"], jobs[k]["state"],
                                       " (watchdog, exit 4)" if watchdog else "",
                                       ended or -1, resubmitted or -1, resumed))
 

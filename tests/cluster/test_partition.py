@@ -64,6 +64,8 @@ def main():
         c.wait_step(run, CUT_AFTER, watcher)
         if not ranks_in("flam-n3"):
             c.fail("no rank of the job runs in fn3's namespace", [run])
+        # The job running now (an earlier one may have been lost at start-up and resubmitted).
+        k = len(c.state(run)["jobs"]) - 1
         t_cut = time.time()
         c.cluster("cut", 3)
         last_committed = committed(run)
@@ -83,9 +85,9 @@ def main():
             c.fail("watch after the partition exited %d" % rc, [run])
         s = c.state(run)
         jobs = s["jobs"]
-        first_log = c.job_log(run, jobs[0]["id"])
-        if not (s["status"] == "completed" and len(jobs) >= 2 and jobs[0]["exit_code"] == 4 and
-                "exit 4" in jobs[0]["decision"]):
+        first_log = c.job_log(run, jobs[k]["id"])
+        if not (s["status"] == "completed" and len(jobs) >= k + 2 and jobs[k]["exit_code"] == 4 and
+                "exit 4" in jobs[k]["decision"]):
             c.fail("state after the partition: %s" % json.dumps(s, indent=1), [run])
         noticed = sorted(set(int(r) for r in re.findall(r"noticed by rank (\d+)\)", first_log)))
         if not (set(noticed) & {0, 1, 2, 3} and set(noticed) & {4, 5}):
@@ -94,7 +96,7 @@ def main():
         # The first later job that got as far as loading a checkpoint (a job can also die at
         # start-up, in OpenMPI's TCP connection set-up: flam watch resubmits that too).
         m = None
-        for job in jobs[1:]:
+        for job in jobs[k + 1:]:
             m = re.search(r"resumed from \S*step_(\d+)", c.job_log(run, job["id"]))
             if m:
                 break

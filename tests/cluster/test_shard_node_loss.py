@@ -76,14 +76,16 @@ def main():
             if watcher.poll() is not None:
                 c.fail("the shard run ended before any shard was done", [run])
             time.sleep(0.02)
+        # The job running now (an earlier one may have been lost at start-up and resubmitted).
+        k = len(c.state(run)["jobs"]) - 1
         t_kill = time.time()
         c.cluster("kill", 3)
         done_before = None
         while time.time() - t_kill < 120:
             jobs = c.state(run)["jobs"]
-            if len(jobs) > 1:
+            if len(jobs) > k + 1:
                 break
-            if jobs[0].get("state") in ("NODE_FAIL", "FAILED"):
+            if jobs[k].get("state") in ("NODE_FAIL", "FAILED"):
                 done_before = {f: os.stat(os.path.join(out, f)) for f in products(out)}
             time.sleep(0.05)
         t_resubmit = time.time() - t_kill
@@ -92,8 +94,8 @@ def main():
             c.fail("watch of the shard run exited %d" % rc, [run])
         s = c.state(run)
         jobs = s["jobs"]
-        if not (s["status"] == "completed" and len(jobs) >= 2 and
-                jobs[0]["state"] in ("NODE_FAIL", "FAILED") and jobs[-1]["exit_code"] == 0):
+        if not (s["status"] == "completed" and len(jobs) >= k + 2 and
+                jobs[k]["state"] in ("NODE_FAIL", "FAILED") and jobs[-1]["exit_code"] == 0):
             c.fail("state of the shard run: %s" % json.dumps(s, indent=1), [run])
         second = c.job_log(run, jobs[-1]["id"])
         m = re.search(r"(\d+) shards \((\d+) done before\), (\d+) ranks", second)
