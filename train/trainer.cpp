@@ -285,17 +285,20 @@ class Trainer {
     torch::Tensor waits = torch::empty({comm_.size(), 2});  // [rank, (data, collective)]
     all_gather(comm_, own, waits);
     const torch::Tensor wait = waits.select(1, 0).max();
-    const nlohmann::json dropped = dropped_by_job();
+    const int64_t step = state_.step();
+    // The same on every rank (m.eval is filled on all of them), so the drop sum below is a
+    // collective only on the steps that write a metrics line.
+    const bool logged = step % options_.log_every == 0 || step == options_.steps || !m.eval.empty();
+    const nlohmann::json dropped = logged ? dropped_by_job() : nlohmann::json();
     const double step_time = seconds_since(m.start) - m.eval.value("eval_seconds", 0.0);
     checkpoint_stall_ += state_.take_stall_seconds();
     if (!lead_) return;
-    const int64_t step = state_.step();
     const double loss_laion = sums[0].item<double>() / comm_.size();
     const double loss_mmc4 = sums[1].item<double>() / comm_.size();
     std::ostringstream extra;
     extra << "loss laion " << loss_laion << " mmc4 " << loss_mmc4 << " lr " << m.lr;
     progress_.update(step, extra.str());
-    if (step % options_.log_every != 0 && step != options_.steps && m.eval.empty()) return;
+    if (!logged) return;
     const Zero3Memory mem = engine_.memory();
     nlohmann::json line = {
         {"step", step},
