@@ -130,6 +130,7 @@ class HttpSource final : public ByteSource {
   size_t read(void* out, size_t n) override {
     if (n == 0) return 0;
     while (available() == 0 && !finished_) {
+      throw_if_cancelled();
       const SteadyClock::time_point start = SteadyClock::now();
       pump();
       waited_seconds_ += seconds_since(start);
@@ -223,8 +224,16 @@ class HttpSource final : public ByteSource {
       finished_ = true;
       return;
     }
-    // Wait for the socket or curl's next timeout (bounded so pause/resume stays responsive).
-    CURL_CHECK(curl_multi_poll(multi_, nullptr, 0, 1000, nullptr));
+    // Wait for the socket or curl's next timeout (bounded so pause/resume and a cancel stay
+    // responsive).
+    CURL_CHECK(curl_multi_poll(multi_, nullptr, 0, options_.cancelled ? 200 : 1000, nullptr));
+  }
+
+  void throw_if_cancelled() const {
+    if (!options_.cancelled || !options_.cancelled()) return;
+    throw Error(ErrorKind::kNetwork,
+                "transfer cancelled after " + std::to_string(offset_ + available()) + " bytes",
+                context_for(name_, offset_));
   }
 
   // The deadline and the average rate count only the time read() waited for the network, not

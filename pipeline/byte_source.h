@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,11 @@ struct SourceOptions {
   double min_average_bytes_per_second = 16384;
   double min_average_grace_seconds = 30;
   size_t buffer_bytes = 1 << 20;  // read buffer for files, bound of the http ring buffer
+  // Asked by the reading thread at least every 0.2 s while an http or s3 read() waits; once it
+  // returns true the read throws flam::Error(kNetwork, "transfer cancelled ...") without
+  // retrying, so the owner of a read-ahead thread can stop it instead of waiting out a silent
+  // server's low-speed limit. Empty: never cancelled.
+  std::function<bool()> cancelled;
 };
 
 class ByteSource {

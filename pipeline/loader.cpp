@@ -257,6 +257,7 @@ struct Loader::Impl {
       stop = true;
     }
     cv.notify_all();
+    stream->cancel();  // a producer waiting on a silent shard's transfer leaves at once
     if (producer.joinable()) producer.join();
     for (auto& f : inflight) f.wait();
     inflight.clear();
@@ -284,6 +285,7 @@ struct Loader::Impl {
         cv.notify_all();
       }
     } catch (const Stopped&) {
+    } catch (const SampleStream::Cancelled&) {
     } catch (...) {
       std::lock_guard<std::mutex> lock(mu);
       error = std::current_exception();
@@ -424,7 +426,8 @@ struct Loader::Impl {
 
   void restore(const std::vector<std::string>& states) {
     if (states.empty()) throw Error(ErrorKind::kData, "loader restore: no states given");
-    stop_producer();
+    // Every state is checked before the running stream is touched: a refused restore leaves
+    // the loader as it was.
     std::vector<StreamState> parsed;
     parsed.reserve(states.size());
     for (const std::string& s : states) parsed.push_back(parse_state(s, identity));
@@ -441,6 +444,7 @@ struct Loader::Impl {
       FLAM_LOG(INFO) << "loader " << to_string(kind) << ": repartitioned the work of "
                      << parsed.size() << " ranks onto " << world_size;
     }
+    stop_producer();
     std::map<std::string, int64_t> dropped;
     stream->load(mine, dropped);
     buffer_bytes = stream->buffered_bytes();

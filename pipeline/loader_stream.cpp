@@ -48,25 +48,6 @@ bool is_too_slow(const Error& e) {
           e.context().key == "data.stream.min_average_bytes_per_second");
 }
 
-struct Cancelled {};
-
-// Lets a fetch thread stop between two reads of its transfer.
-class CancellableSource : public ByteSource {
- public:
-  CancellableSource(std::unique_ptr<ByteSource> inner, const std::atomic<bool>* cancel)
-      : inner_(std::move(inner)), cancel_(cancel) {}
-  size_t read(void* buf, size_t n) override {
-    if (cancel_->load()) throw Cancelled{};
-    return inner_->read(buf, n);
-  }
-  const std::string& name() const override { return inner_->name(); }
-  int64_t offset() const override { return inner_->offset(); }
-
- private:
-  std::unique_ptr<ByteSource> inner_;
-  const std::atomic<bool>* cancel_;
-};
-
 }  // namespace
 
 // One remote shard of one task, read by its own thread into `ready` (the samples the task wants,
@@ -82,13 +63,18 @@ struct SampleStream::Fetch {
   std::unique_ptr<Error> error;  // why it ended early, if it did
   int64_t read = 0;              // ordinals read so far (at an error: the samples the shard gave)
   bool absorbed = false;         // a slow_shard decision moved into failed_ (consumer only)
-  std::atomic<bool> cancel{false};
+  std::atomic<bool> cancel{false};                   // this fetch only (its task is done)
+  const std::atomic<bool>* stream_cancel = nullptr;  // the stream's cancel(); not owned
   std::thread thread;
+
+  bool stopping() const { return cancel.load() || stream_cancel->load(); }
 
   void run(const std::string& name, const SourceOptions& source, const ShardTask& task,
            int64_t start, int64_t limit, int64_t cap) {
     try {
-      TarReader reader(std::make_unique<CancellableSource>(open_source(name, source), &cancel));
+      SourceOptions cancellable = source;
+      cancellable.cancelled = [this] { return stopping(); };
+      TarReader reader(open_source(name, cancellable));
       SampleGrouper grouper(reader);
       Sample sample;
       while (read < limit && grouper.next(sample)) {
@@ -101,10 +87,9 @@ struct SampleStream::Fetch {
         ready_bytes += sample_bytes(sample);
         ready.emplace_back(ordinal, std::move(sample));
         cv.notify_all();
-        cv.wait(lock, [&] { return cancel.load() || ready_bytes < cap; });
-        if (cancel.load()) break;
+        cv.wait(lock, [&] { return stopping() || ready_bytes < cap; });
+        if (stopping()) break;
       }
-    } catch (const Cancelled&) {
     } catch (const Error& e) {
       std::lock_guard<std::mutex> lock(mu);
       error = std::make_unique<Error>(e);
@@ -306,16 +291,29 @@ SampleStream::SampleStream(std::vector<std::string> shards, const StreamIdentity
 SampleStream::~SampleStream() { stop_fetches(); }
 
 void SampleStream::stop_fetches() {
-  for (auto& [pos, fetch] : fetches_) {
+  std::map<size_t, std::shared_ptr<Fetch>> stopping;
+  {
+    std::lock_guard<std::mutex> lock(fetches_mu_);
+    stopping.swap(fetches_);
+  }
+  for (auto& [pos, fetch] : stopping) {
     {
       std::lock_guard<std::mutex> lock(fetch->mu);
       fetch->cancel = true;
     }
     fetch->cv.notify_all();
   }
-  for (auto& [pos, fetch] : fetches_)
+  for (auto& [pos, fetch] : stopping)
     if (fetch->thread.joinable()) fetch->thread.join();
-  fetches_.clear();
+}
+
+void SampleStream::cancel() {
+  cancelled_ = true;
+  std::lock_guard<std::mutex> lock(fetches_mu_);
+  for (auto& [pos, fetch] : fetches_) {
+    { std::lock_guard<std::mutex> wake(fetch->mu); }  // a waiter sees the flag or the notify
+    fetch->cv.notify_all();
+  }
 }
 
 void SampleStream::start_fetches() {
@@ -330,10 +328,12 @@ void SampleStream::start_fetches() {
     auto fetch = std::make_shared<Fetch>();
     fetch->epoch = task.epoch;
     fetch->shard = task.shard;
+    fetch->stream_cancel = &cancelled_;
     Fetch* f = fetch.get();
     fetch->thread = std::thread(
         [f, name = shards_[task.shard], source = options_.source, task, start, limit,
          cap = options_.read_ahead_bytes] { f->run(name, source, task, start, limit, cap); });
+    std::lock_guard<std::mutex> lock(fetches_mu_);
     fetches_[pos] = std::move(fetch);
   }
 }
@@ -418,6 +418,7 @@ std::string failure_name(const Error& error) {
 
 void SampleStream::load(const StreamState& state, std::map<std::string, int64_t>& dropped) {
   stop_fetches();
+  cancelled_ = false;
   close_reader();
   failed_ = state.failed;
   tasks_ = state.tasks ? state.tasks : std::make_shared<std::vector<ShardTask>>();
@@ -464,16 +465,22 @@ void SampleStream::load(const StreamState& state, std::map<std::string, int64_t>
 
 void SampleStream::advance_unit() {
   close_reader();
-  const auto fetch = fetches_.find(unit_pos_);
-  if (fetch != fetches_.end()) {
-    Fetch& f = *fetch->second;
-    {
-      std::lock_guard<std::mutex> lock(f.mu);
-      f.cancel = true;
+  std::shared_ptr<Fetch> done;
+  {
+    std::lock_guard<std::mutex> lock(fetches_mu_);
+    const auto fetch = fetches_.find(unit_pos_);
+    if (fetch != fetches_.end()) {
+      done = std::move(fetch->second);
+      fetches_.erase(fetch);
     }
-    f.cv.notify_all();
-    if (f.thread.joinable()) f.thread.join();
-    fetches_.erase(fetch);
+  }
+  if (done) {
+    {
+      std::lock_guard<std::mutex> lock(done->mu);
+      done->cancel = true;
+    }
+    done->cv.notify_all();
+    if (done->thread.joinable()) done->thread.join();
   }
   ++unit_pos_;
   front_start_ = unit_pos_ < tasks_->size() ? (*tasks_)[unit_pos_].start : 0;
@@ -499,6 +506,7 @@ bool SampleStream::read_fetched(Buffered* out, std::map<std::string, int64_t>& d
   }
   lock.unlock();
   f.thread.join();
+  if (cancelled_) throw Cancelled{};  // f ended for the cancel, not for its shard
   const std::string& name = shards_[task.shard];
   const auto key = std::make_pair(task.epoch, task.shard);
   if (f.error && is_too_slow(*f.error)) failed_.emplace(key, f.read);

@@ -13,13 +13,15 @@
 // rest is skipped, and the decision (epoch, shard, samples kept) is part of every later state, so
 // a restore from such a state skips the same samples however fast the shard is then.
 //
-// Thread safety: one thread at a time (the loader's producer thread); the read-ahead threads are
-// internal and joined by load() and the destructor.
+// Thread safety: one thread at a time (the loader's producer thread), but cancel() may be called
+// from any thread; the read-ahead threads are internal and joined by load() and the destructor.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -118,6 +120,12 @@ class SampleStream {
   // and logged. Throws flam::Error(kData) when a whole epoch of this rank yields nothing.
   StreamItem next(std::map<std::string, int64_t>& dropped);
 
+  // Thrown by next() once cancel() was called.
+  struct Cancelled {};
+  // Any thread: every read-ahead transfer stops within 0.2 s (a silent server is not waited
+  // out), and next(), now or later, throws Cancelled instead of reading on. load() clears it.
+  void cancel();
+
   // Raw bytes held by the shuffle buffer (not the read-ahead, bounded by the options).
   int64_t buffered_bytes() const { return buffered_bytes_; }
   const std::string& shard_name(int64_t shard) const { return shards_[shard]; }
@@ -174,8 +182,11 @@ class SampleStream {
   int64_t reader_ordinal_ = 0;
 
   std::map<std::pair<int64_t, int64_t>, int64_t> failed_;  // see StreamState::failed
-  // Running fetches by position in *tasks_ (cleared when the plan changes).
+  // Running fetches by position in *tasks_ (cleared when the plan changes). Changed by the
+  // stream's thread under fetches_mu_, which cancel() holds to reach every fetch.
   std::map<size_t, std::shared_ptr<Fetch>> fetches_;
+  std::mutex fetches_mu_;
+  std::atomic<bool> cancelled_{false};
 };
 
 }  // namespace flam::pipeline

@@ -533,6 +533,7 @@ class S3Source final : public ByteSource {
         return got;
       } catch (const Error& e) {
         waited_ += seconds_since(start);
+        if (options_.cancelled && options_.cancelled()) throw;
         if (e.context().key == kDeadlineKey) throw_deadline();
         const std::string code = xml_value(failure_.body, "Code");
         const bool pace = !e.context().key.empty();  // deadline or minimum rate: not retried

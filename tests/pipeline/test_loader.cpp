@@ -363,6 +363,30 @@ TEST_F(LoaderTest, SlowShardIsSkippedWhileTheOthersFeedBatches) {
   }
 }
 
+// A loader whose read-ahead is waiting on a server that never answers is destroyed without
+// waiting out the stream's limits (600 s here: without cancellation the destructor would block
+// that long and ctest's timeout would fail the test).
+TEST_F(LoaderTest, DestroyedWhileReadingAheadFromASilentServer) {
+  const std::string dir = testing::make_temp_dir("silent");
+  const std::string shard = testing::write_laion_shard(dir, 5, 200);
+  HttpServer server(dir);
+  ASSERT_GT(server.port(), 0) << "test HTTP server did not start";
+  DataOptions o = laion_options();
+  const std::string silent = "http://127.0.0.1:" + std::to_string(server.port()) +
+                             "/x/hang=600/f/" + std::filesystem::path(shard).filename().string();
+  o.laion.shards = {server.url(std::filesystem::path(shard).filename()), silent};
+  o.stream.low_speed_seconds = 600;
+  o.stream.deadline_seconds = 0;
+  o.stream.min_average_bytes_per_second = 0;
+  o.loader.shuffle_buffer = 1;
+  {
+    Loader loader(dataset_spec(o, DatasetKind::kLaion, tok_), 0, 1, 3);
+    const Batch b = loader.next();  // rows of the good shard (more than the loader reads ahead)
+    EXPECT_FALSE(b.keys.empty());
+  }
+  SUCCEED();
+}
+
 // The slow_shard decision is part of the state: a restore from a state that says "shard S of
 // epoch 0 gave 3 samples" reads only those 3 of it, even with every shard fast now, and two
 // restores from it give the same batches.

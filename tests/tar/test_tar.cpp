@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -633,6 +634,39 @@ TEST_F(TarHttpTest, StalledServerIsAnErrorAndASlowReaderIsNot) {
   EXPECT_EQ(n, fs::file_size(dir_ / "big.tar"));
   EXPECT_EQ(got.substr(512, payload.size()), payload);
   EXPECT_EQ(source->offset(), static_cast<int64_t>(n));
+}
+
+// A read waiting on a server that says nothing stops once its cancel flag is set from another
+// thread, long before the low-speed limit (here 600 s: without the flag the read would wait
+// that long and ctest's timeout would fail the test), and names the URL.
+TEST_F(TarHttpTest, CancelStopsAReadWaitingOnASilentServer) {
+  {
+    TarWriter writer((dir_ / "quiet.tar").string());
+    writer.add("a.bin", content(1000, 3));
+    writer.close();
+  }
+  std::atomic<bool> cancel{false};
+  SourceOptions options;
+  options.low_speed_seconds = 600;
+  options.deadline_seconds = 0;
+  options.min_average_bytes_per_second = 0;
+  options.cancelled = [&cancel] { return cancel.load(); };
+  const std::string hang = base_ + "/x/hang=600/f/quiet.tar";
+  auto source = open_source(hang, options);
+  std::thread canceller([&cancel] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    cancel = true;
+  });
+  char buf[512];
+  try {
+    source->read(buf, sizeof buf);
+    ADD_FAILURE() << "a cancelled read returned";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kNetwork) << e.what();
+    EXPECT_EQ(e.context().url, hang);
+    EXPECT_NE(std::string(e.what()).find("cancelled"), std::string::npos) << e.what();
+  }
+  canceller.join();
 }
 
 // Issue #17: a server trickling above curl's low-speed limit fails on the minimum average rate,
