@@ -44,12 +44,6 @@ torch::Tensor merge_heads(const torch::Tensor& x) {
   return t.view(sizes);
 }
 
-// Softmax attention as OpenFlamingo's helpers write it: q pre-scaled, row max subtracted.
-torch::Tensor stable_softmax(const torch::Tensor& sim) {
-  auto s = sim - std::get<0>(sim.max(-1, /*keepdim=*/true)).detach();
-  return s.softmax(-1);
-}
-
 double lowest(c10::ScalarType dtype) {
   switch (dtype) {
     case torch::kFloat64:
@@ -65,9 +59,14 @@ double lowest(c10::ScalarType dtype) {
 
 torch::Tensor quick_gelu(const torch::Tensor& x) { return x * torch::sigmoid(1.702 * x); }
 
-torch::Tensor rotate_half(const torch::Tensor& x) {
+// Rotary position embedding as Hugging Face's apply_rotary_pos_emb, x * cos + rotate_half(x) *
+// sin with rotate_half(x) = cat(-x2, x1), written as x * cos + roll(x) * cat(-sin1, sin2): the
+// same products (a sign moved from x to the table, so bit-identical), three kernels over x instead
+// of five. x [B, H, T, hd]; cos, sin from rotary_tables.
+torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
   const int64_t half = x.size(-1) / 2;
-  return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+  auto signed_sin = torch::cat({-sin.narrow(-1, 0, half), sin.narrow(-1, half, half)}, -1);
+  return torch::addcmul(x * cos, x.roll(half, -1), signed_sin);
 }
 
 }  // namespace
@@ -181,18 +180,15 @@ torch::Tensor PerceiverAttentionImpl::forward(const torch::Tensor& media,
   auto q = split_heads(to_q_(l), heads_);                 // [b, T, H, n, d]
   auto kv = to_kv_(torch::cat({x, l}, -2)).chunk(2, -1);  // [b, T, m + n, inner] each
   auto k = split_heads(kv[0], heads_), v = split_heads(kv[1], heads_);
+  // OpenFlamingo's softmax(q * scale k^T - rowmax) v as one fused kernel (forward and backward)
+  // over [b*T, H, ., d] (the CPU flash kernel takes 4-D inputs): the [b, T, H, n, m + n] scores
+  // are never materialised, q and k are not copied into matmul layouts, and the output is
+  // already in the [b, T, n, H, d] order merge_heads wants. Equal up to rounding (the parity
+  // tests pin outputs and gradients to OpenFlamingo's).
   const double scale = std::pow(static_cast<double>(dim_head_), -0.5);
-  if (!torch::GradMode::is_enabled()) {
-    // Inference (generation, evaluation): softmax(q k^T * scale) v in one fused kernel over
-    // [b*T, H, ., d] (the CPU flash kernel takes 4-D inputs), so the [b, T, H, n, m + n] scores
-    // are never materialised; no mask, so it equals the explicit softmax below up to rounding.
-    // Training keeps the explicit form, whose gradients the parity tests pin to OpenFlamingo's.
-    auto o = at::scaled_dot_product_attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1),
-                                              std::nullopt, 0.0, false, scale);
-    return to_out_(merge_heads(o.view(q.sizes())));
-  }
-  auto attn = stable_softmax(torch::matmul(q * scale, k.transpose(-1, -2)));
-  return to_out_(merge_heads(torch::matmul(attn, v)));
+  auto o = at::scaled_dot_product_attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1),
+                                            std::nullopt, 0.0, false, scale);
+  return to_out_(merge_heads(o.view(q.sizes())));
 }
 
 PerceiverResamplerImpl::PerceiverResamplerImpl(int64_t dim, const PerceiverOptions& options)
@@ -294,19 +290,22 @@ torch::Tensor MaskedCrossAttentionImpl::attend(torch::Tensor q, const torch::Ten
                                                const torch::Tensor& v,
                                                const torch::Tensor& text_time, int64_t n) {
   const int64_t T_img = k.size(2) / n;
-  q = q * std::pow(static_cast<double>(dim_head_), -0.5);
-  auto sim = torch::matmul(q, k.transpose(-1, -2));  // [B, H, T_txt, T_img*n]
-
   auto media_time =
       torch::arange(1, T_img + 1, text_time.options()).repeat_interleave(n);  // [T_img*n]
   auto tt = text_time.view({text_time.size(0), 1, text_time.size(1), 1});
   auto mt = media_time.view({1, 1, 1, T_img * n});
   auto allowed = only_immediate_ ? tt.eq(mt) : tt.ge(mt);  // [B, 1, T_txt, T_img*n]
-  sim = sim.masked_fill(allowed.logical_not(), lowest(sim.scalar_type()));
-  auto attn = stable_softmax(sim);
-  auto attends_nothing = allowed.any(-1, /*keepdim=*/true).logical_not();  // [B, 1, T_txt, 1]
-  attn = attn.masked_fill(attends_nothing, 0.0);
-  return to_out_(merge_heads(torch::matmul(attn, v)));
+  // OpenFlamingo's masked_fill(lowest) + softmax, as an additive mask of the fused kernel (SDPA,
+  // forward and backward; the [B, H, T_txt, T_img*n] scores are never materialised). A row that
+  // attends to nothing sees only `lowest` keys, so its softmax is uniform and finite; keep (0 on
+  // those rows, 1 elsewhere) then zeroes its output, and with it every gradient through that row,
+  // as OpenFlamingo's masked_fill(attn, 0).
+  auto mask = torch::zeros(allowed.sizes(), q.options().requires_grad(false))
+                  .masked_fill_(allowed.logical_not(), lowest(q.scalar_type()));
+  auto keep = allowed.any(-1).to(q.scalar_type()).transpose(1, 2);  // [B, T_txt, 1]
+  auto o = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false,
+                                            std::pow(static_cast<double>(dim_head_), -0.5));
+  return to_out_(merge_heads(o)) * keep;  // o [B, H, T_txt, d]
 }
 
 GatedCrossAttentionBlockImpl::GatedCrossAttentionBlockImpl(int64_t dim, int64_t dim_visual,
@@ -405,8 +404,8 @@ torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& x, const torch
   auto q = split_heads(q_proj_(h), heads_);  // [B, H, T, hd]
   auto k = split_heads(k_proj_(h), heads_);
   auto v = split_heads(v_proj_(h), heads_);
-  q = q * cos + rotate_half(q) * sin;
-  k = k * cos + rotate_half(k) * sin;
+  q = rotate(q, cos, sin);
+  k = rotate(k, cos, sin);
   auto o = attention(q, k, v, mask);
   auto r = x + o_proj_(merge_heads(o));
   auto g = rms_norm(r, post_attention_layernorm_, eps_);
@@ -423,8 +422,8 @@ torch::Tensor LlamaDecoderLayerImpl::forward_cached(
   auto q = split_heads(q_proj_(h), heads_);  // [B, H, t, hd]
   auto k = split_heads(k_proj_(h), heads_);
   auto v = split_heads(v_proj_(h), heads_);
-  q = q * cos + rotate_half(q) * sin;
-  k = k * cos + rotate_half(k) * sin;
+  q = rotate(q, cos, sin);
+  k = rotate(k, cos, sin);
   k_cache.narrow(2, past, t).copy_(k);
   v_cache.narrow(2, past, t).copy_(v);
   auto o = attention(q, k_cache.narrow(2, 0, past + t), v_cache.narrow(2, 0, past + t), mask);
