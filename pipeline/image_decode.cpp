@@ -6,10 +6,10 @@
 //
 // decode_clip_preprocess decodes a JPEG through the libjpeg API instead when the center crop
 // leaves part of it unused: only the iMCU columns (jpeg_crop_scanline) and rows (skipped above,
-// never decoded below) around the pixels the resize reads, with one iMCU of margin on each side.
+// never decoded below) around the pixels the resize reads, with two chroma samples of margin.
 // libjpeg-turbo's inverse DCT works per block, and only the chroma upsampling at a cut edge differs
-// from a full decode (it replicates the edge sample instead of reading its neighbour, within one
-// iMCU of the cut), so the pixels the resize reads are the full decode's, bit for bit
+// from a full decode (it replicates the edge sample instead of blending in its neighbour, within
+// one chroma sample of the cut), so the pixels the resize reads are the full decode's, bit for bit
 // (tests/codec ImageRegionDecode proves it over the test photos' geometries and JPEG variants).
 // Whatever that path does not cover goes to the full decode: CMYK/YCCK, arithmetic coding, a file
 // that does not end in EOI (truncation keeps the full decode's error), any libjpeg error or
@@ -276,13 +276,18 @@ bool read_jpeg_region(std::string_view bytes, int size, const DecodeOptions& opt
   int x0 = 0, x1 = 0, y0 = 0, y1 = 0;
   detail::resize_input_range(full_w, region->resized_width, region->left, size, &x0, &x1);
   detail::resize_input_range(full_h, region->resized_height, region->top, size, &y0, &y1);
-  // One iMCU of margin keeps the cut edges' chroma upsampling away from the pixels read.
+  // At a cut edge the chroma upsampling replicates the edge's chroma sample instead of blending
+  // in its neighbour, which changes the pixels within one chroma sample (samp_factor pixels) of
+  // the cut: two chroma samples of margin beyond the pixels the resize reads keep those exact.
+  // The cut then moves out to an iMCU boundary (jpeg_crop_scanline's; rows: where skipping ends).
   const int imcu_w = cinfo->max_h_samp_factor * cinfo->min_DCT_scaled_size;
   const int imcu_h = cinfo->max_v_samp_factor * cinfo->min_DCT_scaled_size;
-  x0 = std::max(0, x0 - imcu_w) / imcu_w * imcu_w;
-  x1 = std::min(full_w, x1 + imcu_w);
-  y0 = std::max(0, y0 - imcu_h) / imcu_h * imcu_h;
-  y1 = std::min(full_h, y1 + imcu_h);
+  const int margin_x = 2 * cinfo->max_h_samp_factor;
+  const int margin_y = 2 * cinfo->max_v_samp_factor;
+  x0 = std::max(0, x0 - margin_x) / imcu_w * imcu_w;
+  x1 = std::min(full_w, x1 + margin_x);
+  y0 = std::max(0, y0 - margin_y) / imcu_h * imcu_h;
+  y1 = std::min(full_h, y1 + margin_y);
   const bool crop_columns = x0 > 0 || (x1 + imcu_w - 1) / imcu_w * imcu_w < full_w;
   if (!crop_columns && y0 == 0 && y1 == full_h) {
     jpeg_abort_decompress(cinfo);
