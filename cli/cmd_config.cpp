@@ -71,6 +71,8 @@ const std::map<std::string, std::string>& meanings() {
       {"data.image.size", "CLIP input side: shorter side resized, then center crop"},
       {"data.image.flip", "horizontal flip: none, per image, or per batch (OpenFlamingo)"},
       {"data.image.max_pixels", "decode guard against decompression bombs, in pixels"},
+      {"data.image.fast_downscale",
+       "decode JPEGs >= 2x size at a DCT scale-down: faster, not PIL-exact (off: PIL-exact)"},
       {"data.laion.shards", "LAION shards: paths, URLs, brace ranges or a list file"},
       {"data.laion.batch_size", "LAION sequences per rank per micro-step"},
       {"data.laion.seq_len", "LAION sequence length in tokens"},

@@ -119,6 +119,16 @@ Image flip_horizontal(const Image& in) {
   return out;
 }
 
+void flip_horizontal_in_place(Image* image) {
+  FLAM_CHECK(image != nullptr) << "flip of a null image";
+  for (int y = 0; y < image->height; ++y) {
+    uint8_t* row = image->pixels.data() + static_cast<size_t>(y) * image->width * 3;
+    for (int a = 0, b = image->width - 1; a < b; ++a, --b) {
+      std::swap_ranges(row + a * 3, row + a * 3 + 3, row + b * 3);
+    }
+  }
+}
+
 namespace detail {
 
 void clip_geometry(int in_width, int in_height, int size, int* width, int* height, int* left,

@@ -109,6 +109,8 @@ Image center_crop(const Image& in, int width, int height);
 
 // Mirrors left and right.
 Image flip_horizontal(const Image& in);
+// Mirrors *image left and right in its own buffer. REQUIRES: image != nullptr.
+void flip_horizontal_in_place(Image* image);
 
 // OpenFlamingo's image processor (open_clip's eval transform) without normalisation: resize the
 // shorter side to `size` (bicubic, torchvision's rounding of the longer side), then center crop
@@ -121,12 +123,16 @@ Image clip_preprocess(const Image& in, int size);
 inline constexpr float kClipMean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
 inline constexpr float kClipStd[3] = {0.26862954f, 0.26130258f, 0.27577711f};
 
-// decode_image + clip_preprocess in one call, for the loader's decode threads: the full-size
-// decode stays in a per-thread buffer and out->pixels is reused, so a thread that passes the same
-// `out` every time allocates nothing per image in steady state (fresh multi-100-KB buffers per
-// image cost page faults: ~15% of the per-image CPU time in bench/pipeline). Returns the decode's
-// status and sizes with an empty image; *out is the size x size result when ok(), unchanged
-// otherwise. REQUIRES: size >= 1, out != nullptr.
+// decode_image + clip_preprocess in one call, for the loader's decode threads, with the same bytes
+// out: the decode stays in a per-thread buffer and out->pixels is reused, so a thread that passes
+// the same `out` every time allocates nothing per image in steady state (fresh multi-100-KB
+// buffers per image cost page faults: ~15% of the per-image CPU time in bench/pipeline). A JPEG
+// whose center crop leaves part of it unused is decoded only around the part the resize reads
+// (image_decode.cpp), bit for bit what the full decode gives there. One difference on damaged
+// input: a baseline JPEG whose damage lies only in rows below the ones the crop needs, and that
+// still ends in an EOI marker, decodes here while decode_image may refuse it. Returns the
+// decode's status and sizes with an empty image; *out is the size x size result when ok(),
+// unchanged otherwise. REQUIRES: size >= 1, out != nullptr.
 DecodeResult decode_clip_preprocess(std::string_view bytes, int size, const DecodeOptions& options,
                                     Image* out);
 

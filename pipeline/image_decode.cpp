@@ -3,6 +3,21 @@
 // decoder reads the header first and rejects images over max_pixels before it allocates the pixel
 // buffer. Conversions follow PIL's Image.open(...).convert("RGB"): gray is replicated, CMYK JPEGs
 // are taken as Adobe-inverted and mapped with PIL's cmyk2rgb, alpha is dropped.
+//
+// decode_clip_preprocess decodes a JPEG through the libjpeg API instead when the center crop
+// leaves part of it unused: only the iMCU columns (jpeg_crop_scanline) and rows (skipped above,
+// never decoded below) around the pixels the resize reads, with two chroma samples of margin.
+// libjpeg-turbo's inverse DCT works per block, and only the chroma upsampling at a cut edge differs
+// from a full decode (it replicates the edge sample instead of blending in its neighbour, within
+// one chroma sample of the cut), so the pixels the resize reads are the full decode's, bit for bit
+// (tests/codec ImageRegionDecode proves it over the test photos' geometries and JPEG variants).
+// Whatever that path does not cover goes to the full decode: CMYK/YCCK, arithmetic coding, a file
+// that does not end in EOI (truncation keeps the full decode's error), any libjpeg error or
+// warning (the full decode then reports it as before), and crops that would save nothing.
+// clang-format off
+#include <cstdio>  // jpeglib.h uses FILE and size_t without declaring them
+#include <jpeglib.h>
+// clang-format on
 #include <gif_lib.h>
 #include <png.h>
 #include <stb_image.h>  // Debian libstb-dev: the library is libstb.so
@@ -149,6 +164,169 @@ DecodeResult decode_jpeg(std::string_view bytes, const DecodeOptions& options,
     r.image.pixels = std::move(buffer);
   }
   return r;
+}
+
+// ---- JPEG region decode (decode_clip_preprocess) -------------------------------------------
+
+// libjpeg reports errors through error_exit, which must not return: it longjmps back to
+// read_jpeg_region's setjmp. Warnings only raise `warned` (the image then goes to the full decode).
+struct JpegErrors {
+  jpeg_error_mgr mgr;  // first: libjpeg's err pointer is cast back to JpegErrors
+  jmp_buf jump;
+  bool warned = false;
+};
+
+[[noreturn]] void jpeg_on_error(j_common_ptr cinfo) {
+  longjmp(reinterpret_cast<JpegErrors*>(cinfo->err)->jump, 1);
+}
+
+void jpeg_on_message(j_common_ptr cinfo, int level) {
+  if (level < 0) reinterpret_cast<JpegErrors*>(cinfo->err)->warned = true;
+}
+
+// TJFLAG_LIMITSCANS's bound, as TurboJPEG 2.1 applies it: more than 500 scans is an error.
+void jpeg_on_progress(j_common_ptr cinfo) {
+  if (reinterpret_cast<j_decompress_ptr>(cinfo)->input_scan_number > 500) jpeg_on_error(cinfo);
+}
+
+// One libjpeg decompressor per thread (created on first use, reused after jpeg_abort).
+class JpegRegionDecoder {
+ public:
+  static JpegRegionDecoder& for_this_thread() {
+    thread_local JpegRegionDecoder d;
+    return d;
+  }
+  JpegRegionDecoder(const JpegRegionDecoder&) = delete;
+  JpegRegionDecoder& operator=(const JpegRegionDecoder&) = delete;
+  ~JpegRegionDecoder() {
+    if (created_) jpeg_destroy_decompress(&cinfo_);
+  }
+  // REQUIRES: called where a libjpeg error can longjmp (it may fail for memory).
+  jpeg_decompress_struct* cinfo() {
+    if (!created_) {
+      jpeg_create_decompress(&cinfo_);
+      cinfo_.progress = &progress_;
+      created_ = true;
+    }
+    return &cinfo_;
+  }
+  JpegErrors* errors() { return &errors_; }
+  // Ends the current image (the decompressor is then ready for the next).
+  void abort() {
+    if (created_) jpeg_abort_decompress(&cinfo_);
+  }
+
+ private:
+  JpegRegionDecoder() {
+    cinfo_.err = jpeg_std_error(&errors_.mgr);
+    errors_.mgr.error_exit = jpeg_on_error;
+    errors_.mgr.emit_message = jpeg_on_message;
+    progress_.progress_monitor = jpeg_on_progress;
+  }
+  jpeg_decompress_struct cinfo_{};
+  JpegErrors errors_{};
+  jpeg_progress_mgr progress_{};
+  bool created_ = false;
+};
+
+// What read_jpeg_region decoded: the region of the (DCT-scaled) image the resize needs, with the
+// CLIP geometry of that image.
+struct JpegRegion {
+  int width = 0;  // the header's size
+  int height = 0;
+  detail::ImageRegion pixels;  // into the caller's buffer
+  int resized_width = 0;
+  int resized_height = 0;
+  int left = 0;
+  int top = 0;
+};
+
+// Decodes the part of the JPEG `bytes` that clip_preprocess(size) reads into *buffer; false when
+// the full decode must do it (see the top of this file). Only plain data lives in this frame
+// between setjmp and a longjmp out of libjpeg; *buffer and *rows are the caller's.
+bool read_jpeg_region(std::string_view bytes, int size, const DecodeOptions& options,
+                      std::vector<uint8_t>* buffer, std::vector<JSAMPROW>* rows,
+                      JpegRegion* region) {
+  JpegRegionDecoder& decoder = JpegRegionDecoder::for_this_thread();
+  JpegErrors* errors = decoder.errors();
+  if (setjmp(errors->jump) != 0) {
+    decoder.abort();
+    return false;
+  }
+  jpeg_decompress_struct* cinfo = decoder.cinfo();
+  errors->warned = false;
+  jpeg_mem_src(cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+  jpeg_read_header(cinfo, TRUE);
+  const int width = static_cast<int>(cinfo->image_width);
+  const int height = static_cast<int>(cinfo->image_height);
+  if (cinfo->arith_code || cinfo->jpeg_color_space == JCS_CMYK ||
+      cinfo->jpeg_color_space == JCS_YCCK || *size_reason(width, height, options) != '\0') {
+    jpeg_abort_decompress(cinfo);
+    return false;
+  }
+  const tjscalingfactor scale = pick_scale(width, height, options.target_short_side);
+  cinfo->scale_num = scale.num;
+  cinfo->scale_denom = scale.denom;
+  cinfo->out_color_space = JCS_EXT_RGB;  // as TurboJPEG's TJPF_RGB; ISLOW DCT, fancy upsampling
+  jpeg_calc_output_dimensions(cinfo);
+  const int full_w = static_cast<int>(cinfo->output_width);
+  const int full_h = static_cast<int>(cinfo->output_height);
+  detail::clip_geometry(full_w, full_h, size, &region->resized_width, &region->resized_height,
+                        &region->left, &region->top);
+  int x0 = 0, x1 = 0, y0 = 0, y1 = 0;
+  detail::resize_input_range(full_w, region->resized_width, region->left, size, &x0, &x1);
+  detail::resize_input_range(full_h, region->resized_height, region->top, size, &y0, &y1);
+  // At a cut edge the chroma upsampling replicates the edge's chroma sample instead of blending
+  // in its neighbour, which changes the pixels within one chroma sample (samp_factor pixels) of
+  // the cut: two chroma samples of margin beyond the pixels the resize reads keep those exact.
+  // The cut then moves out to an iMCU boundary (jpeg_crop_scanline's; rows: where skipping ends).
+  const int imcu_w = cinfo->max_h_samp_factor * cinfo->min_DCT_scaled_size;
+  const int imcu_h = cinfo->max_v_samp_factor * cinfo->min_DCT_scaled_size;
+  const int margin_x = 2 * cinfo->max_h_samp_factor;
+  const int margin_y = 2 * cinfo->max_v_samp_factor;
+  x0 = std::max(0, x0 - margin_x) / imcu_w * imcu_w;
+  x1 = std::min(full_w, x1 + margin_x);
+  y0 = std::max(0, y0 - margin_y) / imcu_h * imcu_h;
+  y1 = std::min(full_h, y1 + margin_y);
+  const bool crop_columns = x0 > 0 || (x1 + imcu_w - 1) / imcu_w * imcu_w < full_w;
+  if (!crop_columns && y0 == 0 && y1 == full_h) {
+    jpeg_abort_decompress(cinfo);
+    return false;
+  }
+  jpeg_start_decompress(cinfo);
+  JDIMENSION x_offset = x0;
+  JDIMENSION columns = full_w;
+  if (crop_columns) {
+    columns = x1 - x0;
+    jpeg_crop_scanline(cinfo, &x_offset, &columns);  // x_offset stays: it is iMCU-aligned
+  }
+  if (y0 > 0 && jpeg_skip_scanlines(cinfo, y0) != static_cast<JDIMENSION>(y0)) {
+    jpeg_abort_decompress(cinfo);
+    return false;
+  }
+  const size_t stride = static_cast<size_t>(cinfo->output_width) * 3;
+  const int region_rows = y1 - y0;
+  buffer->resize(stride * region_rows);
+  rows->resize(region_rows);
+  for (int y = 0; y < region_rows; ++y) (*rows)[y] = buffer->data() + y * stride;
+  while (cinfo->output_scanline < static_cast<JDIMENSION>(y1)) {
+    const int done = static_cast<int>(cinfo->output_scanline) - y0;
+    if (jpeg_read_scanlines(cinfo, rows->data() + done, region_rows - done) == 0) break;
+  }
+  const bool complete = cinfo->output_scanline >= static_cast<JDIMENSION>(y1);
+  const bool clean = !errors->warned;
+  region->width = width;
+  region->height = height;
+  region->pixels = {buffer->data(),
+                    buffer->size(),
+                    static_cast<int>(x_offset),
+                    y0,
+                    static_cast<int>(cinfo->output_width),
+                    region_rows,
+                    full_w,
+                    full_h};
+  jpeg_abort_decompress(cinfo);
+  return complete && clean;
 }
 
 // ---- PNG ------------------------------------------------------------------------------------
@@ -478,26 +656,55 @@ DecodeResult decode_image_reusing(std::string_view bytes, const DecodeOptions& o
 // 10-megapixel decode, far above the 256-pixel images of a shard.
 constexpr size_t kMaxKeptBytes = size_t{32} << 20;
 
-DecodeResult decode_clip_preprocess(std::string_view bytes, int size, const DecodeOptions& options,
-                                    Image* out) {
+namespace detail {
+
+DecodeResult decode_clip_preprocess_with(bool allow_region, std::string_view bytes, int size,
+                                         const DecodeOptions& options, Image* out,
+                                         bool* region_used) {
   FLAM_CHECK(size >= 1) << "CLIP size " << size;
-  // The full-size decode lives in this thread's buffer between calls.
+  // The decode lives in this thread's buffer between calls.
   thread_local std::vector<uint8_t> buffer;
-  DecodeResult r = detail::decode_image_reusing(bytes, options, std::move(buffer));
+  thread_local std::vector<JSAMPROW> rows;
+  if (region_used != nullptr) *region_used = false;
+  const bool ends_in_eoi = bytes.size() >= 2 &&
+                           static_cast<uint8_t>(bytes[bytes.size() - 2]) == 0xFF &&
+                           static_cast<uint8_t>(bytes.back()) == 0xD9;
+  if (allow_region && ends_in_eoi && sniff_format(bytes) == ImageFormat::kJpeg) {
+    JpegRegion region;
+    if (read_jpeg_region(bytes, size, options, &buffer, &rows, &region)) {
+      resize_region_into(ResizeKernels::kAuto, region.pixels, region.resized_width,
+                         region.resized_height, region.left, region.top, size, size, out);
+      if (buffer.capacity() > kMaxKeptBytes) buffer = {};
+      if (region_used != nullptr) *region_used = true;
+      DecodeResult r;
+      r.format = ImageFormat::kJpeg;
+      r.original_width = region.width;
+      r.original_height = region.height;
+      return r;
+    }
+  }
+  DecodeResult r = decode_image_reusing(bytes, options, std::move(buffer));
   if (r.ok()) {
     int width = 0;
     int height = 0;
     int left = 0;
     int top = 0;
-    detail::clip_geometry(r.image.width, r.image.height, size, &width, &height, &left, &top);
-    detail::resize_bicubic_crop_into(detail::ResizeKernels::kAuto, r.image, width, height, left,
-                                     top, size, size, out);
+    clip_geometry(r.image.width, r.image.height, size, &width, &height, &left, &top);
+    resize_bicubic_crop_into(ResizeKernels::kAuto, r.image, width, height, left, top, size, size,
+                             out);
   }
   buffer = std::move(r.image.pixels);
   // One huge image must not pin its buffer in every decode thread for the rest of the run.
   if (buffer.capacity() > kMaxKeptBytes) buffer = {};
   r.image = Image{};
   return r;
+}
+
+}  // namespace detail
+
+DecodeResult decode_clip_preprocess(std::string_view bytes, int size, const DecodeOptions& options,
+                                    Image* out) {
+  return detail::decode_clip_preprocess_with(true, bytes, size, options, out, nullptr);
 }
 
 }  // namespace flam::pipeline

@@ -93,9 +93,11 @@ inline uint8_t clip8(int32_t acc) {
 
 // ---- portable kernels -----------------------------------------------------------------------
 
-void horizontal_row_portable(const uint8_t* src, const Coefficients& c, int width, uint8_t* out) {
+// src is the row's byte at input column `base / 3` (a region's first column).
+void horizontal_row_portable(const uint8_t* src, int base, const Coefficients& c, int width,
+                             uint8_t* out) {
   for (int i = 0; i < width; ++i) {
-    const uint8_t* p = src + c.start[i] * 3;
+    const uint8_t* p = src + (c.start[i] * 3 - base);
     const int32_t* k = &c.k[static_cast<size_t>(i) * c.ksize];
     int32_t r = kHalf, g = kHalf, b = kHalf;
     for (int t = 0; t < c.taps[i]; ++t, p += 3) {
@@ -213,12 +215,14 @@ __attribute__((target("avx2"))) inline void store_quad(__m256i ab, __m256i cd, u
 }
 
 // The int32 sums [Ra Ga Ba 0 Rb Gb Bb 0] (before the final shift) of one pair of output pixels
-// whose first input pixels are at byte offsets start[0], start[1], with weights k[taps][8].
+// whose first input pixels are at byte offsets start[0] - base, start[1] - base of src, with
+// weights k[taps][8].
 template <int kTaps>
-__attribute__((target("avx2"))) inline __m256i pair_sum(const uint8_t* src, const int32_t* start,
-                                                        const int32_t* k, int taps) {
-  const uint8_t* a = src + start[0];
-  const uint8_t* b = src + start[1];
+__attribute__((target("avx2"))) inline __m256i pair_sum(const uint8_t* src, int base,
+                                                        const int32_t* start, const int32_t* k,
+                                                        int taps) {
+  const uint8_t* a = src + (start[0] - base);
+  const uint8_t* b = src + (start[1] - base);
   __m256i acc = _mm256_set1_epi32(kHalf);
   if constexpr (kTaps > 0) {
     const __m256i window = load_windows(a, b);
@@ -244,10 +248,12 @@ __attribute__((target("avx2"))) inline __m256i pair_sum(const uint8_t* src, cons
 constexpr size_t kAvx2WriteSlack = 16;
 
 // REQUIRES: src readable for avx2_read_slack(p) bytes past the row; out writable for
-// kAvx2WriteSlack bytes past width * 3. kTaps == p.taps when in [1, 5], else 0 (any count).
+// kAvx2WriteSlack bytes past width * 3. kTaps == p.taps when in [1, 5], else 0 (any count). src is
+// the row's byte at input column base / 3.
 template <int kTaps>
-__attribute__((target("avx2"))) void horizontal_row_avx2(const uint8_t* src, const PairTable& p,
-                                                         int width, uint8_t* out) {
+__attribute__((target("avx2"))) void horizontal_row_avx2(const uint8_t* src, int base,
+                                                         const PairTable& p, int width,
+                                                         uint8_t* out) {
   // Locals, so that the byte stores to `out` cannot make the compiler reload them.
   const int pairs = p.pairs;
   const int taps = kTaps > 0 ? kTaps : p.taps;
@@ -256,17 +262,17 @@ __attribute__((target("avx2"))) void horizontal_row_avx2(const uint8_t* src, con
   const size_t pair_k = static_cast<size_t>(taps) * 8;
   int j = 0;
   for (; j + 1 < pairs; j += 2) {  // two independent pairs per step, one store
-    const __m256i ab = pair_sum<kTaps>(src, start + 2 * j, k + j * pair_k, taps);
-    const __m256i cd = pair_sum<kTaps>(src, start + 2 * j + 2, k + (j + 1) * pair_k, taps);
+    const __m256i ab = pair_sum<kTaps>(src, base, start + 2 * j, k + j * pair_k, taps);
+    const __m256i cd = pair_sum<kTaps>(src, base, start + 2 * j + 2, k + (j + 1) * pair_k, taps);
     store_quad(ab, cd, out + 6 * j);
   }
   if (j < pairs) {
-    store_pair(pair_sum<kTaps>(src, start + 2 * j, k + j * pair_k, taps), out + 6 * j,
+    store_pair(pair_sum<kTaps>(src, base, start + 2 * j, k + j * pair_k, taps), out + 6 * j,
                2 * j + 1 < width);
   }
 }
 
-using HorizontalRow = void (*)(const uint8_t*, const PairTable&, int, uint8_t*);
+using HorizontalRow = void (*)(const uint8_t*, int, const PairTable&, int, uint8_t*);
 
 HorizontalRow horizontal_row_avx2_for(int taps) {
   switch (taps) {
@@ -379,27 +385,68 @@ bool avx2_kernels_available() {
   return available;
 }
 
+// PIL's [xmin, xmax) of output index i (precompute's bounds, without the weights).
+void pass_bounds(int in_size, int out_size, int i, int* lo, int* hi) {
+  const double scale = static_cast<double>(static_cast<float>(in_size)) / out_size;
+  const double support = 2.0 * std::max(scale, 1.0);
+  const double center = (i + 0.5) * scale;
+  // NOLINTNEXTLINE(bugprone-incorrect-roundings): PIL's rounding, as in precompute
+  *lo = std::max(0, static_cast<int>(center - support + 0.5));
+  // NOLINTNEXTLINE(bugprone-incorrect-roundings)
+  *hi = std::min(in_size, static_cast<int>(center + support + 0.5));
+}
+
+void resize_input_range(int in_size, int out_size, int first, int count, int* lo, int* hi) {
+  if (in_size == out_size) {
+    *lo = first;
+    *hi = first + count;
+    return;
+  }
+  int unused = 0;
+  pass_bounds(in_size, out_size, first, lo, &unused);
+  pass_bounds(in_size, out_size, first + count - 1, &unused, hi);
+}
+
 void resize_bicubic_crop_into(ResizeKernels kernels, const Image& in, int out_width, int out_height,
                               int left, int top, int width, int height, Image* out) {
   FLAM_CHECK(!in.empty() && in.pixels.size() == static_cast<size_t>(in.width) * in.height * 3)
       << "resize of an empty or malformed image " << in.width << "x" << in.height;
+  FLAM_CHECK(out != &in) << "resize into its own input";
+  resize_region_into(
+      kernels, {in.pixels.data(), in.pixels.size(), 0, 0, in.width, in.height, in.width, in.height},
+      out_width, out_height, left, top, width, height, out);
+}
+
+void resize_region_into(ResizeKernels kernels, const ImageRegion& in, int out_width, int out_height,
+                        int left, int top, int width, int height, Image* out) {
+  FLAM_CHECK(in.width >= 1 && in.height >= 1 &&
+             in.bytes == static_cast<size_t>(in.width) * in.height * 3 && in.x0 >= 0 &&
+             in.y0 >= 0 && in.x0 + in.width <= in.full_width && in.y0 + in.height <= in.full_height)
+      << "resize of a malformed region " << in.width << "x" << in.height << "+" << in.x0 << "+"
+      << in.y0 << " of " << in.full_width << "x" << in.full_height;
   FLAM_CHECK(out_width >= 1 && out_height >= 1 && width >= 1 && height >= 1 && left >= 0 &&
              top >= 0 && left + width <= out_width && top + height <= out_height)
       << "crop " << width << "x" << height << "+" << left << "+" << top << " outside " << out_width
       << "x" << out_height;
-  FLAM_CHECK(out != &in) << "resize into its own input";
   const bool avx2 = kernels == ResizeKernels::kAuto && avx2_kernels_available();
-  const bool need_horizontal = out_width != in.width;
-  const bool need_vertical = out_height != in.height;
+  const bool need_horizontal = out_width != in.full_width;
+  const bool need_vertical = out_height != in.full_height;
   const Pass* vert =
-      need_vertical ? &cached_pass({in.height, out_height, top, height, false}) : nullptr;
+      need_vertical ? &cached_pass({in.full_height, out_height, top, height, false}) : nullptr;
   const Pass* horiz =
-      need_horizontal ? &cached_pass({in.width, out_width, left, width, avx2}) : nullptr;
+      need_horizontal ? &cached_pass({in.full_width, out_width, left, width, avx2}) : nullptr;
   const size_t in_stride = static_cast<size_t>(in.width) * 3;
-  // Input rows [y0, y1) feed the kept output rows.
+  // Input rows [y0, y1) and columns [x0, x1) feed the kept output pixels.
   const int y0 = vert != nullptr ? vert->lo : top;
   const int y1 = vert != nullptr ? vert->hi : top + height;
+  const int x0 = horiz != nullptr ? horiz->lo : left;
+  const int x1 = horiz != nullptr ? horiz->hi : left + width;
+  FLAM_CHECK(in.x0 <= x0 && x1 <= in.x0 + in.width && in.y0 <= y0 && y1 <= in.y0 + in.height)
+      << "the resize reads columns [" << x0 << ", " << x1 << ") and rows [" << y0 << ", " << y1
+      << "), outside the region " << in.width << "x" << in.height << "+" << in.x0 << "+" << in.y0;
   const int rows = y1 - y0;
+  const int base = in.x0 * 3;
+  auto in_row = [&](int y) { return in.pixels + static_cast<size_t>(y - in.y0) * in_stride; };
 
   // Horizontal pass: `mid` holds input rows [y0, y1) at the kept output columns.
   const uint8_t* mid = nullptr;
@@ -409,30 +456,30 @@ void resize_bicubic_crop_into(ResizeKernels kernels, const Image& in, int out_wi
     mid_stride = static_cast<size_t>(width) * 3;
     if (avx2) {
       // Spare bytes past the last row for the wide stores, and a padded copy of each input row
-      // too close to the end of the image for the 16-byte loads.
+      // too close to the end of the region for the 16-byte loads.
       const HorizontalRow horizontal_row_avx2 = horizontal_row_avx2_for(horiz->table.taps);
       const size_t slack = avx2_read_slack(horiz->table);
       scratch.resize(rows * mid_stride + kAvx2WriteSlack + in_stride + slack);
       uint8_t* last_row = scratch.data() + rows * mid_stride + kAvx2WriteSlack;
       for (int y = y0; y < y1; ++y) {
-        const uint8_t* src = in.pixels.data() + y * in_stride;
-        if ((y + 1) * in_stride + slack > in.pixels.size()) {
+        const uint8_t* src = in_row(y);
+        if (static_cast<size_t>(y - in.y0 + 1) * in_stride + slack > in.bytes) {
           std::memcpy(last_row, src, in_stride);
           src = last_row;
         }
-        horizontal_row_avx2(src, horiz->table, width, scratch.data() + (y - y0) * mid_stride);
+        horizontal_row_avx2(src, base, horiz->table, width, scratch.data() + (y - y0) * mid_stride);
       }
     } else {
       scratch.resize(rows * mid_stride);
       for (int y = y0; y < y1; ++y) {
-        horizontal_row_portable(in.pixels.data() + y * in_stride, horiz->c, width,
+        horizontal_row_portable(in_row(y), base, horiz->c, width,
                                 scratch.data() + (y - y0) * mid_stride);
       }
     }
     mid = scratch.data();
   } else {
     mid_stride = in_stride;
-    mid = in.pixels.data() + y0 * mid_stride + left * 3;
+    mid = in_row(y0) + (left - in.x0) * 3;
   }
 
   out->width = width;

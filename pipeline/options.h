@@ -15,6 +15,9 @@ struct ImageOptions {
   int size = 224;                 // CLIP input: shorter side resized, then center crop
   std::string flip = "image";     // none | image (own coin per image) | batch
   int64_t max_pixels = 89478485;  // PIL's decompression-bomb guard
+  // JPEGs with a shorter side >= 2 x size decode at a DCT scale-down (DecodeOptions::
+  // target_short_side): faster, not PIL-exact.
+  bool fast_downscale = false;
 };
 
 struct LaionOptions {
@@ -65,6 +68,7 @@ inline void describe(ConfigMap& m, ImageOptions& o) {
   m.field("size", o.size, Bounds::between(1, 4096));
   m.choice("flip", o.flip, {"none", "image", "batch"});
   m.field("max_pixels", o.max_pixels, Bounds::at_least(1));
+  m.field("fast_downscale", o.fast_downscale);
 }
 
 // Upper bounds on size-like keys: far above any real run, low enough that a typo fails here

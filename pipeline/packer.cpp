@@ -30,19 +30,22 @@ void pad_row(std::vector<int64_t> ids, const Tokenizer& tokenizer, int seq_len, 
   seq.input_ids = std::move(ids);
 }
 
-// Decodes and CLIP-preprocesses; flips with its own coin in "image" mode.
+// Decodes and CLIP-preprocesses into *out; flips with its own coin in "image" mode (drawn only
+// for an image that decoded). The decode and resize buffers are the decode thread's, reused from
+// image to image; *out's pixels become the sequence's.
 bool load_image(std::string_view bytes, const DataOptions& options, Rng& rng, Image* out,
                 PackResult* failure) {
   DecodeOptions decode_options;
   decode_options.max_pixels = options.image.max_pixels;
-  DecodeResult decoded = decode_image(bytes, decode_options);
+  decode_options.target_short_side = options.image.fast_downscale ? options.image.size : 0;
+  const DecodeResult decoded =
+      decode_clip_preprocess(bytes, options.image.size, decode_options, out);
   if (!decoded.ok()) {
     *failure = fail(decoded.reason == "too_large" ? drop::kImageTooLarge : decoded.reason,
                     decoded.message);
     return false;
   }
-  *out = clip_preprocess(decoded.image, options.image.size);
-  if (options.image.flip == "image" && rng.uniform() < 0.5) *out = flip_horizontal(*out);
+  if (options.image.flip == "image" && rng.uniform() < 0.5) flip_horizontal_in_place(out);
   return true;
 }
 

@@ -13,7 +13,8 @@ palette, RGBA), WebP, GIF (palette, gray, transparent, animated, interlaced or n
   resize  Image.resize((w, h), BICUBIC) of the decoded image
 OUT_DIR/manifest.txt has one line per reference: `kind input size_or_0 width height raw_file`.
 Also writes malformed inputs: huge.png (IHDR 100000x100000), wide.png (IHDR 3000000x2),
-huge.jpg (SOF 60000x60000), zero.png (IHDR width 0).
+huge.jpg (SOF 60000x60000), zero.png (IHDR width 0), and region.*.jpg (listed in region.txt) for
+the region decode's bit-exactness test.
 """
 import os
 import struct
@@ -164,6 +165,34 @@ sof = next(i for i in range(len(jpeg) - 1) if jpeg[i] == 0xFF and jpeg[i + 1] in
 jpeg[sof + 5:sof + 9] = struct.pack(">HH", 60000, 60000)
 with open(path("huge.jpg"), "wb") as f:
     f.write(bytes(jpeg))
+
+# Region decodes (decode_clip_preprocess): JPEG crops of the photos at landscape, portrait, square
+# and odd sizes, small (upscaled) to large (DCT-scalable), in every chroma subsampling, progressive,
+# optimised Huffman tables, grayscale and CMYK. region.txt lists them.
+region = []
+sizes = [(341, 256), (384, 256), (455, 256), (256, 341), (256, 384), (256, 256), (257, 333),
+         (301, 203), (97, 301), (511, 300), (1000, 600), (225, 1000), (600, 225), (640, 427),
+         (33, 17), (1023, 1025)]
+variants = [("420", dict(subsampling=2)), ("422", dict(subsampling=1)),
+            ("444", dict(subsampling=0)), ("prog", dict(subsampling=2, progressive=True)),
+            ("opt422", dict(subsampling=1, optimize=True)), ("gray", {}), ("cmyk", {})]
+names = sorted(photos)
+for i, (w, h) in enumerate(sizes):
+    for j, (variant, args) in enumerate(variants):
+        photo = photos[names[(i + j) % len(names)]].convert("RGB")
+        pw, ph = photo.size
+        cw, ch = min(pw, max(w // 2, 16)), min(ph, max(h // 2, 16))
+        left, top = (i * 37 + j * 11) % (pw - cw + 1), (i * 53 + j * 7) % (ph - ch + 1)
+        image = photo.crop((left, top, left + cw, top + ch)).resize((w, h), Image.BICUBIC)
+        if variant == "gray":
+            image = image.convert("L")
+        elif variant == "cmyk":
+            image = image.convert("CMYK")
+        name = f"region.{w}x{h}.{variant}.jpg"
+        image.save(path(name), quality=95, **args)
+        region.append(name)
+with open(path("region.txt"), "w") as f:
+    f.write("\n".join(region) + "\n")
 
 with open(path("manifest.txt"), "w") as f:
     f.write("\n".join(manifest) + "\n")

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <string>
@@ -292,6 +293,95 @@ TEST(ImageDecode, FusedPreprocessLeavesOutputAloneOnFailure) {
             "too_large");
   EXPECT_EQ(out.pixels, before);
   EXPECT_EQ(out.width, 32);
+}
+
+std::vector<std::string> region_fixtures() {
+  std::ifstream list(Fixtures::dir() / "region.txt");
+  std::vector<std::string> names;
+  for (std::string name; list >> name;) names.push_back(name);
+  return names;
+}
+
+// The region decode (only the iMCU rows and columns around what the crop reads) against the full
+// decode + clip_preprocess, bit for bit, over every region fixture and CLIP size, at full scale
+// and DCT-scaled; each JPEG kind must have taken the region path somewhere.
+TEST(ImageRegionDecode, BitExactWithTheFullDecode) {
+  const std::vector<std::string> names = region_fixtures();
+  ASSERT_GE(names.size(), 100u);
+  std::map<std::string, int> regions_by_kind;
+  int checked = 0;
+  int regions = 0;
+  Image out;
+  for (const std::string& name : names) {
+    const std::string bytes = read_fixture(name);
+    const std::string kind = name.substr(name.rfind('.', name.size() - 5) + 1);
+    for (int size : {224, 32, 100, 256}) {
+      for (bool fast : {false, true}) {
+        SCOPED_TRACE(name + " size " + std::to_string(size) + (fast ? " fast" : ""));
+        DecodeOptions options;
+        options.target_short_side = fast ? size : 0;
+        const Image expected = clip_preprocess(decode_ok(bytes, options), size);
+        bool region_used = false;
+        const DecodeResult r =
+            detail::decode_clip_preprocess_with(true, bytes, size, options, &out, &region_used);
+        ASSERT_TRUE(r.ok()) << r.message;
+        EXPECT_EQ(out.width, size);
+        EXPECT_EQ(out.pixels, expected.pixels);
+        ++checked;
+        if (region_used) {
+          ++regions;
+          ++regions_by_kind[kind];
+        }
+      }
+    }
+  }
+  std::cout << "region decode: " << regions << " of " << checked << " decodes cropped, all equal\n";
+  for (const char* kind : {"420.jpg", "422.jpg", "444.jpg", "prog.jpg", "opt422.jpg", "gray.jpg"}) {
+    EXPECT_GT(regions_by_kind[kind], 10) << kind;
+  }
+  EXPECT_EQ(regions_by_kind["cmyk.jpg"], 0);  // CMYK goes to the full decode
+}
+
+// Damaged JPEGs: where both paths decode, the pixels agree; where the region path refuses, the
+// full decode refuses for the same reason. The region path may accept a file the full decode
+// refuses only when the damage lies below the rows it reads (image.h).
+TEST(ImageRegionDecode, DamagedFilesAgreeWithTheFullDecode) {
+  const Image photo = decode_ok(read_fixture("coffee.rgb.png"));
+  std::mt19937 rng(11);
+  int both_ok = 0, both_failed = 0, only_region_ok = 0;
+  for (const std::string& clean :
+       {encode_jpeg(resize_bicubic(photo, 384, 256), 95), read_fixture("rocket.progressive.jpg"),
+        read_fixture("region.256x384.444.jpg")}) {
+    for (int round = 0; round < 200; ++round) {
+      std::string bytes = clean;
+      for (int f = 0; f < 1 + round % 3; ++f) {
+        const size_t at = 2 + rng() % (bytes.size() - 4);
+        bytes[at] = static_cast<char>(bytes[at] ^ (1 << (rng() % 8)));
+      }
+      if (round % 5 == 4) bytes.resize(bytes.size() - bytes.size() / 4);  // truncated
+      SCOPED_TRACE(round);
+      Image full;
+      const DecodeResult expected =
+          detail::decode_clip_preprocess_with(false, bytes, 224, {}, &full, nullptr);
+      Image region;
+      const DecodeResult r =
+          detail::decode_clip_preprocess_with(true, bytes, 224, {}, &region, nullptr);
+      if (r.ok() && expected.ok()) {
+        EXPECT_EQ(region.pixels, full.pixels);
+        ++both_ok;
+      } else if (!r.ok()) {
+        EXPECT_EQ(r.reason, expected.reason);
+        EXPECT_EQ(r.message, expected.message);
+        ++both_failed;
+      } else {
+        ++only_region_ok;
+      }
+    }
+  }
+  std::cout << "damaged JPEGs: " << both_ok << " decoded by both, " << both_failed
+            << " refused by both, " << only_region_ok << " decoded by the region path only\n";
+  EXPECT_GT(both_ok, 0);
+  EXPECT_GT(both_failed, 0);
 }
 
 TEST(ImageDecode, GarbageIsNotAnImage) {

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -115,6 +116,53 @@ TEST_F(PackerTest, LaionFailuresAreReasons) {
   html.members["jpg"] = "<html>not found</html>";
   html.members["txt"] = "a cat";
   EXPECT_EQ(pack_laion(html, tok_, options_, rng).reason, "not_an_image");
+}
+
+// data.image.fast_downscale. Off (the default): the packer's images are decode_image +
+// clip_preprocess's bytes, as before the region decode, flipped by the same coin. On: a JPEG whose
+// shorter side is >= 2 x 224 decodes DCT-scaled and stays within 6 levels mean absolute
+// difference of the exact image (measured 0.9-3.9); a 256-pixel JPEG (under 2 x 224: no DCT
+// scaling) is unchanged.
+TEST_F(PackerTest, FastDownscaleOffIsExactAndOnIsClose) {
+  EXPECT_FALSE(DataOptions().image.fast_downscale);
+  options_.image.size = 224;
+  auto packed = [&](const std::string& jpeg, uint64_t seed) {
+    Sample s;
+    s.members["jpg"] = jpeg;
+    s.members["txt"] = "a red cat";
+    Rng rng(seed);
+    PackResult r = pack_laion(s, tok_, options_, rng);
+    EXPECT_TRUE(r.ok()) << r.reason << " " << r.message;
+    return r.ok() ? std::move(r.sequence.images.at(0)) : Image{};
+  };
+  const std::vector<std::string> large = testing::photo_jpegs(6, 600, 460);
+  const std::vector<std::string> shard_size = testing::photo_jpegs(6, 341, 256);
+  for (size_t i = 0; i < large.size(); ++i) {
+    SCOPED_TRACE(i);
+    options_.image.fast_downscale = false;
+    options_.image.flip = "none";
+    EXPECT_EQ(packed(large[i], i).pixels, expected_image(large[i]).pixels);
+    EXPECT_EQ(packed(shard_size[i], i).pixels, expected_image(shard_size[i]).pixels);
+    options_.image.flip = "image";
+    Rng coin(i);
+    const Image exact = expected_image(shard_size[i]);
+    EXPECT_EQ(packed(shard_size[i], i).pixels,
+              coin.uniform() < 0.5 ? flip_horizontal(exact).pixels : exact.pixels);
+
+    options_.image.fast_downscale = true;
+    options_.image.flip = "none";
+    const Image fast = packed(large[i], i);
+    const Image reference = expected_image(large[i]);
+    ASSERT_EQ(fast.pixels.size(), reference.pixels.size());
+    double sum = 0;
+    for (size_t p = 0; p < fast.pixels.size(); ++p)
+      sum += std::abs(fast.pixels[p] - reference.pixels[p]);
+    const double mean = sum / fast.pixels.size();
+    std::cout << "  fast_downscale, 600x460 source " << i << ": mean abs diff " << mean << "\n";
+    EXPECT_GT(mean, 0.0);  // DCT-scaled: not the exact bytes
+    EXPECT_LT(mean, 6.0);
+    EXPECT_EQ(packed(shard_size[i], i).pixels, expected_image(shard_size[i]).pixels);
+  }
 }
 
 TEST(Mmc4Text, AsPreprocessInterleaved) {
