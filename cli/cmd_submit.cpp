@@ -1,11 +1,16 @@
-// flam submit: resolve the config, check a training job's inputs (pipeline::check_data_inputs),
+// flam submit: resolve the config, check a training job's inputs (pipeline::check_data_inputs;
+// not for a run chained --after others, whose shards they are still making),
 // refuse a config that differs from the one the run was started with unless
 // --allow-config-change (cli/config_change.h), render the sbatch script with the job kind's
 // Slurm resources (slurm.train / slurm.shard over slurm.*), create (or reuse) the run directory
 // and submit the first job of the run's chain; --after RUN makes it wait for that run's current
-// job to succeed (sbatch --dependency=afterok:ID). `flam watch RUN` supervises it from there.
+// job to succeed (sbatch --dependency=afterok:ID) and records RUN in state.json, so that
+// `flam watch` re-points the dependency when RUN's job is resubmitted (orchestrator/supervisor.h).
+// `flam watch RUN` supervises it from there.
 #include <cstdio>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -25,49 +30,16 @@ namespace flam::cli {
 namespace fs = std::filesystem;
 using namespace flam::orchestrator;
 
-namespace {
-
-// --after RUN (repeatable): the sbatch options that chain this job after each run's current
-// job (afterok). A run that has completed needs no waiting; throws flam::Error(kUsage) naming the
-// run when it has no job or stopped without completing (afterok could never be satisfied).
-std::vector<std::string> dependency_on(const std::vector<std::string>& runs) {
-  std::string ids;
-  for (const auto& after : runs) {
-    const RunDir other(after);
-    if (!other.has_state()) {
-      throw Error(
-          ErrorKind::kUsage,
-          "--after: " + after + " has no state.json: it was never submitted with flam submit",
-          at_file(other.state_path()));
-    }
-    const RunState s = other.load_state();
-    if (s.jobs.empty()) {
-      throw Error(ErrorKind::kUsage, "--after: run " + after + " has no job",
-                  at_file(other.state_path()));
-    }
-    if (s.status == "completed") continue;
-    if (s.status == "failed" || s.status == "cancelled") {
-      throw Error(ErrorKind::kUsage,
-                  "--after: run " + after + " is " + s.status + " (" + s.explanation +
-                      "): a job chained after it would never start",
-                  at_file(other.state_path()));
-    }
-    ids += ":" + s.jobs.back().id;
-  }
-  if (ids.empty()) return {};
-  return {"--dependency=afterok" + ids};
-}
-
-}  // namespace
-
 int cmd_submit(const Argv& argv) {
   Args args(argv, {"config", "set", "job", "after"}, {"dry-run", "allow-config-change"});
   if (!args.positionals().empty()) {
     throw Error(ErrorKind::kUsage, "unexpected argument '" + args.positionals()[0] + "'");
   }
   Config config = load_config(args.require("config"), args.all("set"));
-  // What the job would find wrong on start is found here, before anything is queued.
-  if (args.get_or("job", "train") == "train" && !args.flag("dry-run")) {
+  // What the job would find wrong on start is found here, before anything is queued; a run
+  // chained --after others starts on what they make (its shards), so its job checks on start.
+  if (args.get_or("job", "train") == "train" && !args.flag("dry-run") &&
+      args.all("after").empty()) {
     pipeline::check_data_inputs(config.data);
   }
   config.run.dir = fs::absolute(config.run.dir).lexically_normal().string();
@@ -82,10 +54,16 @@ int cmd_submit(const Argv& argv) {
   spec.slurm = config.slurm.for_kind(spec.kind);
   const std::string script =
       render_sbatch(spec, load_template(spec.kind, config.slurm.template_dir));
-  const std::vector<std::string> sbatch_options = dependency_on(args.all("after"));
+  std::vector<std::string> after;
+  for (const auto& a : args.all("after")) {
+    std::string path = fs::absolute(a).lexically_normal().string();
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+    after.push_back(path);
+  }
+  const std::string dependency = dependency_on(after);
   if (args.flag("dry-run")) {
     std::string line = "flam submit: would run: sbatch --parsable";
-    for (const auto& o : sbatch_options) line += " " + o;
+    if (!dependency.empty()) line += " --dependency=" + dependency;
     std::fprintf(stderr, "%s %s\n", line.c_str(), run_layout::job_script(config.run.dir).c_str());
     std::fputs(script.c_str(), stdout);
     return kExitOk;
@@ -96,6 +74,7 @@ int cmd_submit(const Argv& argv) {
   RunDir run(config.run.dir);
   RunState state;
   state.kind = spec.kind;
+  state.after = after;
   if (run.has_state()) {
     const RunState old = run.load_state();
     if (old.status == "submitted" || old.status == "running") {
@@ -115,7 +94,7 @@ int cmd_submit(const Argv& argv) {
 
   SlurmClient client;
   Supervisor supervisor(run, client, config.slurm);
-  const std::string id = supervisor.submit_next(state, sbatch_options);
+  const std::string id = supervisor.submit_next(state, dependency);
   std::printf(
       "submitted job %s for run %s\n  follow it: flam watch %s\n  look at it: flam status %s\n",
       id.c_str(), run.path().c_str(), run.path().c_str(), run.path().c_str());

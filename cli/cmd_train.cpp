@@ -8,8 +8,10 @@
 // from another run's committed checkpoint: rank 0 links (or copies) that step directory into this
 // run's checkpoints/, and the run resumes from it as from its own (weights, optimizer state, step,
 // loader state, RNG: as OpenFlamingo's --resume_from_checkpoint and torchtitan's checkpoint.load
-// keep the step); the checkpointer verifies it like any other. Refused when this run already
-// holds checkpoints.
+// keep the step); the checkpointer verifies it like any other. STEP_DIR may be in a bucket
+// (s3://bucket/run/checkpoints/step_N): rank 0 downloads it into checkpoints/step_N.tmp and
+// verifies every rank file's checksums before renaming it into place. Refused when this run
+// already holds checkpoints.
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -31,9 +33,11 @@
 #include "core/world.h"
 #include "flam/build_config.h"
 #include "pipeline/loader.h"
+#include "pipeline/s3.h"
 #if FLAM_WITH_CUDA
 #include "core/nccl/nccl_comm.h"
 #endif
+#include "train/checkpoint/checkpoint_reader.h"
 #include "train/trainer.h"
 #include "train/zero3/single_rank_comm.h"
 
@@ -57,15 +61,17 @@ void refuse_fresh_over_checkpoints(const std::string& run_dir) {
               context);
 }
 
-// --from STEP_DIR: the step of a committed checkpoint (step_N/ holding manifest.json). Throws
-// flam::Error(kUsage) naming the directory when it is not one, or when `run_dir` already holds
-// checkpoints (it would resume from its own).
+// --from STEP_DIR: the step of a committed checkpoint (step_N/ holding manifest.json; in a
+// bucket, whether the manifest exists is found at the download). Throws flam::Error(kUsage)
+// naming the directory when it is not one, or when `run_dir` already holds checkpoints (it would
+// resume from its own).
 int64_t check_from(const std::string& from, const std::string& run_dir) {
   namespace fs = std::filesystem;
+  const bool remote = pipeline::is_s3_url(from);
   const std::string name = fs::path(from).lexically_normal().filename().string();
   const std::optional<int64_t> step = run_layout::parse_step_dir_name(
       name.empty() ? fs::path(from).lexically_normal().parent_path().filename().string() : name);
-  if (!step || !fs::is_regular_file(run_layout::manifest_file(from))) {
+  if (!step || (!remote && !fs::is_regular_file(run_layout::manifest_file(from)))) {
     throw Error(ErrorKind::kUsage,
                 "--from: " + from +
                     " is not a committed checkpoint (a RUN/checkpoints/step_N directory holding "
@@ -86,19 +92,49 @@ int64_t check_from(const std::string& from, const std::string& run_dir) {
   return *step;
 }
 
+// Downloads the bucket's step `from` into `tmp` and checks every rank file against the manifest's
+// checksums. Throws flam::Error(kData) naming the s3:// object of a rank file that does not
+// match, and download_checkpoint's errors (no manifest: a save that did not commit).
+void download_verified(const std::string& from, const std::string& tmp) {
+  train::download_checkpoint(from, tmp);
+  train::CheckpointReader reader(tmp);
+  for (int r = 0; r < reader.manifest().world_size; ++r) {
+    try {
+      reader.verify_file(r);
+    } catch (const Error& e) {
+      std::string message = e.what();
+      for (size_t at; (at = message.find(tmp)) != std::string::npos;) {
+        message.replace(at, tmp.size(), from);
+      }
+      throw Error(ErrorKind::kData, "--from: " + message,
+                  at_file(from + "/" + reader.manifest().files[r].name));
+    }
+  }
+}
+
 // Puts `from` into `run_dir`'s checkpoints/ as step_N (hard links where the file system allows,
-// else a copy), through step_N.tmp so that a crash leaves nothing the checkpointer would load.
+// else a copy; downloaded and verified when it is in a bucket), through step_N.tmp so that a
+// crash leaves nothing the checkpointer would load.
 void adopt_checkpoint(const std::string& from, int64_t step, const std::string& run_dir) {
   namespace fs = std::filesystem;
   const std::string dest = run_layout::step_dir(run_layout::checkpoints_dir(run_dir), step);
   const std::string tmp = run_layout::tmp_dir(dest);
   fs::remove_all(tmp);
   fs::create_directories(run_layout::checkpoints_dir(run_dir));
-  std::error_code ec;
-  fs::copy(from, tmp, fs::copy_options::recursive | fs::copy_options::create_hard_links, ec);
-  if (ec) {
-    fs::remove_all(tmp);
-    fs::copy(from, tmp, fs::copy_options::recursive);
+  if (pipeline::is_s3_url(from)) {
+    try {
+      download_verified(from, tmp);
+    } catch (...) {
+      fs::remove_all(tmp);
+      throw;
+    }
+  } else {
+    std::error_code ec;
+    fs::copy(from, tmp, fs::copy_options::recursive | fs::copy_options::create_hard_links, ec);
+    if (ec) {
+      fs::remove_all(tmp);
+      fs::copy(from, tmp, fs::copy_options::recursive);
+    }
   }
   fs::rename(tmp, dest);
   FLAM_LOG(INFO) << "--from: run starts from " << from << " (step " << step << ")";

@@ -217,7 +217,8 @@ void print_options(const std::string& name, const flam::cli::OptionTable& table)
     const flam::cli::OptionHelp* h = flam::cli::option_help(name, option);
     std::string head = "--" + option;
     if (valued) head += std::string(" ") + (h && *h->value ? h->value : "VALUE");
-    std::printf("  %-30s %s\n", head.c_str(), h ? h->meaning : "(undocumented)");
+    std::fputs(flam::cli::format_option_help(head, h ? h->meaning : "(undocumented)").c_str(),
+               stdout);
   };
   for (const auto& o : table.options) line(o, true);
   for (const auto& f : table.flags) line(f, false);

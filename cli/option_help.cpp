@@ -1,6 +1,7 @@
 #include "cli/option_help.h"
 
 #include <map>
+#include <sstream>
 #include <utility>
 
 namespace flam::cli {
@@ -36,8 +37,9 @@ const std::map<Key, OptionHelp>& table() {
        {"", "start from step 0; refused when run.dir holds checkpoints (default: resume)"}},
       {{"train", "from"},
        {"STEP_DIR",
-        "start this new run from another run's committed checkpoint RUN/checkpoints/step_N: "
-        "weights, optimizer state, step, loader state (default: none)"}},
+        "start this new run from another run's committed checkpoint RUN/checkpoints/step_N "
+        "(or s3://bucket/.../step_N, downloaded and verified): weights, optimizer state, step, "
+        "loader state (default: none)"}},
       {{"train", "allow-config-change"},
        {"",
         "continue a started run whose config.yaml differs, recording the change in "
@@ -57,8 +59,8 @@ const std::map<Key, OptionHelp>& table() {
        {"train|shard", "the job kind, with slurm.<kind> resources (default: train)"}},
       {{"submit", "after"},
        {"RUN",
-        "start only after RUN's current job succeeds (sbatch --dependency=afterok), repeatable "
-        "(default: at once)"}},
+        "start only after RUN's current job succeeds (sbatch --dependency=afterok), repeatable; "
+        "flam watch re-points it when RUN's job is resubmitted (default: at once)"}},
       {{"submit", "dry-run"},
        {"", "print the sbatch script (and the sbatch command on stderr); submit nothing"}},
       {{"submit", "allow-config-change"},
@@ -116,6 +118,30 @@ const std::map<Key, OptionHelp>& table() {
 const OptionHelp* option_help(const std::string& command, const std::string& option) {
   const auto it = table().find({command, option});
   return it == table().end() ? nullptr : &it->second;
+}
+
+std::string format_option_help(const std::string& head, const std::string& meaning) {
+  constexpr size_t kIndent = 33;  // "  " + a 30-column head + " "
+  std::string out = "  " + head;
+  out += out.size() < kIndent ? std::string(kIndent - out.size(), ' ') : std::string(" ");
+  size_t column = out.size();
+  bool line_empty = true;
+  std::istringstream words(meaning);
+  for (std::string word; words >> word;) {
+    if (!line_empty && column + 1 + word.size() > static_cast<size_t>(kHelpColumns)) {
+      out += "\n" + std::string(kIndent, ' ');
+      column = kIndent;
+      line_empty = true;
+    }
+    if (!line_empty) {
+      out += ' ';
+      ++column;
+    }
+    out += word;
+    column += word.size();
+    line_empty = false;
+  }
+  return out + "\n";
 }
 
 }  // namespace flam::cli

@@ -17,4 +17,11 @@ struct OptionHelp {
 // The help of `--option` of `command` ("train", "inspect batch"); nullptr when there is none.
 const OptionHelp* option_help(const std::string& command, const std::string& option);
 
+// One option's entry in `--help`: "  HEAD  MEANING" with MEANING starting in column 34 (or after
+// a longer HEAD) and wrapped at word boundaries so that no line exceeds kHelpColumns; the
+// continuation lines are indented to column 34. A single word longer than the space left stays
+// whole. Ends with a newline.
+inline constexpr int kHelpColumns = 100;
+std::string format_option_help(const std::string& head, const std::string& meaning);
+
 }  // namespace flam::cli

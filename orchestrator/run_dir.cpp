@@ -27,7 +27,8 @@ json to_json(const JobRecord& j) {
               {"exit_code", j.exit_code},
               {"step_at_submit", j.step_at_submit},
               {"step_at_end", j.step_at_end},
-              {"decision", j.decision}};
+              {"decision", j.decision},
+              {"dependency", j.dependency}};
 }
 
 namespace {
@@ -45,6 +46,7 @@ JobRecord job_from_json(const json& j) {
   r.step_at_submit = j.value("step_at_submit", int64_t{-1});
   r.step_at_end = j.value("step_at_end", int64_t{-1});
   r.decision = j.value("decision", "");
+  r.dependency = j.value("dependency", "");
   return r;
 }
 
@@ -69,6 +71,7 @@ RunState RunDir::load_state() const {
     s.kind = j.value("kind", "train");
     s.explanation = j.value("explanation", "");
     s.restarts = j.value("restarts", 0);
+    s.after = j.value("after", std::vector<std::string>{});
     for (const auto& job : j.at("jobs")) s.jobs.push_back(job_from_json(job));
     return s;
   } catch (const json::exception& e) {
@@ -85,6 +88,7 @@ void RunDir::save_state(const RunState& state) const {
                {"kind", state.kind},
                {"explanation", state.explanation},
                {"restarts", state.restarts},
+               {"after", state.after},
                {"updated", utc_now()},
                {"jobs", jobs}};
   write_file_atomic(state_path(), j.dump(2) + "\n");

@@ -32,6 +32,7 @@ struct JobRecord {
   int64_t step_at_submit = -1;  // newest metrics step when submitted; -1: none
   int64_t step_at_end = -1;     // newest metrics step when the job ended
   std::string decision;         // what the watcher did after this job ended
+  std::string dependency;       // the Slurm dependency it waits on ("afterok:12:13"); "" none
 };
 
 // The JSON object of one job as state.json and `flam status --json` show it.
@@ -43,6 +44,8 @@ struct RunState {
   std::string kind = "train";
   std::string explanation;  // why the run stopped, for status
   int restarts = 0;         // resubmissions so far
+  // flam submit --after: the run directories whose current jobs this run's first job waits for.
+  std::vector<std::string> after;
   std::vector<JobRecord> jobs;
 };
 

@@ -146,6 +146,14 @@ JobInfo SlurmClient::query(const std::string& job_id) const {
   return unknown;
 }
 
+void SlurmClient::update_dependency(const std::string& job_id,
+                                    const std::string& dependency) const {
+  const std::vector<std::string> argv = {"scontrol", "update", "JobId=" + job_id,
+                                         "Dependency=" + dependency};
+  const ProcessResult r = run_process(argv, timeout_);
+  if (!r.ok()) throw_failed("scontrol update", argv, r);
+}
+
 void SlurmClient::cancel(const std::string& job_id, const std::string& signal,
                          bool batch_only) const {
   std::vector<std::string> argv = {"scancel"};

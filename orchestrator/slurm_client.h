@@ -39,6 +39,9 @@ class SlurmClient {
   std::string submit(const std::string& script_path,
                      const std::vector<std::string>& sbatch_options = {}) const;
   JobInfo query(const std::string& job_id) const;
+  // scontrol update JobId=JOB Dependency=DEPENDENCY: what a pending job waits on now ("" waits
+  // on nothing). Throws flam::Error(kInternal) naming scontrol's message on failure.
+  void update_dependency(const std::string& job_id, const std::string& dependency) const;
   // scancel JOB (with --signal=SIG [--batch] when `signal` is set). Throws flam::Error(kInternal)
   // naming scancel's message on failure.
   void cancel(const std::string& job_id, const std::string& signal = "",

@@ -104,6 +104,33 @@ Decision decide(const JobRecord& job, int restarts, int failures_without_progres
   return d;
 }
 
+std::string dependency_on(const std::vector<std::string>& after) {
+  std::string ids;
+  for (const auto& path : after) {
+    const RunDir other(path);
+    if (!other.has_state()) {
+      throw Error(
+          ErrorKind::kUsage,
+          "--after: " + path + " has no state.json: it was never submitted with flam submit",
+          at_file(other.state_path()));
+    }
+    const RunState s = other.load_state();
+    if (s.jobs.empty()) {
+      throw Error(ErrorKind::kUsage, "--after: run " + path + " has no job",
+                  at_file(other.state_path()));
+    }
+    if (s.status == "completed") continue;
+    if (s.status == "failed" || s.status == "cancelled") {
+      throw Error(ErrorKind::kUsage,
+                  "--after: run " + path + " is " + s.status + " (" + s.explanation +
+                      "): a job chained after it would never start",
+                  at_file(other.state_path()));
+    }
+    ids += ":" + s.jobs.back().id;
+  }
+  return ids.empty() ? "" : "afterok" + ids;
+}
+
 Supervisor::Supervisor(const RunDir& run, const SlurmClient& client, SlurmOptions options)
     : run_(run), client_(client), options_(std::move(options)) {}
 
@@ -115,22 +142,44 @@ int64_t Supervisor::progress_step() const {
 
 bool Supervisor::cancel_requested() const { return std::filesystem::exists(run_.cancel_marker()); }
 
-std::string Supervisor::submit_next(RunState& state,
-                                    const std::vector<std::string>& sbatch_options) {
+std::string Supervisor::submit_next(RunState& state, const std::string& dependency) {
   JobRecord job;
   job.kind = state.kind;
   job.submitted = utc_now();
   job.step_at_submit = progress_step();
+  job.dependency = dependency;
+  std::vector<std::string> sbatch_options;
+  if (!dependency.empty()) sbatch_options.push_back("--dependency=" + dependency);
   job.id = client_.submit(run_.job_script(), sbatch_options);
   state.jobs.push_back(job);
   state.status = "submitted";
   run_.save_state(state);
-  std::string options;
-  for (const auto& o : sbatch_options) options += " " + o;
   run_.log("submitted job " + job.id + " (" + job.kind + ", step " +
            std::to_string(job.step_at_submit) + ")" +
-           (options.empty() ? "" : ", sbatch" + options));
+           (dependency.empty() ? "" : ", sbatch --dependency=" + dependency));
   return job.id;
+}
+
+void Supervisor::follow_predecessors(RunState& state, JobRecord& job) {
+  std::string wanted;
+  try {
+    wanted = dependency_on(state.after);
+  } catch (const Error& e) {
+    client_.cancel(job.id);
+    state.status = "failed";
+    state.explanation = "job " + job.id + " cancelled before it started: " + e.what();
+    run_.save_state(state);
+    run_.log(state.explanation);
+    FLAM_LOG(WARN) << state.explanation;
+    return;
+  }
+  if (wanted == job.dependency) return;
+  client_.update_dependency(job.id, wanted);
+  run_.log("job " + job.id + ": dependency " + (job.dependency.empty() ? "none" : job.dependency) +
+           " -> " + (wanted.empty() ? "none" : wanted) +
+           " (the runs it is chained after moved on)");
+  job.dependency = wanted;
+  run_.save_state(state);
 }
 
 std::string Supervisor::watch() {
@@ -187,6 +236,10 @@ std::string Supervisor::watch() {
       }
     }
     if (!ended) {
+      if (info.state == "PENDING" && !state.after.empty() && !job.dependency.empty()) {
+        follow_predecessors(state, job);
+        if (state.status == "failed") continue;
+      }
       run_.save_state(state);
       sleep_beating(options_.poll_seconds, options_.poll_seconds, lock);
       continue;

@@ -6,6 +6,13 @@
 // Progress is the high-water mark of the step: the newest `step` in RUN/metrics.jsonl or the
 // newest committed checkpoint, whichever is larger. A job "made progress" when it raised it.
 //
+// A run submitted with --after (RunState::after) starts pending on its predecessors' current
+// jobs (afterok). While its job pends, each poll re-reads the predecessors' state.json and, when
+// a predecessor's watch has resubmitted it (a new current job) or it has completed, re-points
+// the pending job's dependency at what is current (scontrol update; a dependency on a replaced
+// job could never be satisfied). A predecessor that stopped without completing cancels the
+// pending job and fails the run, naming it.
+//
 // Thread safety: one Supervisor per run directory and process; watch() holds RUN/watch.lock
 // (orchestrator/watch_lock.h) so that a second watch on the run refuses. `flam cancel` in another
 // process is seen through the RUN/cancel marker at the next poll.
@@ -34,6 +41,12 @@ struct Decision {
 Decision decide(const JobRecord& job, int restarts, int failures_without_progress,
                 const SlurmOptions& options);
 
+// The Slurm dependency ("afterok:ID:ID"; "" when nothing is left to wait for) on the current
+// jobs of the runs `after` (run directories); a completed run needs no waiting. Throws
+// flam::Error(kUsage) naming the run when it has no state.json or no job, or stopped without
+// completing (a job chained after it could never start).
+std::string dependency_on(const std::vector<std::string>& after);
+
 class Supervisor {
  public:
   // `run` and `client` must outlive the Supervisor.
@@ -45,11 +58,13 @@ class Supervisor {
   std::string watch();
 
   // Submits RUN/job.sbatch as the next job of the chain and records it; returns the job id.
-  // `sbatch_options` go to this submission only (flam submit --after: a dependency that later
-  // resubmissions, made once it is satisfied, do not need).
-  std::string submit_next(RunState& state, const std::vector<std::string>& sbatch_options = {});
+  // `dependency` (dependency_on(state.after)) goes to this submission only: later
+  // resubmissions are made once it is satisfied.
+  std::string submit_next(RunState& state, const std::string& dependency = "");
 
  private:
+  // The pending `job`'s dependency re-pointed at state.after's current jobs (see above).
+  void follow_predecessors(RunState& state, JobRecord& job);
   int64_t progress_step() const;
   bool cancel_requested() const;
 
