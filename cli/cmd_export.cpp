@@ -4,9 +4,9 @@
 // trained rows go into) comes from --config, else from the run directory's config.yaml.
 // --format hf-flamingo --out DIR: the whole model (frozen weights as the run loads them, plus
 // the checkpoint's trained ones) as an OpenFlamingo-9B-HF folder (train/weights/hf_flamingo.h).
+// Both stream (train/checkpoint/export.h): host memory near one tensor, not the model.
 #include <cstdio>
 #include <filesystem>
-#include <map>
 #include <optional>
 
 #include "cli/args.h"
@@ -16,9 +16,6 @@
 #include "core/exit_codes.h"
 #include "core/run_layout.h"
 #include "train/checkpoint/export.h"
-#include "train/model/flamingo.h"
-#include "train/weights/hf_flamingo.h"
-#include "train/weights/model_weights.h"
 
 namespace flam::cli {
 
@@ -42,11 +39,7 @@ int cmd_export(const Argv& argv) {
       throw Error(ErrorKind::kUsage, "--format hf-flamingo needs the run's model: --config F");
     }
     const Config config = load_config(config_path);
-    model::Flamingo flamingo = weights::build_pretrained(config.model, config.run.seed);
-    std::map<std::string, at::Tensor> trained;
-    for (auto& [name, tensor] : train::consolidate_checkpoint(dir)) trained[name] = tensor;
-    weights::load_into(*flamingo, trained, dir, /*require_all=*/false);
-    weights::export_hf_flamingo(*flamingo, out);
+    train::export_hf_flamingo_checkpoint(dir, out, {config.model, config.run.seed});
     std::printf("exported %s -> %s (OpenFlamingo-HF folder)\n", dir.c_str(), out.c_str());
     return kExitOk;
   }

@@ -2,7 +2,10 @@
 // tensor per parameter of the flat layout, under the layout's names (OpenFlamingo state-dict
 // names, as the trainer registers them), written as .safetensors or as a torch.save-compatible
 // .pt (a pickled dict of str -> Tensor, loadable by `torch.load` and by
-// train/weights' OpenFlamingo importer).
+// train/weights' OpenFlamingo importer); or the run's whole model as an OpenFlamingo-HF folder.
+// Every export streams: the checkpoint is read a parameter at a time (CheckpointReader::read_flat)
+// and frozen tensors come one at a time from the run's weight files
+// (weights::PretrainedTensors), so host memory stays near the largest tensor, not the model.
 //
 // Thread safety: none needed; single-process, run by `flam export` and `flam inspect`.
 #pragma once
@@ -21,7 +24,8 @@ namespace flam::train {
 std::string resolve_checkpoint_dir(const std::string& path);
 
 // Verifies every rank file of `step_dir` against its manifest (throws flam::Error(kData) on a
-// mismatch), then returns the trained parameters in layout order, fp32 CPU tensors.
+// mismatch), then returns the trained parameters in layout order, fp32 CPU tensors. Holds every
+// trained tensor at once: for small models (eval, tests); export streams instead.
 weights::NamedTensors consolidate_checkpoint(const std::string& step_dir);
 
 // The run a checkpoint belongs to, for export_checkpoint: its model options and run.seed.
@@ -30,15 +34,22 @@ struct ExportModel {
   int64_t seed = 0;
 };
 
-// consolidate_checkpoint() written to `out_path`: *.safetensors or *.pt (else kUsage). When the
-// checkpoint trains the <|endofchunk|> and <image> rows (lang_encoder.special_token_embeddings),
-// the file holds them as OpenFlamingo does instead: written into the full input table
+// The checkpoint's trained tensors written to `out_path`: *.safetensors or *.pt (else kUsage),
+// after verifying every rank file (kData on a mismatch, nothing written). When the checkpoint
+// trains the <|endofchunk|> and <image> rows (lang_encoder.special_token_embeddings), the file
+// holds them as OpenFlamingo does instead: written into the full input table
 // lang_encoder.model.embed_tokens.weight [V + 3, D], whose other rows are frozen and not in the
-// checkpoint. So `model` is then required (kUsage if null): the model is rebuilt as the trainer
-// builds it (weights::build_pretrained), the checkpoint's tensors loaded into it (kData on any
-// name or shape mismatch) and weights::export_trainable() written, which needs the model in host
-// memory once (fp32: about 33 GB for OpenFlamingo-9B).
+// checkpoint. So `model` is then required (kUsage if null): that table is the one
+// weights::build_pretrained gives the run (weights::PretrainedTensors).
 void export_checkpoint(const std::string& step_dir, const std::string& out_path,
                        const ExportModel* model = nullptr);
+
+// The run's whole model (build_pretrained(model.options, model.seed) with the checkpoint's
+// trained tensors) as an OpenFlamingo-HF folder in `out_dir` (weights::export_hf_flamingo), in
+// shards of at most `max_shard_bytes`. Verifies the checkpoint first; a checkpoint tensor that is
+// not a parameter of the model, or of another shape, is kData naming it.
+void export_hf_flamingo_checkpoint(const std::string& step_dir, const std::string& out_dir,
+                                   const ExportModel& model,
+                                   uint64_t max_shard_bytes = 5'000'000'000);
 
 }  // namespace flam::train

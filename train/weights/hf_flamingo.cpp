@@ -126,8 +126,22 @@ std::optional<Target> to_ours(const std::string& hf, int64_t vision_width) {
   return std::nullopt;
 }
 
-// Our names -> theirs, for export: (HF name, tensor) pairs; in_proj splits into q, k and v.
-NamedTensors to_hf(const std::string& ours, const at::Tensor& t) {
+json read_json(const std::string& path) {
+  if (!fs::is_regular_file(path)) {
+    ErrorContext context;
+    context.file = path;
+    throw Error(ErrorKind::kIo, "no such file", context);
+  }
+  try {
+    return json::parse(read_file(path));
+  } catch (const json::exception& e) {
+    fail(path, "", std::string("not valid JSON: ") + e.what());
+  }
+}
+
+}  // namespace
+
+NamedTensors to_hf_flamingo(const std::string& ours, const at::Tensor& t) {
   static const std::regex resblock(R"(vision_encoder\.transformer\.resblocks\.(\d+)\.(.*))");
   static const std::regex perceiver_layer(R"(perceiver\.layers\.(\d+)\.([01])\.(.*))");
   static const std::regex xattn(R"(lang_encoder\.gated_cross_attn_layers\.(\d+)\.(.*))");
@@ -160,21 +174,6 @@ NamedTensors to_hf(const std::string& ours, const at::Tensor& t) {
   }
   return {{ours, t}};
 }
-
-json read_json(const std::string& path) {
-  if (!fs::is_regular_file(path)) {
-    ErrorContext context;
-    context.file = path;
-    throw Error(ErrorKind::kIo, "no such file", context);
-  }
-  try {
-    return json::parse(read_file(path));
-  } catch (const json::exception& e) {
-    fail(path, "", std::string("not valid JSON: ") + e.what());
-  }
-}
-
-}  // namespace
 
 model::ModelOptions read_hf_flamingo_config(const std::string& dir,
                                             const model::ModelOptions& base) {
@@ -408,23 +407,55 @@ void load_hf_flamingo(model::FlamingoImpl& model, const std::string& dir,
 void export_hf_flamingo(model::FlamingoImpl& model, const std::string& dir,
                         uint64_t max_shard_bytes) {
   torch::NoGradGuard no_grad;
-  const model::ModelOptions& o = model.options();
-  NamedTensors tensors;
-  auto& lang = model.lang_encoder();
-  for (const auto& item : model.named_parameters()) {
-    if (item.key() == model::kSpecialTokenEmbeddings) continue;
-    at::Tensor t = item.value().detach().to(torch::kCPU);
-    if (item.key() == "lang_encoder.model.embed_tokens.weight") {
-      t = t.clone();
-      t.narrow(0, o.lang.vocab_size, 2)
-          .copy_(lang.special_token_embeddings().detach().to(torch::kCPU, t.scalar_type()));
-    }
-    for (auto& pair : to_hf(item.key(), t)) tensors.emplace_back(std::move(pair));
+  std::vector<TensorSpec> parameters;
+  auto params = model.named_parameters();
+  for (const auto& item : params) {
+    parameters.push_back({item.key(), item.value().scalar_type(), item.value().sizes().vec()});
   }
-  std::sort(tensors.begin(), tensors.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
-  write_sharded_safetensors(dir, tensors, max_shard_bytes);
-  const at::ScalarType dtype = tensors.empty() ? at::kFloat : tensors.front().second.scalar_type();
+  export_hf_flamingo(
+      model.options(), parameters,
+      [&](const std::string& name) { return params[name].detach().to(torch::kCPU); }, dir,
+      max_shard_bytes);
+}
+
+void export_hf_flamingo(const model::ModelOptions& o, const std::vector<TensorSpec>& parameters,
+                        const std::function<at::Tensor(const std::string&)>& get,
+                        const std::string& dir, uint64_t max_shard_bytes) {
+  const std::string embed = "lang_encoder.model.embed_tokens.weight";
+  // The files' tensors, sorted by HF name: each one piece of one of our parameters.
+  struct Piece {
+    TensorSpec spec;
+    std::string ours;
+    size_t part = 0;  // index into to_hf_flamingo(ours, ...)
+  };
+  std::vector<Piece> pieces;
+  for (const TensorSpec& p : parameters) {
+    if (p.name == model::kSpecialTokenEmbeddings) continue;  // written into embed_tokens
+    const at::Tensor meta =
+        at::empty(p.shape, at::TensorOptions().dtype(p.dtype).device(at::kMeta));
+    const NamedTensors parts = to_hf_flamingo(p.name, meta);
+    for (size_t k = 0; k < parts.size(); ++k) {
+      pieces.push_back({{parts[k].first, p.dtype, parts[k].second.sizes().vec()}, p.name, k});
+    }
+  }
+  std::sort(pieces.begin(), pieces.end(),
+            [](const Piece& a, const Piece& b) { return a.spec.name < b.spec.name; });
+  std::vector<TensorSpec> specs;
+  for (const Piece& piece : pieces) specs.push_back(piece.spec);
+  write_sharded_safetensors(
+      dir, specs,
+      [&](size_t i) {
+        const Piece& piece = pieces[i];
+        at::Tensor t = get(piece.ours);
+        if (piece.ours == embed) {
+          t = t.clone();
+          t.narrow(0, o.lang.vocab_size, 2)
+              .copy_(get(model::kSpecialTokenEmbeddings).to(t.device(), t.scalar_type()));
+        }
+        return to_hf_flamingo(piece.ours, t)[piece.part].second;
+      },
+      max_shard_bytes);
+  const at::ScalarType dtype = specs.empty() ? at::kFloat : specs.front().dtype;
   const json config = {{"model_type", "flamingo"},
                        {"architectures", {"FlamingoModel"}},
                        {"cross_attn_every_n_layers", o.xattn.every_n_layers},

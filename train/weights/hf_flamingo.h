@@ -27,6 +27,7 @@
 #include <string>
 
 #include "train/model/options.h"
+#include "train/weights/safetensors.h"
 
 namespace flam::model {
 class FlamingoImpl;
@@ -50,10 +51,25 @@ model::ModelOptions read_hf_flamingo_config(const std::string& dir,
 void load_hf_flamingo(model::FlamingoImpl& model, const std::string& dir,
                       const std::function<bool(const std::string&)>& wanted = {});
 
+// Our parameter `ours` backed by `t` under the folder's names: (HF name, view of `t`) pairs (the
+// vision in_proj splits into q, k and v; every other parameter is one pair). Any device, meta
+// included.
+NamedTensors to_hf_flamingo(const std::string& ours, const at::Tensor& t);
+
 // Writes the whole model (frozen and trained, in the parameters' dtype) to `dir` in the same
 // layout: config.json, model-0000K-of-0000M.safetensors of at most `max_shard_bytes` each and
 // model.safetensors.index.json. Creates `dir`; throws kIo naming a path that cannot be written.
 void export_hf_flamingo(model::FlamingoImpl& model, const std::string& dir,
                         uint64_t max_shard_bytes = 5'000'000'000);
+
+// The same folder without the model: `parameters` are the model's (our names, dtypes, shapes),
+// get(name) one parameter's value (any device), called for each file tensor in the files' order
+// (twice for embed_tokens, whose rows <|endofchunk|> and <image> come from
+// special_token_embeddings), so that one parameter and one file tensor are in memory at a time;
+// each shard is written as it fills.
+void export_hf_flamingo(const model::ModelOptions& options,
+                        const std::vector<TensorSpec>& parameters,
+                        const std::function<at::Tensor(const std::string&)>& get,
+                        const std::string& dir, uint64_t max_shard_bytes = 5'000'000'000);
 
 }  // namespace flam::weights

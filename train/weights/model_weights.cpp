@@ -1,16 +1,21 @@
 #include "train/weights/model_weights.h"
 
 #include <caffe2/serialize/inline_container.h>
+#include <fcntl.h>
 #include <torch/csrc/jit/serialization/export.h>
 #include <torch/csrc/jit/serialization/pickle.h>
 #include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <set>
 #include <sstream>
 #include <vector>
 
 #include "core/atomic_file.h"
+#include "core/check.h"
 #include "core/error.h"
 #include "pipeline/s3.h"
 #include "train/model/flamingo.h"
@@ -270,8 +275,23 @@ void export_trainable_pt(model::FlamingoImpl& model, const std::string& path) {
 }
 
 void write_state_dict_pt(const std::string& path, const NamedTensors& tensors) {
+  write_state_dict_pt(path, specs_of(tensors), [&](size_t i) { return tensors[i].second; });
+}
+
+void write_state_dict_pt(const std::string& path, const std::vector<TensorSpec>& specs,
+                         const TensorFetch& fetch) {
+  // The pickle records only each tensor's dtype, shape and storage size, so it is made from
+  // placeholders whose storage has no memory; the records are then written one fetched tensor at
+  // a time, in writeArchiveAndTensors' order (data/0, data/1, ..., then data.pkl).
   c10::Dict<std::string, at::Tensor> dict;
-  for (const auto& [name, t] : tensors) dict.insert(name, t);
+  for (const TensorSpec& spec : specs) {
+    c10::Storage storage(c10::Storage::use_byte_size_t(), spec.bytes(),
+                         c10::DataPtr(nullptr, c10::Device(c10::kCPU)), /*allocator=*/nullptr,
+                         /*resizable=*/false);
+    at::Tensor placeholder = at::empty({0}, at::TensorOptions().dtype(spec.dtype));
+    placeholder.set_(storage, 0, spec.shape, c10::contiguous_strides(spec.shape));
+    dict.insert(spec.name, placeholder);
+  }
   // As torch::pickle_save, but without tagging the dict with its TorchScript type
   // (torch.jit._pickle.restore_type_tag), a global that weights_only loading refuses.
   std::vector<char> pickle;
@@ -282,17 +302,44 @@ void write_state_dict_pt(const std::string& path, const NamedTensors& tensors) {
   pickler.protocol();
   pickler.pushIValue(c10::IValue(dict));
   pickler.stop();
-  std::string zip;
-  {
+  FLAM_CHECK(pickler.tensorData().size() == specs.size()) << "one storage per tensor";
+  const std::string tmp = path + ".tmp";
+  auto io_error = [&](const char* what) {
+    ErrorContext context;
+    context.file = tmp;
+    throw Error(ErrorKind::kIo, std::string(what) + ": " + std::strerror(errno), context);
+  };
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) io_error("cannot create");
+  try {
     caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t size) {
-      zip.append(static_cast<const char*>(data), size);
+      const char* p = static_cast<const char*>(data);
+      for (size_t left = size; left > 0;) {
+        const ssize_t w = ::write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) io_error("write failed");
+        p += w;
+        left -= static_cast<size_t>(w);
+      }
       return size;
     });
-    torch::jit::writeArchiveAndTensors("data", pickle.data(), pickle.size(), pickler.tensorData(),
-                                       writer);
+    for (size_t i = 0; i < specs.size(); ++i) {
+      const at::Tensor t = fetch(i).detach().to(torch::kCPU, specs[i].dtype).contiguous();
+      if (!t.sizes().equals(specs[i].shape)) {
+        fail(path, specs[i].name, "tensor shape differs from the one in the pickle");
+      }
+      writer.writeRecord("data/" + std::to_string(i), t.data_ptr(), t.nbytes());
+    }
+    writer.writeRecord("data.pkl", pickle.data(), pickle.size());
     writer.writeEndOfFile();
+    if (::fsync(fd) != 0) io_error("fsync failed");
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
   }
-  write_file_atomic(path, zip);
+  if (::close(fd) != 0) io_error("close failed");
+  rename_durable(tmp, path);
 }
 
 }  // namespace flam::weights

@@ -65,5 +65,8 @@ void export_trainable_pt(model::FlamingoImpl& model, const std::string& path);
 // Writes `tensors` as a state dict in torch.save's zip format that `torch.load` reads with its
 // default weights_only=True (torch >= 2.6): plain dict, no TorchScript type tags. Atomic.
 void write_state_dict_pt(const std::string& path, const NamedTensors& tensors);
+// As above, streamed: the same file, each tensor's record written as fetch(i) returns it.
+void write_state_dict_pt(const std::string& path, const std::vector<TensorSpec>& specs,
+                         const TensorFetch& fetch);
 
 }  // namespace flam::weights

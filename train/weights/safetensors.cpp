@@ -304,24 +304,42 @@ at::Tensor TensorSource::load(const std::string& name, std::optional<c10::Scalar
   return file_of(name).load(name, dtype);
 }
 
+uint64_t TensorSpec::bytes() const {
+  uint64_t n = c10::elementSize(dtype);
+  for (int64_t d : shape) n *= static_cast<uint64_t>(d);
+  return n;
+}
+
+std::vector<TensorSpec> specs_of(const NamedTensors& tensors,
+                                 std::optional<c10::ScalarType> dtype) {
+  std::vector<TensorSpec> specs;
+  specs.reserve(tensors.size());
+  for (const auto& [name, t] : tensors) {
+    specs.push_back({name, dtype ? *dtype : t.scalar_type(), t.sizes().vec()});
+  }
+  return specs;
+}
+
 void write_safetensors(const std::string& path, const NamedTensors& tensors,
                        const std::map<std::string, std::string>& metadata,
                        std::optional<c10::ScalarType> dtype) {
-  std::vector<at::Tensor> data;
+  write_safetensors(
+      path, specs_of(tensors, dtype), [&](size_t i) { return tensors[i].second; }, metadata);
+}
+
+void write_safetensors(const std::string& path, const std::vector<TensorSpec>& specs,
+                       const TensorFetch& fetch,
+                       const std::map<std::string, std::string>& metadata) {
   nlohmann::json header = nlohmann::json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
-  for (const auto& [name, tensor] : tensors) {
-    if (header.contains(name)) data_error(path, name, "duplicate tensor name");
-    auto t = tensor.detach().to(torch::kCPU);
-    if (dtype) t = t.to(*dtype);
-    t = t.contiguous();
-    const uint64_t bytes = static_cast<uint64_t>(t.numel()) * t.element_size();
-    header[name] = {{"dtype", dtype_name(t.scalar_type())},
-                    {"shape", t.sizes().vec()},
-                    {"data_offsets", {offset, offset + bytes}}};
+  for (const TensorSpec& spec : specs) {
+    if (header.contains(spec.name)) data_error(path, spec.name, "duplicate tensor name");
+    const uint64_t bytes = spec.bytes();
+    header[spec.name] = {{"dtype", dtype_name(spec.dtype)},
+                         {"shape", spec.shape},
+                         {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
-    data.push_back(t);
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
@@ -331,7 +349,13 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors,
   FileWriter w(tmp);
   w.write(len, 8);
   w.write(text.data(), text.size());
-  for (const auto& t : data) w.write(t.data_ptr(), t.numel() * t.element_size());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const at::Tensor t = fetch(i).detach().to(torch::kCPU, specs[i].dtype).contiguous();
+    if (!t.sizes().equals(specs[i].shape)) {
+      data_error(path, specs[i].name, "tensor shape differs from the one in the header");
+    }
+    w.write(t.data_ptr(), t.numel() * t.element_size());
+  }
   w.sync_and_close();
   rename_durable(tmp, path);
 }
@@ -339,27 +363,34 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors,
 std::string write_sharded_safetensors(const std::string& dir, const NamedTensors& tensors,
                                       uint64_t max_shard_bytes,
                                       std::optional<c10::ScalarType> dtype) {
-  std::vector<NamedTensors> shards(1);
+  return write_sharded_safetensors(
+      dir, specs_of(tensors, dtype), [&](size_t i) { return tensors[i].second; }, max_shard_bytes);
+}
+
+std::string write_sharded_safetensors(const std::string& dir, const std::vector<TensorSpec>& specs,
+                                      const TensorFetch& fetch, uint64_t max_shard_bytes) {
+  std::vector<size_t> first(1, 0);  // shard k holds specs [first[k], first[k + 1])
   uint64_t in_shard = 0, total = 0;
-  for (const auto& item : tensors) {
-    const uint64_t bytes = static_cast<uint64_t>(item.second.numel()) *
-                           c10::elementSize(dtype ? *dtype : item.second.scalar_type());
-    if (!shards.back().empty() && in_shard + bytes > max_shard_bytes) {
-      shards.emplace_back();
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const uint64_t bytes = specs[i].bytes();
+    if (i > first.back() && in_shard + bytes > max_shard_bytes) {
+      first.push_back(i);
       in_shard = 0;
     }
-    shards.back().push_back(item);
     in_shard += bytes;
     total += bytes;
   }
+  first.push_back(specs.size());
   std::filesystem::create_directories(dir);
   nlohmann::json weight_map = nlohmann::json::object();
-  const size_t n = shards.size();
+  const size_t n = first.size() - 1;
   for (size_t k = 0; k < n; ++k) {
     char name[64];
     std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", k + 1, n);
-    write_safetensors((std::filesystem::path(dir) / name).string(), shards[k], {}, dtype);
-    for (const auto& item : shards[k]) weight_map[item.first] = name;
+    const std::vector<TensorSpec> shard(specs.begin() + first[k], specs.begin() + first[k + 1]);
+    write_safetensors((std::filesystem::path(dir) / name).string(), shard,
+                      [&](size_t i) { return fetch(first[k] + i); });
+    for (const TensorSpec& spec : shard) weight_map[spec.name] = name;
   }
   nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
   const std::string path = (std::filesystem::path(dir) / "model.safetensors.index.json").string();

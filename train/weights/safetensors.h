@@ -17,6 +17,7 @@
 #include <c10/core/ScalarType.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -80,11 +81,30 @@ class TensorSource {
 
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
+// A tensor to write, known before its bytes (for the streamed writers below).
+struct TensorSpec {
+  std::string name;
+  c10::ScalarType dtype;
+  std::vector<int64_t> shape;
+  uint64_t bytes() const;  // numel x element size
+};
+// Tensor `i` of the specs being written: any device and dtype (converted to the spec's), the
+// spec's shape (else flam::Error(kData) naming it). Called once per spec, in order; the writer
+// drops each tensor once its bytes are written, so one tensor is in memory at a time.
+using TensorFetch = std::function<at::Tensor(size_t i)>;
+std::vector<TensorSpec> specs_of(const NamedTensors& tensors,
+                                 std::optional<c10::ScalarType> dtype = {});
+
 // Writes `tensors` (any device; names unique) to `path` as safetensors, converted to `dtype`
 // when given, via PATH.tmp + fsync + rename. Throws flam::Error(kIo) naming the path.
 void write_safetensors(const std::string& path, const NamedTensors& tensors,
                        const std::map<std::string, std::string>& metadata = {},
                        std::optional<c10::ScalarType> dtype = {});
+
+// As above, streamed: the header from `specs`, then each tensor's bytes as fetch(i) returns it.
+void write_safetensors(const std::string& path, const std::vector<TensorSpec>& specs,
+                       const TensorFetch& fetch,
+                       const std::map<std::string, std::string>& metadata = {});
 
 // Writes a sharded checkpoint into `dir`: model-0000K-of-0000N.safetensors files of at most
 // `max_shard_bytes` each (a larger tensor gets a shard of its own) and
@@ -92,6 +112,10 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors,
 std::string write_sharded_safetensors(const std::string& dir, const NamedTensors& tensors,
                                       uint64_t max_shard_bytes,
                                       std::optional<c10::ScalarType> dtype = {});
+// As above, streamed: shards in the specs' order, each written (fetching its tensors in order)
+// as it fills, the index last.
+std::string write_sharded_safetensors(const std::string& dir, const std::vector<TensorSpec>& specs,
+                                      const TensorFetch& fetch, uint64_t max_shard_bytes);
 
 // "F32" <-> kFloat etc. Unknown names throw flam::Error(kData).
 c10::ScalarType dtype_from_name(const std::string& name);
