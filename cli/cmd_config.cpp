@@ -112,6 +112,8 @@ const std::map<std::string, std::string>& meanings() {
       {"train.optimizer.beta2", "AdamW second-moment decay"},
       {"train.optimizer.eps", "AdamW epsilon"},
       {"train.optimizer.weight_decay", "decoupled weight decay, cross-attention parameters only"},
+      {"train.optimizer.offload",
+       "fp32 master and moments in host memory, the AdamW step on the CPU (small GPUs)"},
       {"train.schedule.kind", "learning-rate shape after warmup"},
       {"train.schedule.warmup_steps", "steps of linear warmup from 0"},
       {"train.checkpoint.every_steps", "save every this many steps; 0: off"},

@@ -66,6 +66,10 @@ int cmd_plan(const Argv& argv) {
   std::printf("\nper-GPU total (peak): %s of %s: %s\n",
               train::format_bytes(plan.peak_bytes).c_str(),
               train::format_bytes(in.device_bytes).c_str(), plan.fits ? "fits" : "DOES NOT FIT");
+  if (in.offload_optimizer) {
+    std::printf("host memory per rank (offloaded master and moments): %s\n",
+                train::format_bytes(plan.host_bytes).c_str());
+  }
   if (!in.shard_frozen) {
     train::PlanInput sharded = in;
     sharded.shard_frozen = true;
@@ -76,6 +80,15 @@ int cmd_plan(const Argv& argv) {
     for (const train::DatasetPlan& dp : alternative.datasets)
       std::printf(" %s %d x %d", dp.name.c_str(), dp.micro_batch, dp.grad_accum);
     std::printf("%s\n", alternative.fits ? "" : " (does not fit either)");
+  }
+  if (!in.offload_optimizer) {
+    train::PlanInput offloaded = in;
+    offloaded.offload_optimizer = true;
+    const train::MemoryPlan alternative = train::plan_memory(offloaded);
+    std::printf("with train.optimizer.offload: true: %s per GPU (%s more in host memory)%s\n",
+                train::format_bytes(alternative.peak_bytes).c_str(),
+                train::format_bytes(alternative.host_bytes).c_str(),
+                alternative.fits ? "" : ", does not fit either");
   }
   if (plan.fits) return kExitOk;
   std::fprintf(stderr, "flam plan: the run does not fit; change %s\n",

@@ -18,6 +18,10 @@ struct OptimizerOptions {  // AdamW
   double beta2 = 0.999;
   double eps = 1e-8;
   double weight_decay = 0.1;  // applied to gated cross-attention parameters only
+  // The fp32 master weights and moments in host memory, the AdamW step on the CPU; the device
+  // keeps the gradient slice and a compute-dtype copy of the master slice, the gathers' source
+  // (train/zero3/zero3_engine.h). For small GPUs beside a large host memory.
+  bool offload = false;
 };
 
 struct ScheduleOptions {
@@ -80,6 +84,7 @@ inline void describe(ConfigMap& m, OptimizerOptions& o) {
   m.field("beta2", o.beta2, Bounds::between(0.0, 1.0));
   m.field("eps", o.eps, Bounds::positive());
   m.field("weight_decay", o.weight_decay, Bounds::non_negative());
+  m.field("offload", o.offload);
 }
 
 inline void describe(ConfigMap& m, ScheduleOptions& o) {

@@ -181,9 +181,16 @@ MemoryPlan plan_memory(const PlanInput& in) {
     plan.fixed.push_back({"frozen weights (replicated)", frozen.params * e,
                           count_text(frozen.params) + " params x " + std::to_string(e) + " B"});
   }
-  plan.fixed.push_back(
-      {"trained state", trained.slice * 16,
-       count_text(trained.params) + " params / " + ranks + " x 16 B (fp32 master, m, v, grad)"});
+  if (in.offload_optimizer) {
+    plan.fixed.push_back({"trained state (offloaded)", trained.slice * (4 + e),
+                          count_text(trained.params) + " params / " + ranks + " x " +
+                              std::to_string(4 + e) + " B (fp32 grad, master copy)"});
+    plan.host_bytes = trained.slice * 12;
+  } else {
+    plan.fixed.push_back(
+        {"trained state", trained.slice * 16,
+         count_text(trained.params) + " params / " + ranks + " x 16 B (fp32 master, m, v, grad)"});
+  }
   const int64_t largest = std::max(trained.largest, in.shard_frozen ? frozen.largest : 0);
   plan.fixed.push_back({"gather buffers", (kGatheredUnits * largest + trained.rest_padded) * e,
                         std::to_string(kGatheredUnits) + " units of " + count_text(largest) +
@@ -306,6 +313,7 @@ PlanInput plan_input(const model::ModelOptions& model, const pipeline::DataOptio
                            : parse_bytes(train.device == "cuda" ? "1.5GiB" : "512MiB");
   in.compute_bytes = train.precision == "bf16" ? 2 : 4;
   in.shard_frozen = train.shard_frozen;
+  in.offload_optimizer = train.optimizer.offload;
   in.grad_accum = train.grad_accum;
   in.policies = checkpointing_policies(train.checkpointing);
   const bool laion = !data.laion.shards.empty(), mmc4 = !data.mmc4.shards.empty();
@@ -322,6 +330,7 @@ std::string keys_to_change(const PlanInput& input) {
   for (const PlanDataset& ds : input.datasets) keys += "data." + ds.name + ".batch_size / ";
   keys += "train.grad_accum, train.checkpointing";
   if (!input.shard_frozen) keys += ", train.shard_frozen: true";
+  if (!input.offload_optimizer) keys += ", train.optimizer.offload: true";
   return keys + ", or run on more ranks";
 }
 

@@ -6,7 +6,9 @@
 //   - frozen weights in the compute dtype: replicated (P_frozen per rank) or, with
 //     train.shard_frozen, one padded slice per frozen unit (sum of ceil(n_u / N));
 //   - trained state: fp32 master, AdamW moments and fp32 gradient slice, 16 bytes per element of
-//     the padded slices (train/zero3/flat_layout.h);
+//     the padded slices (train/zero3/flat_layout.h); with train.optimizer.offload the device
+//     keeps the gradient slice and a compute-dtype copy of the master (4 + e bytes), and the
+//     12 bytes of master and moments go to host memory (MemoryPlan::host_bytes);
 //   - gather buffers: "rest" for the whole step, plus three per-layer units at once (the one in
 //     use and two prefetched), frozen units included when sharded; reduce-scatter buffers: three
 //     fp32 full units in flight plus one unit's gradients in the compute dtype;
@@ -50,6 +52,7 @@ struct PlanInput {
   int64_t device_bytes = 0;  // memory of one device
   int compute_bytes = 2;     // element size of the compute dtype: 2 (bf16) or 4 (fp32)
   bool shard_frozen = false;
+  bool offload_optimizer = false;  // train.optimizer.offload
   // The policies to consider, least recomputing first: the plan takes the first in which every
   // dataset fits at its configured micro-batch, else the last one with smaller micro-batches
   // (train.checkpointing: auto is all three; a named policy is a list of one).
@@ -81,6 +84,7 @@ struct MemoryPlan {
   int64_t fixed_bytes = 0;
   std::vector<DatasetPlan> datasets;
   int64_t peak_bytes = 0;  // fixed + the largest dataset's activations
+  int64_t host_bytes = 0;  // per rank in host memory: the offloaded master and moments, else 0
   bool fits = false;       // peak <= device and every dataset has micro_batch >= 1
 };
 
@@ -99,7 +103,8 @@ PlanInput plan_input(const model::ModelOptions& model, const pipeline::DataOptio
                      const TrainOptions& train, int ranks, int64_t device_bytes,
                      int64_t workspace_bytes = 0);
 // The keys to change when a plan does not fit: "data.laion.batch_size / ... train.grad_accum,
-// train.checkpointing, train.shard_frozen: true (unless set), or more ranks".
+// train.checkpointing, train.shard_frozen: true, train.optimizer.offload: true (those unless
+// set), or more ranks".
 std::string keys_to_change(const PlanInput& input);
 
 // "24GiB", "24 GB", "512MiB", "1.5TiB", "1000000": bytes (binary units for both KiB and KB

@@ -213,7 +213,10 @@ class Trainer {
       FLAM_LOG(INFO) << "trained parameters " << engine_.layout().total_numel() << " in "
                      << engine_.layout().units.size() << " units over " << comm.size()
                      << " ranks; per rank: master " << memory.master_bytes << " B, moments "
-                     << memory.moment_bytes << " B";
+                     << memory.moment_bytes << " B"
+                     << (memory.offloaded ? " in host memory, device copy " +
+                                                std::to_string(memory.device_copy_bytes) + " B"
+                                          : std::string());
       if (options_.shard_frozen) {
         FLAM_LOG(INFO) << "frozen parameters " << engine_.frozen_layout().total_numel() << " in "
                        << engine_.frozen_layout().units.size() << " units, sharded; per rank "
@@ -320,6 +323,7 @@ class Trainer {
          {{"master_bytes", mem.master_bytes},
           {"moment_bytes", mem.moment_bytes},
           {"grad_bytes", mem.grad_bytes},
+          {"device_copy_bytes", mem.device_copy_bytes},
           {"frozen_bytes", mem.frozen_bytes},
           {"gathered_peak_bytes", mem.gathered_peak_bytes},
           {"resident_bytes", resident_bytes()},

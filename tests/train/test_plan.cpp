@@ -112,6 +112,27 @@ TEST(Plan, PerRankStateIsTheExactSlices) {
   EXPECT_EQ(sharded.fixed_bytes, sum(sharded.fixed));
 }
 
+TEST(Plan, OffloadMovesMasterAndMomentsToTheHost) {
+  for (int ranks : {1, 4, 8}) {
+    PlanInput in = of9b(ranks, 80 * GiB, /*shard_frozen=*/true);
+    const MemoryPlan on_device = plan_memory(in);
+    in.offload_optimizer = true;
+    const MemoryPlan offloaded = plan_memory(in);
+    int64_t trained_slices = 0;
+    for (const auto& u : model::trained_units(in.model))
+      trained_slices += (u.params + ranks - 1) / ranks;
+    // The device keeps the fp32 gradient slice and the bf16 master copy; the host the rest.
+    EXPECT_EQ(line(offloaded.fixed, "trained state"), (4 + 2) * trained_slices) << ranks;
+    EXPECT_EQ(offloaded.host_bytes, 12 * trained_slices) << ranks;
+    EXPECT_EQ(on_device.host_bytes, 0);
+    EXPECT_EQ(on_device.fixed_bytes - offloaded.fixed_bytes, (16 - 6) * trained_slices) << ranks;
+  }
+  PlanInput in = of9b(8, 24 * GiB, true);
+  EXPECT_NE(keys_to_change(in).find("train.optimizer.offload: true"), std::string::npos);
+  in.offload_optimizer = true;
+  EXPECT_EQ(keys_to_change(in).find("train.optimizer.offload"), std::string::npos);
+}
+
 TEST(Plan, ActivationsMatchTheDesignNumbers) {
   // The design's figures are for replicated frozen weights: with train.shard_frozen the engine
   // rebuilds every frozen decoder layer in backward, so only their inputs are saved.

@@ -1,13 +1,16 @@
 // ZeRO-3 on 1..4 real MPI ranks (16 in tests/scale) against plain single-process training of the
 // same model: the same global batch split across the ranks (and across micro-steps with
 // accumulation), K steps of Zero3Engine end with the parameters torch::optim::AdamW +
-// clip_grad_norm_ reach on the whole batch. Also the engine's memory and traffic reports against
-// the layout's arithmetic.
+// clip_grad_norm_ reach on the whole batch, with the optimizer state on the device or offloaded to
+// the host (train.optimizer.offload; here both are the CPU, so the test covers the engine's
+// bookkeeping of the device copy, not the transfers). Also the engine's memory and traffic
+// reports against the layout's arithmetic.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <map>
 #include <string>
+#include <tuple>
 
 #include "core/mpi_comm.h"
 #include "tests/train/toy_model.h"
@@ -24,10 +27,11 @@ constexpr int kGlobalBatch = 96;
 constexpr int kSteps = 4;
 constexpr double kMaxNorm = 0.5;
 
-OptimizerOptions optimizer_options() {
+OptimizerOptions optimizer_options(bool offload = false) {
   OptimizerOptions o;
   o.lr = 2e-2;
   o.weight_decay = 0.1;
+  o.offload = offload;
   return o;
 }
 
@@ -79,20 +83,22 @@ std::map<std::string, torch::Tensor> reference_training(const Data& data) {
   return out;
 }
 
-class Zero3EngineTest : public ::testing::TestWithParam<int> {
+// (micro-steps, offload)
+class Zero3EngineTest : public ::testing::TestWithParam<std::tuple<int, bool>> {
  protected:
   void SetUp() override { at::set_num_threads(1); }
   MpiComm comm;
 };
 
 TEST_P(Zero3EngineTest, MatchesSingleProcessTraining) {
-  const int accum = GetParam();
+  const auto [accum, offload] = GetParam();
   const Data data = make_data();
   const auto expected = reference_training(data);
 
   torch::manual_seed(1);
   auto model = std::make_shared<ToyModel>();
-  Zero3Engine engine(model->trained_units(), ToyModel::weight_decay, comm, optimizer_options());
+  Zero3Engine engine(model->trained_units(), ToyModel::weight_decay, comm,
+                     optimizer_options(offload));
   model->runner = &engine;
   ASSERT_EQ(kGlobalBatch % (accum * comm.size()), 0) << "the batch must split evenly";
   const int local = kGlobalBatch / (accum * comm.size());
@@ -128,7 +134,8 @@ TEST_P(Zero3EngineTest, MatchesSingleProcessTraining) {
             1e-3);
 }
 
-INSTANTIATE_TEST_SUITE_P(Accumulation, Zero3EngineTest, ::testing::Values(1, 2));
+INSTANTIATE_TEST_SUITE_P(AccumulationAndOffload, Zero3EngineTest,
+                         ::testing::Combine(::testing::Values(1, 2), ::testing::Bool()));
 
 TEST(Zero3Memory, StateIsTwelveBytesPerSliceElement) {
   MpiComm comm;
@@ -144,10 +151,20 @@ TEST(Zero3Memory, StateIsTwelveBytesPerSliceElement) {
   const Zero3Memory memory = engine.memory();
   EXPECT_EQ(memory.master_bytes + memory.moment_bytes, 12 * expected_slices);
   EXPECT_EQ(memory.grad_bytes, 4 * expected_slices);
+  EXPECT_FALSE(memory.offloaded);
+  EXPECT_EQ(memory.device_copy_bytes, 0);
   // The model keeps no storage for trained parameters outside a step.
   for (const auto& unit : model->trained_units()) {
     for (const auto& [name, param] : unit.params) EXPECT_EQ(param.numel(), 0) << name;
   }
+  torch::manual_seed(1);
+  auto offloaded_model = std::make_shared<ToyModel>();
+  Zero3Engine offloaded(offloaded_model->trained_units(), ToyModel::weight_decay, comm,
+                        optimizer_options(/*offload=*/true));
+  const Zero3Memory offloaded_memory = offloaded.memory();
+  EXPECT_TRUE(offloaded_memory.offloaded);
+  EXPECT_EQ(offloaded_memory.master_bytes + offloaded_memory.moment_bytes, 12 * expected_slices);
+  EXPECT_EQ(offloaded_memory.device_copy_bytes, 4 * expected_slices);  // fp32 compute
 }
 
 TEST(Zero3Traffic, TwoGathersAndOneReduceScatterPerUnitCall) {

@@ -21,6 +21,9 @@ struct Zero3Engine::Unit {
   at::Tensor full;                 // [padded] compute dtype, defined while installed
   bool resident = false;           // gathered for the whole step: "rest", all under kNone
   at::Tensor full_grad;  // resident, fp32 compute: [padded] fp32, the parameters' .grad views
+  // optimizer.offload: master, exp_avg and exp_avg_sq are on the host, and this [slice] copy of
+  // the master in the compute dtype on the device is what gathers send. Undefined otherwise.
+  at::Tensor device_copy;
 };
 
 struct Zero3Engine::Gather {
@@ -72,6 +75,11 @@ class UnitFunction : public torch::autograd::Function<UnitFunction> {
 
 int64_t element_size(at::ScalarType type) { return static_cast<int64_t>(c10::elementSize(type)); }
 
+// What a unit's gathers send: its master slice, or the device copy of an offloaded one.
+const at::Tensor& gather_source(const at::Tensor& master, const at::Tensor& device_copy) {
+  return device_copy.defined() ? device_copy : master;
+}
+
 }  // namespace
 
 Zero3Engine::Zero3Engine(std::vector<model::ParamUnit> units,
@@ -106,6 +114,10 @@ Zero3Engine::Zero3Engine(std::vector<model::ParamUnit> units,
     if (!unit.params.empty()) device = unit.params.front().second.device();
   }
   const auto fp32 = at::TensorOptions().dtype(at::kFloat).device(device);
+  // Where the master and moments live: the device, or (offload) the host, pinned for a GPU.
+  const auto state_options =
+      optimizer_.offload ? at::TensorOptions().dtype(at::kFloat).pinned_memory(device.is_cuda())
+                         : fp32;
   anchor_ = torch::zeros({1}, fp32).requires_grad_(true);
   units_.resize(units.size());
   for (size_t b = 0; b < units.size(); ++b) {
@@ -127,9 +139,11 @@ Zero3Engine::Zero3Engine(std::vector<model::ParamUnit> units,
       }
     }
     broadcast(comm, full, 0);
-    state.master = full.narrow(0, begin, slice).clone();
-    state.exp_avg = torch::zeros({slice}, fp32);
-    state.exp_avg_sq = torch::zeros({slice}, fp32);
+    state.master = torch::empty({slice}, state_options);
+    state.master.copy_(full.narrow(0, begin, slice));
+    state.exp_avg = torch::zeros({slice}, state_options);
+    state.exp_avg_sq = torch::zeros({slice}, state_options);
+    if (optimizer_.offload) state.device_copy = full.narrow(0, begin, slice).to(compute_dtype_);
     state.grad = torch::zeros({slice}, fp32);
     state.resident = b == rest_ || checkpointing_ == Checkpointing::kNone;
     for (at::Tensor& param : state.params) {
@@ -189,7 +203,7 @@ void Zero3Engine::start_gather(size_t unit) {
   auto gather = std::make_unique<Gather>();
   gather->unit = unit;
   const Unit& state = units_[unit];
-  gather->send = state.master.to(compute_dtype_).contiguous();
+  gather->send = gather_source(state.master, state.device_copy).to(compute_dtype_).contiguous();
   gather->full = torch::empty({unit_layout(unit).padded_numel}, gather->send.options());
   gather->work = start_all_gather(comm_, gather->send, gather->full);
   const int64_t bytes = gather->full.numel() * element_size(compute_dtype_);
@@ -218,7 +232,9 @@ void Zero3Engine::prefetch(size_t unit) {
 }
 
 bool Zero3Engine::aliases_master(size_t unit) const {
-  return comm_.size() == 1 && units_[unit].master.scalar_type() == compute_dtype_;
+  const Unit& state = units_[unit];
+  return comm_.size() == 1 &&
+         gather_source(state.master, state.device_copy).scalar_type() == compute_dtype_;
 }
 
 void Zero3Engine::install(size_t unit) {
@@ -236,7 +252,7 @@ void Zero3Engine::acquire(size_t unit) {
   if (aliases_master(unit)) {  // one rank: the master slice is the whole unit, nothing to gather
     traffic_.gathers += 1;
     traffic_.gather_bytes += unit_layout(unit).padded_numel * element_size(compute_dtype_);
-    state.full = state.master;
+    state.full = gather_source(state.master, state.device_copy);
     install(unit);
     return;
   }
@@ -259,7 +275,7 @@ void Zero3Engine::release(size_t unit) {
   for (at::Tensor& param : state.params) {
     param.set_data(torch::empty({0}, param.options()));
   }
-  if (!state.full.is_same(state.master)) {
+  if (!state.full.is_same(gather_source(state.master, state.device_copy))) {
     gathered_bytes_ -= state.full.numel() * element_size(compute_dtype_);
   }
   state.full = at::Tensor();
@@ -522,8 +538,11 @@ Zero3StepResult Zero3Engine::step(double lr, double max_norm, bool skip) {
     }
     ++optimizer_step_;
     for (Unit& unit : trained) {
-      adamw_step(unit.master, unit.grad, unit.exp_avg, unit.exp_avg_sq, optimizer_step_, lr,
-                 optimizer_, unit.decay);
+      // Offloaded: the step on the host (a no-op copy when the device is the CPU).
+      const at::Tensor grad = unit.device_copy.defined() ? unit.grad.to(at::kCPU) : unit.grad;
+      adamw_step(unit.master, grad, unit.exp_avg, unit.exp_avg_sq, optimizer_step_, lr, optimizer_,
+                 unit.decay);
+      if (unit.device_copy.defined()) unit.device_copy.copy_(unit.master);
     }
   }
   for (Unit& unit : trained) unit.grad.zero_();
@@ -567,6 +586,7 @@ void Zero3Engine::import_slices(const std::vector<std::vector<float>>& master,
     paste(master[b], units_[b].master);
     paste(exp_avg[b], units_[b].exp_avg);
     paste(exp_avg_sq[b], units_[b].exp_avg_sq);
+    if (units_[b].device_copy.defined()) units_[b].device_copy.copy_(units_[b].master);
   }
   optimizer_step_ = optimizer_step;
 }
@@ -576,8 +596,9 @@ std::map<std::string, at::Tensor> Zero3Engine::full_parameters() {
   std::map<std::string, at::Tensor> out;
   for (size_t b = 0; b <= rest_; ++b) {
     const UnitLayout& layout = layout_.units[b];
-    at::Tensor full = torch::empty({layout.padded_numel}, units_[b].master.options());
-    all_gather(comm_, units_[b].master, full);
+    const at::Tensor master = units_[b].master.to(anchor_.device());  // offloaded: from the host
+    at::Tensor full = torch::empty({layout.padded_numel}, master.options());
+    all_gather(comm_, master, full);
     full = full.to(at::kCPU);
     for (const ParamSlot& slot : layout.params) {
       out[slot.name] = full.narrow(0, slot.offset, slot.numel).view(slot.shape).clone();
@@ -622,6 +643,8 @@ Zero3Memory Zero3Engine::memory() const {
   memory.master_bytes = 4 * slice;
   memory.moment_bytes = 8 * slice;
   memory.grad_bytes = 4 * slice;
+  memory.offloaded = optimizer_.offload;
+  memory.device_copy_bytes = optimizer_.offload ? slice * element_size(compute_dtype_) : 0;
   memory.rest_bytes = layout_.units[rest_].padded_numel * element_size(compute_dtype_);
   memory.frozen_bytes = frozen_layout_.total_slice_numel() * element_size(compute_dtype_);
   memory.gathered_peak_bytes = gathered_peak_bytes_;

@@ -28,6 +28,13 @@
 // step() then clips by the global gradient norm (all-reduce of the slices' squared norms) and
 // runs AdamW on the slices.
 //
+// With train.optimizer.offload the master and moment slices live in host memory (pinned when the
+// device is a GPU) and AdamW runs there on a host copy of the gradient slice; the device keeps
+// the gradient slice and a copy of the master slice in the compute dtype, which the gathers send
+// (and which one rank installs as the parameters' storage, as it would the master), refreshed
+// after each step. The same numbers as without offload: the gathers sent the master in the
+// compute dtype already.
+//
 // Frozen parameters are replicated by default (the engine never sees them). Passed as frozen
 // units (train.shard_frozen), each is one more flat buffer of which rank r keeps only its slice,
 // in the compute dtype (no master, moments or gradient); the model calls them through
@@ -67,6 +74,8 @@ struct Zero3Memory {
   int64_t master_bytes = 0;         // fp32 master slice: 4 x sum of slice_numel
   int64_t moment_bytes = 0;         // exp_avg + exp_avg_sq: 8 x sum of slice_numel
   int64_t grad_bytes = 0;           // fp32 gradient slice: 4 x sum of slice_numel
+  bool offloaded = false;           // master and moments in host memory (optimizer.offload)
+  int64_t device_copy_bytes = 0;    // offloaded: the compute-dtype master copy on the device
   int64_t rest_bytes = 0;           // the "rest" unit gathered for the step (compute dtype)
   int64_t frozen_bytes = 0;         // frozen slices: element size x sum of frozen slice_numel
   int64_t gathered_peak_bytes = 0;  // most bytes of gathered units alive at once (rest included)
