@@ -4,19 +4,43 @@ option takes one: the README cannot drift from the command line. The tables come
 itself (`flam SUB [TARGET] --flam-describe-options`, the parser's own Args table).
 
 The ```sh blocks marked `<!-- runnable -->` (on the line before the fence) also run, as written,
-under `bash -euo pipefail` in a scratch directory where `build/` is the tested binary's folder and
-`configs/`, `scripts/` and `tests/` are the source tree's; each must exit 0."""
+under `bash -euo pipefail` in a scratch directory where `build/` is the tested binary's folder,
+`configs/`, `scripts/` and `tests/` are the source tree's and `.venv/` is this Python's
+environment; each must exit 0, and what it leaves running in the background is killed after it.
+
+The blocks marked `<!-- runnable slurm -->` run only with --slurm (ctest's test_readme_toy, which
+takes the local Slurm's lock), and then only they: the README's toy walk-through on a one-node
+Slurm (scripts/slurm-local.sh, started here first, exit 77 saying SKIP when it cannot start, and
+stopped at the end). After them, what it left in runs/toy/: its three runs completed; each shard
+run's summary.json counts successes and its output holds the shards `flam shard` names
+({shard:05d}.tar, as configs/of-9b.yaml lists them) with a sizes.json entry each; webdataset reads
+every sample of them (LAION: image of the json's size, caption, the parquet columns kept; MMC4:
+documents whose images decode at their recorded sizes, one similarity row each); the training run
+logged both datasets' losses up to its train.steps; run.svg is an SVG. FLAM_SLURM_TEST_DIR and the
+ports as in tests/orchestrator/test_slurm_orchestrator.py; FLAM_KEEP_TMP=1 keeps the scratch
+directory."""
+import base64
+import glob
+import io
+import json
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 
+import yaml
+
 FLAM = os.environ["FLAM_BIN"]
-README = os.path.join(os.environ["FLAM_SOURCE_DIR"], "README.md")
+SRC = os.environ["FLAM_SOURCE_DIR"]
+README = os.path.join(SRC, "README.md")
+SLURM_LOCAL = os.path.join(SRC, "scripts", "slurm-local.sh")
 TARGETS = {"inspect"}  # subcommands whose first word picks the table
+SKIP = 77  # ctest's SKIP_RETURN_CODE
+SAVE_COLS = ("WIDTH", "HEIGHT", "similarity", "punsafe", "pwatermark")  # the toy's LAION save_cols
 
 
 def logical_lines(text):
@@ -109,29 +133,155 @@ def check(line, argv):
     return None
 
 
-def run_blocks(text):
-    """Runs the runnable blocks; returns the failures as (block, why)."""
-    blocks = re.findall(r"<!-- runnable -->\n```sh\n(.*?)```", text, re.S)
-    failures = []
+def blocks(text, marker):
+    """The ```sh blocks right after `<!-- MARKER -->`."""
+    return re.findall(r"<!-- %s -->\n```sh\n(.*?)```" % re.escape(marker), text, re.S)
+
+
+def scratch():
+    """A scratch directory laid out as the source tree is for the blocks (see the docstring)."""
     work = tempfile.mkdtemp(prefix="flam_readme.")
+    os.symlink(os.path.dirname(os.path.abspath(FLAM)), os.path.join(work, "build"))
+    for d in ("configs", "scripts", "tests"):
+        os.symlink(os.path.join(SRC, d), os.path.join(work, d))
+    os.symlink(sys.prefix, os.path.join(work, ".venv"))
+    return work
+
+
+def run_block(block, work, timeout):
+    """Runs one block in its own process group, killed after it; returns (exit code or None when
+    it timed out, its output)."""
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(["bash", "-euo", "pipefail", "-c", block], cwd=work, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            rc = None
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the block itself, or what it left behind
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        log.seek(0)
+        return rc, log.read()
+
+
+def run_blocks(found, work, timeout):
+    """Runs the blocks; returns the failures as (block, why)."""
+    failures = []
+    for block in found:
+        rc, out = run_block(block, work, timeout)
+        if rc != 0:
+            why = "timed out after %d s" % timeout if rc is None else "exit %d" % rc
+            failures.append((block, "%s\n%s" % (why, out[-4000:])))
+    return failures
+
+
+def check_toy(work):
+    """What the toy walk-through left in WORK/runs/toy; returns what is wrong, one line each."""
+    import webdataset as wds  # slow to import: only here
+    from PIL import Image
+
+    toy = os.path.join(work, "runs", "toy")
+    wrong = []
+    for run in ("laion-shards", "mmc4-shards", "train"):
+        with open(os.path.join(toy, run, "state.json")) as f:
+            state = json.load(f)
+        if state["status"] != "completed":
+            wrong.append("run %s: %s (%s)" % (run, state["status"], state.get("explanation")))
+    for name, kind in (("laion2b", "laion"), ("mmc4", "mmc4")):
+        out = os.path.join(toy, name)
+        with open(os.path.join(out, "summary.json")) as f:
+            summary = json.load(f)
+        with open(os.path.join(out, "sizes.json")) as f:
+            sizes = json.load(f)
+        shards = sorted(os.path.basename(p) for p in glob.glob(os.path.join(out, "*.tar")))
+        if summary["successes"] < 1 or not shards or \
+                not all(re.fullmatch(r"\d{5}\.tar", s) for s in shards) or sorted(sizes) != shards:
+            wrong.append("%s: %d successes, shards %s, sizes.json %s" % (
+                out, summary["successes"], shards, sorted(sizes)))
+            continue
+        samples = list(wds.WebDataset([os.path.join(out, s) for s in shards], shardshuffle=False))
+        for sample in samples:
+            meta = json.loads(sample["json"])
+            if kind == "laion":
+                image = Image.open(io.BytesIO(sample["jpg"]))
+                good = (image.size == (meta["width"], meta["height"]) and sample["txt"] and
+                        all(k in meta for k in SAVE_COLS))
+            else:
+                good = len(meta["similarity_matrix"]) == len(meta["image_info"]) > 0 and all(
+                    Image.open(io.BytesIO(base64.b64decode(i["image_base64"]))).size ==
+                    (i["width"], i["height"]) for i in meta["image_info"])
+            if not good:
+                wrong.append("%s: sample %s: %s" % (out, sample["__key__"], str(meta)[:300]))
+        if len(samples) != summary["successes"]:
+            wrong.append("%s: webdataset read %d samples, summary.json counts %d" % (
+                out, len(samples), summary["successes"]))
+        print("%s: %s read by webdataset, %d samples; %d failed (%s)" % (
+            out, ", ".join(shards), len(samples), summary["failures"], summary["reasons"]))
+    train = os.path.join(toy, "train")
+    with open(os.path.join(train, "config.yaml")) as f:
+        steps = yaml.safe_load(f)["train"]["steps"]
+    with open(os.path.join(train, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    if not rows or rows[-1]["step"] != steps or \
+            not all("loss_laion" in r and "loss_mmc4" in r for r in rows):
+        wrong.append("train: metrics.jsonl's last step %s (train.steps %d), or a row without "
+                     "loss_laion and loss_mmc4" % (rows[-1]["step"] if rows else None, steps))
+    with open(os.path.join(toy, "run.svg")) as f:
+        if "<svg" not in f.read(500):
+            wrong.append("run.svg is not an SVG")
+    return wrong
+
+
+def run_toy(text):
+    """--slurm: the slurm blocks on a local Slurm, then check_toy; returns the exit code."""
+    found = blocks(text, "runnable slurm")
+    if not found:
+        print("FAIL: no runnable slurm block found (<!-- runnable slurm --> before a ```sh fence)")
+        return 1
+    os.environ["FLAM_SLURM_DIR"] = os.environ.get("FLAM_SLURM_TEST_DIR", "/tmp/flam-slurm-test")
+    os.environ["FLAM_SLURM_CTLD_PORT"] = os.environ.get("FLAM_SLURM_TEST_CTLD_PORT", "16827")
+    os.environ["FLAM_SLURM_SLURMD_PORT"] = os.environ.get("FLAM_SLURM_TEST_SLURMD_PORT", "16828")
+    if subprocess.run(["bash", SLURM_LOCAL, "start"]).returncode != 0:
+        print("SKIP: slurmctld could not start on this machine (reasons above): %d runnable "
+              "slurm README block(s) not run" % len(found))
+        return SKIP
+    work = scratch()
     try:
-        os.symlink(os.path.dirname(os.path.abspath(FLAM)), os.path.join(work, "build"))
-        for d in ("configs", "scripts", "tests"):
-            os.symlink(os.path.join(os.environ["FLAM_SOURCE_DIR"], d), os.path.join(work, d))
-        for block in blocks:
-            r = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=work,
-                               capture_output=True, text=True, timeout=120)
-            if r.returncode != 0:
-                failures.append((block, "exit %d\n%s%s" % (r.returncode, r.stdout[-2000:],
-                                                          r.stderr[-2000:])))
+        for block in found:
+            rc, out = run_block(block, work, timeout=240)
+            print("".join(out.splitlines(True)[-40:]), end="")
+            if rc != 0:
+                for path in sorted(glob.glob(os.path.join(work, "runs", "*", "*", "jobs",
+                                                          "*.out"))):
+                    with open(path, errors="replace") as f:
+                        print("--- %s\n%s" % (path, "".join(f.readlines()[-30:])), end="")
+                print("FAIL: README runnable slurm block %s:\n%s" % (
+                    "timed out" if rc is None else "exit %d" % rc, block))
+                return 1
+        wrong = check_toy(work)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print("%d runnable README blocks run, %d failed" % (len(blocks), len(failures)))
-    return blocks, failures
+        subprocess.run(["bash", SLURM_LOCAL, "stop"])
+        if os.environ.get("FLAM_KEEP_TMP"):
+            print("kept " + work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    for line in wrong:
+        print("FAIL: " + line)
+    print("%d runnable slurm README block(s) run; %d wrong in what they left" % (len(found),
+                                                                                 len(wrong)))
+    return 1 if wrong else 0
 
 
 def main():
     text = open(README).read()
+    if sys.argv[1:] == ["--slurm"]:
+        return run_toy(text)
+    if sys.argv[1:]:
+        print("usage: test_readme_commands.py [--slurm]")
+        return 2
     cmds = commands(logical_lines(text))
     failures = [(line, why) for line, argv in cmds if (why := check(line, argv))]
     for line, why in failures:
@@ -140,12 +290,20 @@ def main():
     if len(cmds) < 8:
         print("FAIL: too few command lines found; is the README's format still understood?")
         return 1
-    blocks, block_failures = run_blocks(text)
-    for block, why in block_failures:
-        print("README runnable block failed:\n%s  %s" % (block, why))
-    if not blocks:
+    found = blocks(text, "runnable")
+    if not found:
         print("FAIL: no runnable block found (<!-- runnable --> before a ```sh fence)")
         return 1
+    work = scratch()
+    try:
+        block_failures = run_blocks(found, work, timeout=120)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for block, why in block_failures:
+        print("README runnable block failed:\n%s  %s" % (block, why))
+    print("%d runnable README blocks run, %d failed; %d runnable slurm block(s) left to "
+          "`test_readme_commands.py --slurm` (ctest test_readme_toy)" % (
+              len(found), len(block_failures), len(blocks(text, "runnable slurm"))))
     return 1 if failures or block_failures else 0
 
 
