@@ -51,9 +51,9 @@ struct DecodeOptions {
   // >= target_short_side, so a following resize_bicubic still does the final step. Faster, but no
   // longer bit-comparable with PIL (which OpenFlamingo uses without draft()): after
   // clip_preprocess the real test photos differ from PIL by 1.1-3.4 levels mean absolute
-  // difference at 1/2 scale and up to 5.9 at 1/8, over the 1.0 parity tolerance, so training uses
-  // 0 (the default: full-size decode). Meant for the shard writer's downscaling. Other formats
-  // ignore it.
+  // difference at 1/2 scale and up to 5.9 at 1/8, over the 1.0 parity tolerance, so it is 0
+  // (full-size decode) unless the shard writer's downscaling or data.image.fast_downscale asks
+  // for it. Other formats ignore it.
   int target_short_side = 0;
 };
 
