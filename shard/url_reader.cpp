@@ -307,10 +307,16 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns)
       std::vector<std::string> found(g.gl_pathv, g.gl_pathv + g.gl_pathc);
       std::sort(found.begin(), found.end());
       out.insert(out.end(), found.begin(), found.end());
-    } else {
-      out.push_back(pattern);
+      globfree(&g);
+      continue;
     }
     globfree(&g);
+    std::error_code ec;
+    if (!std::filesystem::exists(pattern, ec) && !ec) {
+      throw Error(ErrorKind::kConfig, "no input file matches " + pattern,
+                  ErrorContext{pattern, -1, "shard.inputs", "", -1});
+    }
+    out.push_back(pattern);
   }
   return out;
 }

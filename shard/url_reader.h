@@ -35,8 +35,10 @@ struct TableColumns {
   std::vector<std::string> save_cols;
 };
 
-// Expands shell globs in `patterns` (sorted per pattern; a pattern without a match is kept as is,
-// so that opening it names the missing file). An s3:// pattern expands its brace ranges
+// Expands shell globs in `patterns` (sorted per pattern). A local pattern that matches no file is
+// a config error (flam::Error(kConfig) naming it and shard.inputs: exit 2, not retried); one that
+// exists but does not glob (a name with brackets, an unreadable directory) is kept as is, so that
+// opening it names the file. An s3:// pattern expands its brace ranges
 // (pipeline/shard_list.h), or, ending in '/', lists every object under the prefix, sorted; s3://
 // inputs are streamed (text tables) or read from a local copy (parquet, MMC4 documents).
 std::vector<std::string> expand_inputs(const std::vector<std::string>& patterns);

@@ -6,9 +6,9 @@ for does not go as planned:
      0 of A's first job is killed (kill -9): the job fails, A's watch resubmits it, and B's watch
      re-points B's pending job at A's new job (scontrol update, logged in B's orchestrator.log);
      A completes, then B runs and completes with every step logged;
-  2. a shard run that fails for good (its input table is missing: exit 6, resubmitted once,
-     then stopped after two failures without progress) and a run C --after it: C's watch
-     cancels C's pending job and fails the run, naming the shard run (exit 1).
+  2. a shard run that fails for good (its input table is missing: a config error, exit 2, never
+     resubmitted) and a run C --after it: C's watch cancels C's pending job and fails the run,
+     naming the shard run (exit 1).
 Skips (exit 77, saying why) only when slurmctld cannot start here. FLAM_KEEP_TMP=1 keeps the
 scratch directory; FLAM_SLURM_TEST_DIR and the ports as in test_slurm_orchestrator.py.
 """
@@ -143,6 +143,8 @@ def test_predecessor_fails(tmp, common):
     c_job = state(c)["jobs"][0]["id"]
     if finish(watch(gone)) != 1 or state(gone)["status"] != "failed":
         fail("the shard run with a missing table did not fail", [gone])
+    if len(state(gone)["jobs"]) != 1:
+        fail("the shard run with a missing table (a config error) was resubmitted", [gone])
     if finish(watch(c)) != 1:
         fail("watch of C did not exit 1", [c])
     s = state(c)

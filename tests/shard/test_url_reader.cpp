@@ -53,6 +53,22 @@ TEST(SplitRecord, Rfc4180) {
   EXPECT_FALSE(split_record("\"open,", ',', &f));
 }
 
+TEST_F(ReaderTest, AnInputThatMatchesNothingIsAConfigError) {
+  const std::string table = write("part-0.tsv", "url\tcaption\nhttp://a/1.jpg\tone\n");
+  EXPECT_EQ(expand_inputs({(dir_ / "part-*.tsv").string()}), std::vector<std::string>{table});
+  for (const std::string& missing :
+       {(dir_ / "gone.tsv").string(), (dir_ / "gone-*.tsv").string()}) {
+    try {
+      expand_inputs({table, missing});
+      ADD_FAILURE() << missing;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kConfig) << missing;
+      EXPECT_NE(std::string(e.what()).find(missing), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("shard.inputs"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST_F(ReaderTest, CsvWithQuotesAndCarriedColumns) {
   std::string csv =
       "\xEF\xBB\xBFurl,caption,width\r\n"
