@@ -46,11 +46,16 @@ std::string num(double v) {
   return buf;
 }
 
-// A tick label: 1200 -> "1200", 0.25 -> "0.25", 15000 -> "15k", 2.5e6 -> "2.5M".
+// A tick label: 1200 -> "1200", 0.25 -> "0.25", 15000 -> "15k", 2.5e6 -> "2.5M", 0.00095 ->
+// "9.5e-4" (short enough to stay clear of the axis title).
 std::string tick_label(double v) {
   char buf[32];
   const double a = std::fabs(v);
-  if (a >= 1e6) {
+  if (a > 0 && a < 0.01) {
+    const int exponent = static_cast<int>(std::floor(std::log10(a) + 1e-9));
+    const double mantissa = std::round(v / std::pow(10.0, exponent) * 100) / 100;
+    std::snprintf(buf, sizeof(buf), "%ge%d", mantissa, exponent);
+  } else if (a >= 1e6) {
     std::snprintf(buf, sizeof(buf), "%gM", v / 1e6);
   } else if (a >= 1e4) {
     std::snprintf(buf, sizeof(buf), "%gk", v / 1e3);
@@ -177,25 +182,40 @@ void draw_panel(std::ostringstream& svg, const Panel& p, double x_lo, double x_h
     }
   }
   if (!wall.empty()) {
-    // Elapsed wall-clock time at the logged step nearest each tick: h:mm, or m:ss for a run
-    // shorter than an hour (whose h:mm labels would all read 0:00 or 0:01).
+    // Elapsed wall-clock time at each tick (interpolated between the logged steps around it):
+    // h:mm, m:ss for a run
+    // shorter than an hour (whose h:mm labels would all read 0:00 or 0:01), seconds for one
+    // shorter than a minute (tenths under 10 s).
     const double y0 = bottom + 52;
     double span = 0;
     for (const auto& w : wall) span = std::max(span, w.second);
+    const bool seconds = span < 60;
     const bool minutes_seconds = span < 3600;
     for (double t : nice_ticks(x_lo, x_hi, 8)) {
-      auto near = std::min_element(wall.begin(), wall.end(), [&](const auto& a, const auto& b) {
-        return std::fabs(a.first - t) < std::fabs(b.first - t);
-      });
-      const int unit = static_cast<int>(near->second / (minutes_seconds ? 1.0 : 60.0));
+      auto after =
+          std::find_if(wall.begin(), wall.end(), [&](const auto& w) { return w.first >= t; });
+      double elapsed = after == wall.end() ? wall.back().second : after->second;
+      if (after != wall.begin() && after != wall.end() && after->first > t) {
+        const auto& before = *(after - 1);
+        elapsed = before.second + (after->second - before.second) * (t - before.first) /
+                                      (after->first - before.first);
+      }
+      const int unit = static_cast<int>(elapsed / (minutes_seconds ? 1.0 : 60.0));
       char label[32];
-      std::snprintf(label, sizeof(label), "%d:%02d", unit / 60, unit % 60);
+      if (seconds) {
+        std::snprintf(label, sizeof(label), span < 10 ? "%.1f" : "%.0f", elapsed);
+      } else {
+        std::snprintf(label, sizeof(label), "%d:%02d", unit / 60, unit % 60);
+      }
       svg << "<text class=\"wall\" x=\"" << num(sx(t)) << "\" y=\"" << y0
           << "\" text-anchor=\"middle\" fill=\"#555\">" << label << "</text>\n";
     }
     svg << "<text x=\"" << num(kLeft + plot_w / 2) << "\" y=\"" << y0 + 18
         << "\" text-anchor=\"middle\" fill=\"#555\">wall clock ("
-        << (minutes_seconds ? "m:ss" : "h:mm") << " since the first step)</text>\n";
+        << (seconds           ? "s"
+            : minutes_seconds ? "m:ss"
+                              : "h:mm")
+        << " since the first step)</text>\n";
   }
   for (size_t i = 0; i < p.series.size(); ++i) {
     const auto& s = p.series[i];

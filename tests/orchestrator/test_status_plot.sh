@@ -103,4 +103,27 @@ PY
 "$FLAM" status "$run" --plot "$tmp/short.svg" >/dev/null
 grep -q "wall clock (m:ss since the first step)" "$tmp/short.svg"
 grep -q '>2:38<' "$tmp/short.svg"  # step 80: 158 s after step 1
+# A run of seconds: its wall axis in seconds (tenths), every label distinct; small values (a
+# learning rate of 1e-4) as short tick labels.
+python3 - "$run/metrics.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.endswith("\n")]
+with open(sys.argv[1], "w") as f:
+    for r in rows:
+        r["wall_time"] = 1.7e9 + 0.05 * r["step"]
+        r["lr"] = 1e-4 * min(1.0, r["step"] / 40)
+        f.write(json.dumps(r) + "\n")
+PY
+"$FLAM" status "$run" --plot "$tmp/seconds.svg" >/dev/null
+python3 - "$tmp/seconds.svg" <<'PY'
+import sys, xml.etree.ElementTree as ET
+SVG = "{http://www.w3.org/2000/svg}"
+texts = [t.text for t in ET.parse(sys.argv[1]).getroot().iter(SVG + "text")]
+wall = [t.text for t in ET.parse(sys.argv[1]).getroot().iter(SVG + "text")
+        if t.get("class") == "wall"]
+assert "wall clock (s since the first step)" in texts, texts
+values = [float(w) for w in wall]  # ticks at steps 10, ..., 80: 0.45 ... 3.95 s
+assert len(values) > 3 and values == sorted(set(values)) and 3.8 <= values[-1] <= 4.0, wall
+assert "1e-4" in texts and not [t for t in texts if t.startswith("0.000")], texts
+PY
 echo "OK"
