@@ -4,7 +4,9 @@
 // trained rows go into) comes from --config, else from the run directory's config.yaml.
 // --format hf-flamingo --out DIR: the whole model (frozen weights as the run loads them, plus
 // the checkpoint's trained ones) as an OpenFlamingo-9B-HF folder (train/weights/hf_flamingo.h).
-// Both stream (train/checkpoint/export.h): host memory near one tensor, not the model.
+// Both stream (train/checkpoint/export.h): host memory near one tensor, not the model. DIR may be
+// in a bucket (s3://bucket/prefix/step_N, or the checkpoints prefix for its newest step), then
+// downloaded into a temporary folder first; the model then comes from --config only.
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -18,6 +20,20 @@
 #include "train/checkpoint/export.h"
 
 namespace flam::cli {
+namespace {
+
+// Runs `fn`; an error naming a bucket checkpoint's temporary download names its objects instead.
+template <typename Fn>
+void named_errors(const train::LocalCheckpoint& checkpoint, Fn fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    if (!checkpoint.downloaded()) throw;
+    throw Error(e.kind(), checkpoint.named(e.what()));
+  }
+}
+
+}  // namespace
 
 int cmd_export(const Argv& argv) {
   Args args(argv, {"checkpoint", "out", "config", "format"}, {});
@@ -25,10 +41,11 @@ int cmd_export(const Argv& argv) {
   if (format != "trained" && format != "hf-flamingo") {
     throw Error(ErrorKind::kUsage, "--format must be trained or hf-flamingo, not " + format);
   }
-  const std::string dir = train::resolve_checkpoint_dir(args.require("checkpoint"));
+  const train::LocalCheckpoint checkpoint(args.require("checkpoint"));
+  const std::string& dir = checkpoint.dir();
   const std::string out = args.require("out");
   std::string config_path = args.get_or("config", "");
-  if (config_path.empty()) {
+  if (config_path.empty() && !checkpoint.downloaded()) {
     // DIR is RUN/checkpoints/step_N.
     const std::string run = std::filesystem::path(dir).parent_path().parent_path().string();
     const std::string run_config = run_layout::config_file(run);
@@ -39,8 +56,11 @@ int cmd_export(const Argv& argv) {
       throw Error(ErrorKind::kUsage, "--format hf-flamingo needs the run's model: --config F");
     }
     const Config config = load_config(config_path);
-    train::export_hf_flamingo_checkpoint(dir, out, {config.model, config.run.seed});
-    std::printf("exported %s -> %s (OpenFlamingo-HF folder)\n", dir.c_str(), out.c_str());
+    named_errors(checkpoint, [&] {
+      train::export_hf_flamingo_checkpoint(dir, out, {config.model, config.run.seed});
+    });
+    std::printf("exported %s -> %s (OpenFlamingo-HF folder)\n", checkpoint.name().c_str(),
+                out.c_str());
     return kExitOk;
   }
   std::optional<train::ExportModel> model;
@@ -48,8 +68,8 @@ int cmd_export(const Argv& argv) {
     const Config config = load_config(config_path);
     model = train::ExportModel{config.model, config.run.seed};
   }
-  train::export_checkpoint(dir, out, model ? &*model : nullptr);
-  std::printf("exported %s -> %s\n", dir.c_str(), out.c_str());
+  named_errors(checkpoint, [&] { train::export_checkpoint(dir, out, model ? &*model : nullptr); });
+  std::printf("exported %s -> %s\n", checkpoint.name().c_str(), out.c_str());
   return kExitOk;
 }
 

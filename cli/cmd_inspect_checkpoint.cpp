@@ -4,13 +4,9 @@
 // is inspected). DIR may be in a bucket: "s3://bucket/prefix/step_N" or the checkpoints prefix
 // (train.checkpoint.dir); the step is downloaded into a temporary folder, removed at the end.
 // Exit code 0 if resumable, 5 (data error) if not.
-#include <stdlib.h>
-
 #include <cinttypes>
 #include <cstdio>
-#include <filesystem>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,62 +16,22 @@
 #include "core/error.h"
 #include "core/exit_codes.h"
 #include "core/run_layout.h"
-#include "pipeline/s3.h"
 #include "train/checkpoint/checkpoint_reader.h"
 #include "train/checkpoint/export.h"
 #include "train/checkpoint/manifest.h"
 
 namespace flam::cli {
-namespace {
-
-// A temporary folder for a bucket checkpoint's download, removed with everything in it.
-class ScratchDir {
- public:
-  ScratchDir() {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern =
-        std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/flam-inspect-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      throw Error(ErrorKind::kIo, "cannot create a temporary folder", at_file(pattern));
-    }
-    path_ = pattern;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-}  // namespace
 
 int cmd_inspect_checkpoint(const Argv& argv) {
   Args args(argv, {}, {"json"});
   if (args.positionals().size() != 1) {
     throw Error(ErrorKind::kUsage, "inspect checkpoint takes one directory");
   }
-  const std::string given = args.positionals()[0];
-  std::optional<ScratchDir> scratch;
-  std::string dir, shown, parent;
-  std::vector<int64_t> all;
-  if (pipeline::is_s3_url(given)) {
-    scratch.emplace();
-    const train::RemoteCheckpoint remote = train::download_checkpoint(given, scratch->path());
-    dir = scratch->path();
-    shown = remote.url;
-    parent = remote.url.substr(0, remote.url.rfind('/'));
-    all = remote.committed;
-  } else {
-    dir = train::resolve_checkpoint_dir(given);
-    shown = dir;
-    parent = std::filesystem::path(dir).parent_path().string();
-    all = run_layout::list_checkpoints(parent);
-  }
+  const train::LocalCheckpoint checkpoint(args.positionals()[0]);
+  const std::string& dir = checkpoint.dir();
+  const std::string& shown = checkpoint.name();
+  const std::string parent = shown.substr(0, shown.rfind('/'));
+  const std::vector<int64_t>& all = checkpoint.committed();
   train::CheckpointReader reader(dir);
   const train::Manifest& m = reader.manifest();
 
@@ -86,11 +42,8 @@ int cmd_inspect_checkpoint(const Argv& argv) {
     try {
       reader.verify_file(r);
     } catch (const Error& e) {
-      status = e.what();
       // A bucket checkpoint's messages name its objects, not the temporary download.
-      for (size_t at; scratch && (at = status.find(dir)) != std::string::npos;) {
-        status.replace(at, dir.size(), shown);
-      }
+      status = checkpoint.named(e.what());
       if (broken.empty()) broken = status;
     }
     files.push_back({{"name", m.files[r].name}, {"bytes", m.files[r].bytes}, {"status", status}});

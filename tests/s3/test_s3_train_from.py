@@ -5,10 +5,15 @@ configs/tiny.yaml on the corpus and tokenizer of tests/train/test_train_e2e.py:
   2. a new run B --from A's step 2 in the bucket: the step is downloaded into B/checkpoints/
      (manifest and both rank files' bytes equal the bucket's), B resumes at step 2 and its
      losses at steps 3 and 4 equal A's bit for bit;
-  3. --from a step in the bucket without manifest (a save that did not commit): exit 5 naming it;
+  3. `flam export` and `flam eval` of A's newest step named by the bucket's checkpoints prefix
+     give the same safetensors bytes and the same results JSON as of its copy on local disk, and
+     leave no temporary download behind;
+  4. --from a step in the bucket without manifest (a save that did not commit): exit 5 naming it;
      --from a committed step whose rank file has a flipped byte: exit 5 naming that s3:// object;
-     neither leaves anything in its run's checkpoints/ (no step, no .tmp).
+     neither leaves anything in its run's checkpoints/ (no step, no .tmp); `flam export` of the
+     flipped step fails naming the same object.
 """
+import glob
 import json
 import os
 import subprocess
@@ -23,6 +28,7 @@ sys.path.insert(0, os.path.join(SRC, "tests", "train"))
 import test_train_e2e as corpus  # noqa: E402  (make_corpus, make_tokenizer)
 
 BUCKET = "flam-test"
+SCRATCH = tempfile.mkdtemp(prefix="flam_s3_from_tmpdir.")  # the commands' TMPDIR
 ROOT = "s3://%s/a/checkpoints" % BUCKET
 
 
@@ -35,6 +41,31 @@ def train(common, run, *extra, expect=0):
         sys.exit("FAIL: flam train %s exited %d, want %d:\n%s" %
                  (" ".join(extra), proc.returncode, expect, proc.stderr[-4000:]))
     return proc
+
+
+def flam(*args, expect=0):
+    proc = subprocess.run([FLAM, *args], capture_output=True, text=True, timeout=240,
+                          env=dict(os.environ, TMPDIR=SCRATCH))
+    if proc.returncode != expect:
+        sys.exit("FAIL: flam %s exited %d, want %d:\n%s" %
+                 (" ".join(args), proc.returncode, expect, proc.stderr[-4000:]))
+    return proc
+
+
+def eval_sets(common, out):
+    """flam eval's --set list: COCO-style captions of three photos (two as demos)."""
+    names = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg"]
+    images = [{"filepath": "", "filename": n, "cocoid": i + 1,
+               "split": "train" if i < 2 else "test",
+               "sentences": [{"raw": "a photo of a " + n.split(".")[0]}]}
+              for i, n in enumerate(names)]
+    with open(os.path.join(out, "karpathy.json"), "w") as f:
+        json.dump({"images": images}, f)
+    sets = common + ["eval.karpathy_json=" + os.path.join(out, "karpathy.json"),
+                     "eval.image_dir=" + os.path.join(SRC, "tests", "data", "photos"),
+                     "eval.batch_size=2", "eval.max_new_tokens=4", "eval.num_beams=1",
+                     "eval.query_set_size=2"]
+    return [a for s in sets for a in ("--set", s)]
 
 
 def losses(run):
@@ -82,7 +113,34 @@ def main():
                 assert f.read() == body["Body"].read(), name + " differs from the bucket's"
         assert "--from" in proc.stderr, proc.stderr[-2000:]
 
-        print("== 3. a save that did not commit, and a flipped byte")
+        print("== 3. export and eval of the bucket's newest step, against its local copy")
+        step4 = os.path.join(out, "step4", "step_00000004")
+        os.makedirs(step4)
+        for name in names:
+            s3.download_file(BUCKET, "a/checkpoints/step_00000004/" + name,
+                             os.path.join(step4, name))
+        config = os.path.join(a, "config.yaml")
+        flam("export", "--checkpoint", ROOT, "--config", config,
+             "--out", os.path.join(out, "s3.safetensors"))
+        flam("export", "--checkpoint", step4, "--config", config,
+             "--out", os.path.join(out, "local.safetensors"))
+        with open(os.path.join(out, "s3.safetensors"), "rb") as f, \
+                open(os.path.join(out, "local.safetensors"), "rb") as g:
+            assert f.read() == g.read(), "the bucket's export differs from the local copy's"
+        tiny = os.path.join(SRC, "configs", "tiny.yaml")
+        reports = []
+        for source in (ROOT + "/step_00000004", step4):
+            result = os.path.join(out, "eval_%d.json" % len(reports))
+            flam("eval", "--config", tiny, "--checkpoint", source, "--task", "coco", "--shots",
+                 "0,1", "--trials", "1", "--out", result, *eval_sets(common, out))
+            with open(result) as f:
+                reports.append(json.load(f))
+        assert reports[0] == reports[1], "flam eval of the bucket's step differs from the local"
+        assert len(reports[0]["results"]) == 2, reports[0]
+        left = glob.glob(os.path.join(SCRATCH, "*"))
+        assert left == [], "temporary downloads left behind: %s" % left
+
+        print("== 4. a save that did not commit, and a flipped byte")
         s3.put_object(Bucket=BUCKET, Key="a/checkpoints/step_00000010/rank_00000.bin", Body=b"x")
         c = os.path.join(out, "c")
         err = train(common, c, "--from", ROOT + "/step_00000010", expect=5).stderr
@@ -99,8 +157,12 @@ def main():
         err = train(common, d, "--from", ROOT + "/step_00000012", expect=5).stderr
         assert ROOT + "/step_00000012/rank_00000.bin" in err, err[-2000:]
         assert left_in(d) == [], left_in(d)
-    print("ok: --from s3:// downloaded, verified and resumed; an uncommitted and a corrupt step "
-          "refused (exit 5)")
+        err = flam("export", "--checkpoint", ROOT + "/step_00000012",
+                   "--out", os.path.join(out, "bad.safetensors"), expect=5).stderr
+        assert ROOT + "/step_00000012/rank_00000.bin" in err and SCRATCH not in err, err[-2000:]
+    os.rmdir(SCRATCH)
+    print("ok: --from s3:// downloaded, verified and resumed; export and eval of a bucket's step "
+          "equal the local copy's; an uncommitted and a corrupt step refused (exit 5)")
 
 
 if __name__ == "__main__":

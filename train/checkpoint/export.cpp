@@ -1,12 +1,16 @@
 #include "train/checkpoint/export.h"
 
+#include <stdlib.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <optional>
 
 #include "core/error.h"
 #include "core/run_layout.h"
+#include "pipeline/s3.h"
 #include "train/checkpoint/checkpoint_reader.h"
 #include "train/checkpoint/manifest.h"
 #include "train/model/flamingo.h"
@@ -40,6 +44,47 @@ std::string resolve_checkpoint_dir(const std::string& path) {
               "no committed checkpoint here (want a step_N directory with a manifest.json, or a "
               "run directory holding checkpoints/)",
               ctx);
+}
+
+LocalCheckpoint::LocalCheckpoint(const std::string& name) {
+  if (!pipeline::is_s3_url(name)) {
+    dir_ = resolve_checkpoint_dir(name);
+    name_ = dir_;
+    committed_ = run_layout::list_checkpoints(fs::path(dir_).parent_path().string());
+    std::reverse(committed_.begin(), committed_.end());  // list_checkpoints: newest first
+    return;
+  }
+  const char* tmp = std::getenv("TMPDIR");
+  std::string pattern =
+      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/flam-checkpoint-XXXXXX";
+  if (::mkdtemp(pattern.data()) == nullptr) {
+    throw Error(ErrorKind::kIo, "cannot create a temporary folder", at_file(pattern));
+  }
+  scratch_ = pattern;
+  try {
+    RemoteCheckpoint remote = download_checkpoint(name, scratch_);
+    name_ = std::move(remote.url);
+    committed_ = std::move(remote.committed);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(scratch_, ec);
+    throw;
+  }
+  dir_ = scratch_;
+}
+
+LocalCheckpoint::~LocalCheckpoint() {
+  if (scratch_.empty()) return;
+  std::error_code ec;
+  fs::remove_all(scratch_, ec);
+}
+
+std::string LocalCheckpoint::named(std::string text) const {
+  if (scratch_.empty()) return text;
+  for (size_t at; (at = text.find(scratch_)) != std::string::npos;) {
+    text.replace(at, scratch_.size(), name_);
+  }
+  return text;
 }
 
 namespace {

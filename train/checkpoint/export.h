@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "train/model/options.h"
 #include "train/weights/safetensors.h"
@@ -22,6 +23,35 @@ namespace flam::train {
 // the newest committed checkpoint in it (verification is the caller's). Throws
 // flam::Error(kIo) naming `path` when it holds none.
 std::string resolve_checkpoint_dir(const std::string& path);
+
+// A checkpoint as `flam eval`, `flam export` and `flam inspect checkpoint` take it: a step
+// directory, a run directory or its checkpoints/ folder (resolve_checkpoint_dir), or the same in
+// a bucket ("s3://bucket/prefix/step_N", or the checkpoints prefix for its newest committed
+// step), whose step is downloaded (download_checkpoint) into a temporary folder under $TMPDIR
+// (default /tmp), removed with this object. Throws what those throw, kIo naming the folder when
+// it cannot be made. Verification is the caller's.
+class LocalCheckpoint {
+ public:
+  explicit LocalCheckpoint(const std::string& name);
+  ~LocalCheckpoint();
+  LocalCheckpoint(const LocalCheckpoint&) = delete;
+  LocalCheckpoint& operator=(const LocalCheckpoint&) = delete;
+
+  const std::string& dir() const { return dir_; }  // the local step directory
+  // The step's name for messages and reports: its s3:// URL for a bucket's, else dir().
+  const std::string& name() const { return name_; }
+  bool downloaded() const { return !scratch_.empty(); }
+  // Every committed step beside it (its checkpoints folder or prefix), oldest first.
+  const std::vector<int64_t>& committed() const { return committed_; }
+  // `text` with the temporary folder's path replaced by name() (a reader's error message).
+  std::string named(std::string text) const;
+
+ private:
+  std::string scratch_;  // the temporary folder, empty for a local checkpoint
+  std::string dir_;
+  std::string name_;
+  std::vector<int64_t> committed_;
+};
 
 // Verifies every rank file of `step_dir` against its manifest (throws flam::Error(kData) on a
 // mismatch), then returns the trained parameters in layout order, fp32 CPU tensors. Holds every

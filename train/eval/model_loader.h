@@ -18,8 +18,10 @@ namespace flam::eval {
 // The model rebuilt as the trainer builds it (weights::build_pretrained with `seed`: random
 // init, then the configured pretrained files), then the trained weights of `checkpoint` loaded:
 // a step directory, a run directory (its newest checkpoint, consolidated from every rank's
-// slices and verified) or an exported .safetensors. Moved to `device` ("cpu" | "cuda"), eval
-// mode. Throws flam::Error (kIo, kData) naming the checkpoint.
+// slices and verified) or an exported .safetensors, locally or in a bucket (s3://: a step or
+// the checkpoints prefix is downloaded into a temporary folder by each calling rank and removed
+// after loading, train::LocalCheckpoint; a .safetensors goes through the S3 cache). Moved to
+// `device` ("cpu" | "cuda"), eval mode. Throws flam::Error (kIo, kData) naming the checkpoint.
 model::Flamingo load_eval_model(const model::ModelOptions& options, int64_t seed,
                                 const std::string& checkpoint, const std::string& device);
 
