@@ -7,7 +7,8 @@
 # VmHWM, reset when set-up ends, since set-up still builds the whole model before the engine
 # shards it) minus the same for configs/tiny.yaml at the same N (the process itself: LibTorch,
 # MPI, loader threads; its plan is ~2 MiB). Printed per N: plan MiB, measured MiB, measured/plan.
-# Goal: every ratio within 0.9-1.1, and both columns falling with N.
+# Goal: every ratio within 0.9-1.1, and both columns falling with N. Last line: what a streamed
+# `flam export` of the big model allocates beyond the tiny one's (below).
 # glibc's dynamic mmap threshold would keep the freed full-model tensors in the heap (they are
 # freed once the engine holds its slices); a fixed threshold returns them, on both runs alike.
 #   bash bench/train/memory.sh BUILD_DIR [STEPS]
@@ -76,3 +77,55 @@ for n in 1 2 4; do
 done
 echo "model: configs/tiny.yaml with 24 LLaMA layers of 384 (ffn 1024), cross-attention every 12;"
 echo "  fp32, CPU, train.shard_frozen=true, $STEPS steps; baseline: configs/tiny.yaml at the same N"
+
+# Export streams (train/checkpoint/export.h): `flam export --format hf-flamingo` of each model, its
+# frozen weights read from files as a real run's are (the model of a 1-step run, exported as an
+# OpenFlamingo-HF folder, loaded by a 1-step run that checkpoints). Sampled every 10 ms from
+# /proc: the peak of anonymous memory (what export allocates) and of mapped file pages (the
+# weight files read through mmap: clean page cache the kernel can drop), the big model minus the
+# tiny one, against the big model's bytes minus the tiny one's (the folders' safetensors). A
+# whole-model export would allocate the model at least once (ratio >= 1).
+train_1() {  # NAME ARGS...: a 1-step run that checkpoints, in $TMP/NAME
+  local name=$1; shift
+  "$BUILD/flam" train --config "$SRC/configs/tiny.yaml" "${common[@]}" "$@" --set train.steps=1 \
+    --set train.checkpoint.every_steps=1 --set "run.dir=$TMP/$name" > "$TMP/$name.log" 2>&1 ||
+    { tail -n 40 "$TMP/$name.log"; exit 1; }
+}
+for model in tiny big; do
+  extra=()
+  [ "$model" = big ] && extra=("${big[@]}")
+  train_1 "init-$model" "${extra[@]}"
+  "$BUILD/flam" export --format hf-flamingo --checkpoint "$TMP/init-$model" \
+    --out "$TMP/weights-$model" > /dev/null
+  train_1 "export-$model" "${extra[@]}" --set "model.weights.hf_flamingo=$TMP/weights-$model"
+  "$PY" - "$TMP/export-$model.peak" "$BUILD/flam" export --format hf-flamingo \
+    --checkpoint "$TMP/export-$model" --out "$TMP/export-$model-hf" <<'PY'
+import json, subprocess, sys, time
+proc = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL)
+peak = {"RssAnon": 0, "RssFile": 0}
+while proc.poll() is None:
+    try:
+        for line in open("/proc/%d/status" % proc.pid):
+            key = line.split(":")[0]
+            if key in peak:
+                peak[key] = max(peak[key], int(line.split()[1]) * 1024)
+    except OSError:
+        pass
+    time.sleep(0.01)
+assert proc.returncode == 0, "flam export exited %d" % proc.returncode
+json.dump(peak, open(sys.argv[1], "w"))
+PY
+done
+"$PY" - "$TMP" <<'PY'
+import glob, json, os, sys
+tmp = sys.argv[1]
+def peak(m, key): return json.load(open(os.path.join(tmp, "export-%s.peak" % m)))[key] / 2**20
+def size(m): return sum(os.path.getsize(f) for f in glob.glob(os.path.join(
+    tmp, "export-%s-hf" % m, "*.safetensors"))) / 2**20
+model = size("big") - size("tiny")
+anon = peak("big", "RssAnon") - peak("tiny", "RssAnon")
+mapped = peak("big", "RssFile") - peak("tiny", "RssFile")
+print("export --format hf-flamingo: %.1f MiB more model; peak anonymous memory %+.1f MiB (%.2f of "
+      "it; a whole-model export: >= 1), mapped weight-file pages %+.1f MiB" %
+      (model, anon, anon / model, mapped))
+PY
