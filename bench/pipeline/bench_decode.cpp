@@ -1,5 +1,7 @@
 // bench_decode DIR: images per second on one thread over the *.jpg files in DIR for
 //   ours         decode_clip_preprocess(224)  (the loader's per-image work)
+//   ours_fast    the same with data.image.fast_downscale's DCT-domain scale-down
+//                (DecodeOptions::target_short_side 224: only JPEGs at least twice that change)
 //   decode_only  TurboJPEG tjDecompress2 to RGB
 //   preprocess_only  clip_preprocess(224) of the same images, decoded beforehand (the resize +
 //                    crop share of ours)
@@ -9,7 +11,7 @@
 // this thread's CPU time (the machines are shared: wall time would measure the neighbours). Rounds
 // of the three alternate so that noise hits both alike; the median counts. Prints
 // "ours_images_per_s X", "decode_only_images_per_s Y" and "preprocess_only_images_per_s Z" for
-// bench/pipeline/run.sh.
+// bench/pipeline/run.sh, and "ours_fast_images_per_s W".
 #include <time.h>
 #include <turbojpeg.h>
 
@@ -74,16 +76,20 @@ int main(int argc, char** argv) {
     return bytes.size() / (thread_cpu_seconds() - start);
   };
   flam::pipeline::Image out;  // reused, as a loader decode thread does
-  auto ours = [&] {
+  auto preprocessed = [&](const flam::pipeline::DecodeOptions& options) {
     const double start = thread_cpu_seconds();
     for (const std::string& b : bytes) {
-      if (!flam::pipeline::decode_clip_preprocess(b, 224, {}, &out).ok()) {
+      if (!flam::pipeline::decode_clip_preprocess(b, 224, options, &out).ok()) {
         return 0.0;
       }
       checksum += out.pixels[out.pixels.size() / 2];
     }
     return bytes.size() / (thread_cpu_seconds() - start);
   };
+  flam::pipeline::DecodeOptions fast;
+  fast.target_short_side = 224;
+  auto ours = [&] { return preprocessed({}); };
+  auto ours_fast = [&] { return preprocessed(fast); };
 
   std::vector<flam::pipeline::Image> decoded;
   for (const std::string& b : bytes) {
@@ -100,12 +106,14 @@ int main(int argc, char** argv) {
   };
 
   ours();  // warm caches and the thread's decompressor
+  ours_fast();
   decode_only();
   preprocess_only();
-  std::vector<double> ours_rates, decode_rates, preprocess_rates;
+  std::vector<double> ours_rates, fast_rates, decode_rates, preprocess_rates;
   const auto deadline = Clock::now() + std::chrono::seconds(6);
   while (ours_rates.size() < 3 || (Clock::now() < deadline && ours_rates.size() < 15)) {
     ours_rates.push_back(ours());
+    fast_rates.push_back(ours_fast());
     decode_rates.push_back(decode_only());
     preprocess_rates.push_back(preprocess_only());
   }
@@ -113,6 +121,7 @@ int main(int argc, char** argv) {
   std::printf("images %zu rounds %zu checksum %llu\n", paths.size(), ours_rates.size(),
               static_cast<unsigned long long>(checksum));
   std::printf("ours_images_per_s %.1f\n", median(ours_rates));
+  std::printf("ours_fast_images_per_s %.1f\n", median(fast_rates));
   std::printf("decode_only_images_per_s %.1f\n", median(decode_rates));
   std::printf("preprocess_only_images_per_s %.1f\n", median(preprocess_rates));
   return 0;
