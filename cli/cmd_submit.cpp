@@ -63,7 +63,7 @@ int cmd_submit(const Argv& argv) {
   const std::string dependency = dependency_on(after);
   if (args.flag("dry-run")) {
     std::string line = "flam submit: would run: sbatch --parsable";
-    if (!dependency.empty()) line += " --dependency=" + dependency;
+    for (const std::string& option : dependency_options(dependency)) line += " " + option;
     std::fprintf(stderr, "%s %s\n", line.c_str(), run_layout::job_script(config.run.dir).c_str());
     std::fputs(script.c_str(), stdout);
     return kExitOk;

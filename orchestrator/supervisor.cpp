@@ -131,6 +131,11 @@ std::string dependency_on(const std::vector<std::string>& after) {
   return ids.empty() ? "" : "afterok" + ids;
 }
 
+std::vector<std::string> dependency_options(const std::string& dependency) {
+  if (dependency.empty()) return {};
+  return {"--dependency=" + dependency, "--kill-on-invalid-dep=no"};
+}
+
 Supervisor::Supervisor(const RunDir& run, const SlurmClient& client, SlurmOptions options)
     : run_(run), client_(client), options_(std::move(options)) {}
 
@@ -148,9 +153,7 @@ std::string Supervisor::submit_next(RunState& state, const std::string& dependen
   job.submitted = utc_now();
   job.step_at_submit = progress_step();
   job.dependency = dependency;
-  std::vector<std::string> sbatch_options;
-  if (!dependency.empty()) sbatch_options.push_back("--dependency=" + dependency);
-  job.id = client_.submit(run_.job_script(), sbatch_options);
+  job.id = client_.submit(run_.job_script(), dependency_options(dependency));
   state.jobs.push_back(job);
   state.status = "submitted";
   run_.save_state(state);

@@ -46,6 +46,10 @@ Decision decide(const JobRecord& job, int restarts, int failures_without_progres
 // flam::Error(kUsage) naming the run when it has no state.json or no job, or stopped without
 // completing (a job chained after it could never start).
 std::string dependency_on(const std::vector<std::string>& after);
+// sbatch's options for `dependency` (none when empty): --dependency, and --kill-on-invalid-dep=no
+// so that a site's DependencyParameters=kill_invalid_depend does not cancel the job when a
+// predecessor's job fails; the watch re-points it at the predecessor's resubmitted job instead.
+std::vector<std::string> dependency_options(const std::string& dependency);
 
 class Supervisor {
  public:

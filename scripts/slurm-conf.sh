@@ -35,5 +35,8 @@ MinJobAge=3600
 InactiveLimit=0
 SlurmctldTimeout=30
 SchedulerType=sched/backfill
+# As many sites set it: a job whose dependency can never be satisfied is cancelled (flam submit
+# --after asks sbatch to exempt its jobs, so that flam watch can re-point them).
+DependencyParameters=kill_invalid_depend
 EOF
 }

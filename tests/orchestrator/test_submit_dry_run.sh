@@ -57,8 +57,9 @@ mkdir -p "$tmp/prep"
 echo '{"version": 1, "status": "running", "kind": "shard", "jobs": [{"id": "4242"}]}' \
   >"$tmp/prep/state.json"
 "$FLAM" submit --config "$tmp/c.yaml" --dry-run --after "$tmp/prep" >/dev/null 2>"$tmp/after.err"
-grep -q "would run: sbatch --parsable --dependency=afterok:4242 $tmp/run/job.sbatch" \
-  "$tmp/after.err" || { echo "FAIL: no afterok dependency"; cat "$tmp/after.err"; exit 1; }
+want="--dependency=afterok:4242 --kill-on-invalid-dep=no $tmp/run/job.sbatch"
+grep -q "would run: sbatch --parsable $want" "$tmp/after.err" ||
+  { echo "FAIL: no afterok dependency"; cat "$tmp/after.err"; exit 1; }
 "$FLAM" submit --config "$tmp/c.yaml" --dry-run >/dev/null 2>"$tmp/plain.err"
 ! grep -q dependency "$tmp/plain.err" || { echo "FAIL: a dependency without --after"; exit 1; }
 
