@@ -59,6 +59,35 @@ std::string run_python_oracle(const std::string& script, const std::string& inpu
   return out;
 }
 
+namespace {
+
+// The directories make_temp_dir made, removed at exit.
+class TempDirs {
+ public:
+  ~TempDirs() {
+    if (std::getenv("FLAM_KEEP_TMP") != nullptr) return;
+    for (const std::string& dir : dirs_) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  }
+  void add(const std::string& dir) {
+    std::lock_guard<std::mutex> lock(mu_);
+    dirs_.push_back(dir);
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> dirs_;
+};
+
+TempDirs& temp_dirs() {
+  static TempDirs dirs;
+  return dirs;
+}
+
+}  // namespace
+
 std::string make_temp_dir(const std::string& name) {
   static std::atomic<int> counter{0};
   const char* tmp = std::getenv("TMPDIR");
@@ -67,6 +96,7 @@ std::string make_temp_dir(const std::string& name) {
       ("flam-" + name + "-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
+  temp_dirs().add(dir.string());
   return dir.string();
 }
 

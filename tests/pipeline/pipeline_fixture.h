@@ -10,7 +10,8 @@
 
 namespace flam::pipeline::testing {
 
-// A fresh directory under $TMPDIR (or /tmp), removed by nobody: tests are short-lived.
+// A fresh directory under $TMPDIR (or /tmp), removed with everything in it when the test process
+// exits normally (FLAM_KEEP_TMP set: kept, to look at).
 std::string make_temp_dir(const std::string& name);
 
 // Trains (once per process) a 320-piece BPE SentencePiece model on generated English-like text;

@@ -2,7 +2,6 @@
 // against scipy.optimize.linear_sum_assignment itself (the same assignment, ties included), a hand
 // example, and argmax_assignment's first-on-ties rule.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -118,9 +117,7 @@ TEST(Hungarian, SameAssignmentAsScipy) {
   EXPECT_GE(tied, 1000);
   EXPECT_GE(wide, 400);
   EXPECT_GE(tall, 400);
-  char dir[] = "/tmp/flam_lsap_XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-  const std::string path = std::string(dir) + "/cases.json";
+  const std::string path = testing::make_temp_dir("lsap") + "/cases.json";
   std::ofstream(path) << cases.dump();
   bool ok = false;
   const std::string out = testing::run_python_oracle("scipy_lsap_oracle.py", path, &ok);
