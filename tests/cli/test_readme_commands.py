@@ -37,9 +37,7 @@ import yaml
 FLAM = os.environ["FLAM_BIN"]
 SRC = os.environ["FLAM_SOURCE_DIR"]
 README = os.path.join(SRC, "README.md")
-SLURM_LOCAL = os.path.join(SRC, "scripts", "slurm-local.sh")
 TARGETS = {"inspect"}  # subcommands whose first word picks the table
-SKIP = 77  # ctest's SKIP_RETURN_CODE
 SAVE_COLS = ("WIDTH", "HEIGHT", "similarity", "punsafe", "pwatermark")  # the toy's LAION save_cols
 
 
@@ -138,9 +136,10 @@ def blocks(text, marker):
     return re.findall(r"<!-- %s -->\n```sh\n(.*?)```" % re.escape(marker), text, re.S)
 
 
-def scratch():
-    """A scratch directory laid out as the source tree is for the blocks (see the docstring)."""
-    work = tempfile.mkdtemp(prefix="flam_readme.")
+def scratch(work=None):
+    """WORK (a new scratch directory when None) laid out as the source tree is for the blocks (see
+    the docstring)."""
+    work = work or tempfile.mkdtemp(prefix="flam_readme.")
     os.symlink(os.path.dirname(os.path.abspath(FLAM)), os.path.join(work, "build"))
     for d in ("configs", "scripts", "tests"):
         os.symlink(os.path.join(SRC, d), os.path.join(work, d))
@@ -241,15 +240,11 @@ def run_toy(text):
     if not found:
         print("FAIL: no runnable slurm block found (<!-- runnable slurm --> before a ```sh fence)")
         return 1
-    os.environ["FLAM_SLURM_DIR"] = os.environ.get("FLAM_SLURM_TEST_DIR", "/tmp/flam-slurm-test")
-    os.environ["FLAM_SLURM_CTLD_PORT"] = os.environ.get("FLAM_SLURM_TEST_CTLD_PORT", "16827")
-    os.environ["FLAM_SLURM_SLURMD_PORT"] = os.environ.get("FLAM_SLURM_TEST_SLURMD_PORT", "16828")
-    if subprocess.run(["bash", SLURM_LOCAL, "start"]).returncode != 0:
-        print("SKIP: slurmctld could not start on this machine (reasons above): %d runnable "
-              "slurm README block(s) not run" % len(found))
-        return SKIP
-    work = scratch()
-    try:
+    sys.path.insert(0, os.path.join(SRC, "tests", "common"))
+    from slurm_jobs import local_slurm
+
+    with local_slurm("flam_readme.") as work:
+        scratch(work)
         for block in found:
             rc, out = run_block(block, work, timeout=240)
             print("".join(out.splitlines(True)[-40:]), end="")
@@ -262,12 +257,6 @@ def run_toy(text):
                     "timed out" if rc is None else "exit %d" % rc, block))
                 return 1
         wrong = check_toy(work)
-    finally:
-        subprocess.run(["bash", SLURM_LOCAL, "stop"])
-        if os.environ.get("FLAM_KEEP_TMP"):
-            print("kept " + work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
     for line in wrong:
         print("FAIL: " + line)
     print("%d runnable slurm README block(s) run; %d wrong in what they left" % (len(found),

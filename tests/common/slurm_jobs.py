@@ -1,12 +1,15 @@
 """What the Slurm tests share (tests/orchestrator/test_slurm_orchestrator.py on one local node,
 tests/cluster/ on the namespace cluster): `flam` and `flam watch` as subprocesses, the run's
-state.json and job logs, waiting for a logged step, and failure reports with the logs' tails.
-FLAM_BIN names the binary. Processes started in the background are kept in `background` for the
-test's clean-up."""
+state.json and job logs, waiting for a logged step, and failure reports with the logs' tails;
+the one-node local Slurm of the tests that run on it (local_slurm). FLAM_BIN names the binary.
+Processes started in the background are kept in `background` for the test's clean-up."""
+import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 FLAM = os.environ["FLAM_BIN"]
@@ -14,6 +17,45 @@ sys.path.insert(0, os.path.join(os.environ["FLAM_SOURCE_DIR"], "tests", "checkpo
 import test_resume_e2e as resume  # noqa: E402  (metrics)
 
 background = []  # Popen objects the test ends on exit
+SLURM_LOCAL = os.path.join(os.environ["FLAM_SOURCE_DIR"], "scripts", "slurm-local.sh")
+# The JOB_ENV entries every local Slurm job needs: OpenMPI refuses root without the first two.
+JOB_ENV = ["OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1",
+           "OMPI_MCA_btl_vader_single_copy_mechanism=none"]
+
+
+@contextlib.contextmanager
+def local_slurm(prefix):
+    """scripts/slurm-local.sh's one-node Slurm, the test's own (FLAM_SLURM_TEST_DIR, default
+    /tmp/flam-slurm-test, and FLAM_SLURM_TEST_CTLD_PORT / _SLURMD_PORT, default 16827 / 16828, so
+    that it never stops the demo's or a user's), started with its client environment exported
+    here; exits 77 saying SKIP when slurmctld cannot start. Yields a scratch directory named
+    PREFIX...; on the way out ends the `background` processes, stops Slurm and removes the
+    directory (FLAM_KEEP_TMP keeps it)."""
+    os.environ["FLAM_SLURM_DIR"] = os.environ.get("FLAM_SLURM_TEST_DIR", "/tmp/flam-slurm-test")
+    os.environ["FLAM_SLURM_CTLD_PORT"] = os.environ.get("FLAM_SLURM_TEST_CTLD_PORT", "16827")
+    os.environ["FLAM_SLURM_SLURMD_PORT"] = os.environ.get("FLAM_SLURM_TEST_SLURMD_PORT", "16828")
+    if subprocess.run(["bash", SLURM_LOCAL, "start"]).returncode != 0:
+        print("SKIP: slurmctld could not start on this machine (reasons above); Slurm tests not "
+              "run")
+        sys.exit(77)
+    scratch = tempfile.mkdtemp(prefix=prefix)
+    try:
+        env = subprocess.run(["bash", SLURM_LOCAL, "env"], capture_output=True, text=True,
+                             check=True).stdout
+        for line in env.splitlines():
+            key, value = line.replace("export ", "", 1).split("=", 1)
+            os.environ[key] = value
+        yield scratch
+    finally:
+        for proc in background:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        subprocess.run(["bash", SLURM_LOCAL, "stop"])
+        if os.environ.get("FLAM_KEEP_TMP"):
+            print("kept " + scratch)
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def fail(message, runs=()):

@@ -26,35 +26,23 @@ move the test's cluster (default /tmp/flam-slurm-test, ports 16827 and 16828).
 import filecmp
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 
 SRC = os.environ["FLAM_SOURCE_DIR"]
 FLAM = os.environ["FLAM_BIN"]
 PY = sys.executable
-SLURM_LOCAL = os.path.join(SRC, "scripts", "slurm-local.sh")
 sys.path.insert(0, os.path.join(SRC, "tests", "checkpoint"))
 import test_resume_e2e as resume  # noqa: E402  (tiny_run, metrics, losses_match, exported)
 sys.path.insert(0, os.path.join(SRC, "tests", "common"))
-from slurm_jobs import (background, fail, finish, flam, job_log, sets, shard_config,  # noqa: E402
-                        state, wait_step, watch)
+from slurm_jobs import (JOB_ENV, background, fail, finish, flam, job_log,  # noqa: E402
+                        local_slurm, sets, shard_config, state, wait_step, watch)
 
 STEPS = 80
 SIGNAL_AT = 20  # the step after which a rank is killed or the batch shell gets USR1
-# Every slurm.env entry the jobs need: OpenMPI refuses root without the first two.
-JOB_ENV = ["OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1",
-           "OMPI_MCA_btl_vader_single_copy_mechanism=none"]
-
-# The test's own cluster (directory and ports), so that it never stops the demo's or a user's.
-os.environ["FLAM_SLURM_DIR"] = os.environ.get("FLAM_SLURM_TEST_DIR", "/tmp/flam-slurm-test")
-os.environ["FLAM_SLURM_CTLD_PORT"] = os.environ.get("FLAM_SLURM_TEST_CTLD_PORT", "16827")
-os.environ["FLAM_SLURM_SLURMD_PORT"] = os.environ.get("FLAM_SLURM_TEST_SLURMD_PORT", "16828")
-
 tmp = None
 
 
@@ -342,32 +330,13 @@ def test_shard():
 
 def main():
     global tmp
-    start = subprocess.run(["bash", SLURM_LOCAL, "start"])
-    if start.returncode != 0:
-        print("SKIP: slurmctld could not start on this machine (reasons above); Slurm tests "
-              "not run")
-        return 77
-    tmp = tempfile.mkdtemp(prefix="flam_slurm_test.")
-    try:
-        env = subprocess.run(["bash", SLURM_LOCAL, "env"], capture_output=True, text=True,
-                             check=True).stdout
-        for line in env.splitlines():
-            key, value = line.replace("export ", "", 1).split("=", 1)
-            os.environ[key] = value
+    with local_slurm("flam_slurm_test.") as tmp:
         # The model and data of tests/checkpoint/test_resume_e2e.py, checkpointing every 5
         # steps; the timeouts are a safety net only (Slurm ends a step whose rank died).
         common, _ = resume.tiny_run(tmp, STEPS, 5)
         common += ["train.checkpoint.watchdog_seconds=30", "train.comm_timeout_seconds=60"]
         test_train(common)
         test_shard()
-    finally:
-        for proc in background:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        subprocess.run(["bash", SLURM_LOCAL, "stop"])
-        if not os.environ.get("FLAM_KEEP_TMP"):
-            shutil.rmtree(tmp, ignore_errors=True)
     print("OK")
     return 0
 

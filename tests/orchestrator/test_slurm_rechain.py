@@ -13,28 +13,20 @@ Skips (exit 77, saying why) only when slurmctld cannot start here. FLAM_KEEP_TMP
 scratch directory; FLAM_SLURM_TEST_DIR and the ports as in test_slurm_orchestrator.py.
 """
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 SRC = os.environ["FLAM_SOURCE_DIR"]
 PY = sys.executable
-SLURM_LOCAL = os.path.join(SRC, "scripts", "slurm-local.sh")
 sys.path.insert(0, os.path.join(SRC, "tests", "checkpoint"))
 import test_resume_e2e as resume  # noqa: E402  (tiny_run, metrics)
 sys.path.insert(0, os.path.join(SRC, "tests", "common"))
-from slurm_jobs import (background, fail, finish, flam, sets, shard_config, state,  # noqa: E402
-                        watch)
+from slurm_jobs import (JOB_ENV, background, fail, finish, flam, local_slurm, sets,  # noqa: E402
+                        shard_config, state, watch)
 
 STEPS = 6
-JOB_ENV = ["OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1",
-           "OMPI_MCA_btl_vader_single_copy_mechanism=none"]
-os.environ["FLAM_SLURM_DIR"] = os.environ.get("FLAM_SLURM_TEST_DIR", "/tmp/flam-slurm-test")
-os.environ["FLAM_SLURM_CTLD_PORT"] = os.environ.get("FLAM_SLURM_TEST_CTLD_PORT", "16827")
-os.environ["FLAM_SLURM_SLURMD_PORT"] = os.environ.get("FLAM_SLURM_TEST_SLURMD_PORT", "16828")
 
 
 def slurm_sets(run, name):
@@ -164,29 +156,10 @@ def test_predecessor_fails(tmp, common):
 
 
 def main():
-    start = subprocess.run(["bash", SLURM_LOCAL, "start"])
-    if start.returncode != 0:
-        print("SKIP: slurmctld could not start on this machine (reasons above); Slurm tests "
-              "not run")
-        return 77
-    tmp = tempfile.mkdtemp(prefix="flam_slurm_rechain.")
-    try:
-        env = subprocess.run(["bash", SLURM_LOCAL, "env"], capture_output=True, text=True,
-                             check=True).stdout
-        for line in env.splitlines():
-            key, value = line.replace("export ", "", 1).split("=", 1)
-            os.environ[key] = value
+    with local_slurm("flam_slurm_rechain.") as tmp:
         common, _ = resume.tiny_run(tmp, STEPS, 3)
         test_rechain(tmp, common)
         test_predecessor_fails(tmp, common)
-    finally:
-        for proc in background:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        subprocess.run(["bash", SLURM_LOCAL, "stop"])
-        if not os.environ.get("FLAM_KEEP_TMP"):
-            shutil.rmtree(tmp, ignore_errors=True)
     print("OK")
     return 0
 
