@@ -20,20 +20,6 @@
 #include "train/checkpoint/export.h"
 
 namespace flam::cli {
-namespace {
-
-// Runs `fn`; an error naming a bucket checkpoint's temporary download names its objects instead.
-template <typename Fn>
-void named_errors(const train::LocalCheckpoint& checkpoint, Fn fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    if (!checkpoint.downloaded()) throw;
-    throw Error(e.kind(), checkpoint.named(e.what()));
-  }
-}
-
-}  // namespace
 
 int cmd_export(const Argv& argv) {
   Args args(argv, {"checkpoint", "out", "config", "format"}, {});
@@ -56,7 +42,7 @@ int cmd_export(const Argv& argv) {
       throw Error(ErrorKind::kUsage, "--format hf-flamingo needs the run's model: --config F");
     }
     const Config config = load_config(config_path);
-    named_errors(checkpoint, [&] {
+    checkpoint.named_errors([&] {
       train::export_hf_flamingo_checkpoint(dir, out, {config.model, config.run.seed});
     });
     std::printf("exported %s -> %s (OpenFlamingo-HF folder)\n", checkpoint.name().c_str(),
@@ -68,7 +54,7 @@ int cmd_export(const Argv& argv) {
     const Config config = load_config(config_path);
     model = train::ExportModel{config.model, config.run.seed};
   }
-  named_errors(checkpoint, [&] { train::export_checkpoint(dir, out, model ? &*model : nullptr); });
+  checkpoint.named_errors([&] { train::export_checkpoint(dir, out, model ? &*model : nullptr); });
   std::printf("exported %s -> %s\n", checkpoint.name().c_str(), out.c_str());
   return kExitOk;
 }

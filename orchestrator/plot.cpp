@@ -183,9 +183,8 @@ void draw_panel(std::ostringstream& svg, const Panel& p, double x_lo, double x_h
   }
   if (!wall.empty()) {
     // Elapsed wall-clock time at each tick (interpolated between the logged steps around it):
-    // h:mm, m:ss for a run
-    // shorter than an hour (whose h:mm labels would all read 0:00 or 0:01), seconds for one
-    // shorter than a minute (tenths under 10 s).
+    // h:mm, m:ss for a run shorter than an hour (whose h:mm labels would all read 0:00 or 0:01),
+    // seconds for one shorter than a minute (tenths under 10 s).
     const double y0 = bottom + 52;
     double span = 0;
     for (const auto& w : wall) span = std::max(span, w.second);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "train/model/options.h"
 #include "train/weights/safetensors.h"
 
@@ -45,6 +46,16 @@ class LocalCheckpoint {
   const std::vector<int64_t>& committed() const { return committed_; }
   // `text` with the temporary folder's path replaced by name() (a reader's error message).
   std::string named(std::string text) const;
+  // Runs fn(); a flam::Error it throws about a downloaded step is thrown again with named() text.
+  template <typename Fn>
+  void named_errors(Fn&& fn) const {
+    try {
+      fn();
+    } catch (const Error& e) {
+      if (!downloaded()) throw;
+      throw Error(e.kind(), named(e.what()));
+    }
+  }
 
  private:
   std::string scratch_;  // the temporary folder, empty for a local checkpoint

@@ -8,7 +8,6 @@
 
 #include "core/error.h"
 #include "pipeline/image.h"
-#include "pipeline/s3.h"
 #include "train/checkpoint/export.h"
 #include "train/model/flamingo.h"
 #include "train/weights/model_weights.h"
@@ -21,18 +20,14 @@ model::Flamingo load_eval_model(const model::ModelOptions& options, int64_t seed
   std::map<std::string, at::Tensor> tensors;
   std::string source = checkpoint;
   if (checkpoint.size() > 12 && checkpoint.ends_with(".safetensors")) {
-    weights::TensorSource file(pipeline::is_s3_url(checkpoint)
-                                   ? pipeline::default_s3_client().local_copy(checkpoint)
-                                   : checkpoint);
+    weights::TensorSource file(checkpoint);  // an s3:// one through the S3 cache
     for (const auto& name : file.names()) tensors[name] = file.load(name);
   } else {
     const train::LocalCheckpoint local(checkpoint);
     source = local.name();
-    try {
+    local.named_errors([&] {
       for (auto& [name, t] : train::consolidate_checkpoint(local.dir())) tensors[name] = t;
-    } catch (const Error& e) {
-      throw Error(e.kind(), local.named(e.what()));
-    }
+    });
   }
   weights::load_into(*model, tensors, source, /*require_all=*/false);
   model->to(torch::Device(device));
