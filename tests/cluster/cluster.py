@@ -47,6 +47,14 @@ def mpi_connect_failed(output):
     return any(sign in output for sign in MPI_CONNECT_FAILURE)
 
 
+def lost_at_start(run, job):
+    """Whether `job` (an entry of RUN/state.json's jobs) failed before its first checkpoint as
+    OpenMPI's TCP transport failed while its ranks connected (mpi_connect_failed on its Slurm
+    log): the watch resubmits such a job, and it is not the fault a test provokes."""
+    return (job.get("exit_code") != 0 and job.get("step_at_end", -1) < 0 and
+            mpi_connect_failed(job_log(run, job["id"])))
+
+
 def run_step(argv, env, what, timeout=120):
     """Runs one step to its end (subprocess.run); a step that fails as the ranks connect
     (mpi_connect_failed) is run again, up to MPI_CONNECT_TRIES in all."""
