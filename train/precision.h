@@ -35,7 +35,8 @@ inline Precision precision_of(const TrainOptions& options) {
 }
 
 // Cast 1 above: moves `model` to `device`, frozen parameters and buffers in the compute dtype,
-// trained parameters (model.trained_units()) in the master dtype.
+// trained parameters (model.trained_units()) in the master dtype. Shape-only frozen parameters
+// (model::FrozenStorage::kShapesOnly) stay placeholders, now of the device and compute dtype.
 // REQUIRES: no Zero3Engine holds the model's trained parameters yet.
 inline void place_model(model::FlamingoImpl& model, torch::Device device,
                         const Precision& precision) {
@@ -46,7 +47,16 @@ inline void place_model(model::FlamingoImpl& model, torch::Device device,
       trained.emplace_back(param, param.detach().to(device, Precision::kMaster));
     }
   }
+  std::vector<std::pair<torch::Tensor, std::vector<int64_t>>> shape_only;  // parameter, shape
+  for (torch::Tensor& param : model.parameters()) {
+    if (!model::is_shape_only(param)) continue;
+    shape_only.emplace_back(param, param.sizes().vec());
+    param.set_data(torch::empty({0}, param.options()));  // nothing for model.to() to copy
+  }
   model.to(device, precision.compute);
+  for (auto& [param, sizes] : shape_only) {
+    param.set_data(torch::empty({1}, param.options()).expand(sizes));
+  }
   for (auto& [param, value] : trained) param.set_data(value);
 }
 

@@ -17,6 +17,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -44,6 +45,7 @@
 #include "train/tensor_comm.h"
 #include "train/train_state.h"
 #include "train/weights/model_weights.h"
+#include "train/weights/pretrained_tensors.h"
 #include "train/zero3/frozen_units.h"
 #include "train/zero3/zero3_engine.h"
 
@@ -111,7 +113,8 @@ int64_t peak_resident_bytes() {
 }
 
 // Lowers the peak to the current resident bytes (Linux clear_refs "5"), so that the metrics'
-// peak is training's, not set-up's (which holds the whole model before the engine shards it).
+// peak is training's, not set-up's (which holds the whole model before the engine shards it,
+// frozen weights included unless train.shard_frozen).
 void reset_peak_resident() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
 // A [ranks] float tensor as a JSON list, seconds rounded to microseconds.
@@ -148,7 +151,9 @@ torch::Device checked_device(const TrainerConfig& config) {
 }
 
 // The model every rank builds, the same init (the engine broadcasts rank 0's anyway), placed per
-// train/precision.h. Throws flam::Error(kConfig) when `tokenizer` does not fit its vocabulary.
+// train/precision.h; with train.shard_frozen its frozen parameters are shape-only, and
+// frozen_values() gives the engine their values. Throws flam::Error(kConfig) when `tokenizer`
+// does not fit its vocabulary.
 model::Flamingo new_model(const TrainerConfig& config, const pipeline::Tokenizer& tokenizer,
                           torch::Device device, const Precision& precision) {
   if (tokenizer.base_vocab_size() != config.model.lang.vocab_size) {
@@ -159,9 +164,28 @@ model::Flamingo new_model(const TrainerConfig& config, const pipeline::Tokenizer
                     ": the added tokens' ids would not match the model's embedding rows",
                 at_key("model.lang.vocab_size"));
   }
-  model::Flamingo model = weights::build_pretrained(config.model, config.run.seed);
+  model::Flamingo model =
+      weights::build_pretrained(config.model, config.run.seed,
+                                config.train.shard_frozen ? model::FrozenStorage::kShapesOnly
+                                                          : model::FrozenStorage::kValues);
   place_model(*model, device, precision);
   return model;
+}
+
+// The values of `model`'s shape-only frozen parameters, one tensor per call, as build_pretrained
+// would have given them (weights::PretrainedTensors: the weight files read per tensor, the
+// random init replayed for what they do not cover); empty when there are none. The returned
+// function owns the open weight files; drop it once the engine has its slices.
+std::function<at::Tensor(const std::string&)> frozen_values(const TrainerConfig& config,
+                                                            model::FlamingoImpl& model) {
+  std::set<std::string> names;
+  for (const auto& item : model.named_parameters()) {
+    if (model::is_shape_only(item.value())) names.insert(item.key());
+  }
+  if (names.empty()) return {};
+  auto tensors = std::make_shared<weights::PretrainedTensors>(
+      config.model, config.run.seed, [names](const std::string& n) { return names.count(n) > 0; });
+  return [tensors](const std::string& name) { return tensors->get(name); };
 }
 
 // What one step measured: this rank's share until log_metrics() reduces it over the ranks.
@@ -193,7 +217,8 @@ class Trainer {
             [this](const std::string& name) { return model_->weight_decay(name); }, device_comm,
             options_.optimizer, precision_.compute,
             options_.shard_frozen ? frozen_units(*model_) : std::vector<model::ParamUnit>{},
-            check_memory_plan(config, comm.size()), decoder_layer_units(config.model)),
+            check_memory_plan(config, comm.size()), decoder_layer_units(config.model),
+            frozen_values(config, *model_)),
         laion_(pipeline::dataset_spec(config.data, pipeline::DatasetKind::kLaion, tokenizer_),
                comm.rank(), comm.size(), static_cast<uint64_t>(config.run.seed)),
         mmc4_(pipeline::dataset_spec(config.data, pipeline::DatasetKind::kMmc4, tokenizer_),
@@ -207,6 +232,10 @@ class Trainer {
                   at_key("train.eval.every"));
     }
     model_->set_unit_runner(&engine_);
+    if (lead_) {
+      FLAM_LOG(INFO) << "set-up peak resident " << peak_resident_bytes() / (1 << 20) << " MiB"
+                     << (options_.shard_frozen ? " (frozen weights read per tensor)" : "");
+    }
     reset_peak_resident();
     const Zero3Memory memory = engine_.memory();
     if (lead_) {

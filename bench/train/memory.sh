@@ -4,11 +4,12 @@
 # layers of width 384: 46 M frozen parameters, 184 MB fp32), against `flam plan`'s per-rank
 # figure for the same config (--workspace 1B: no CUDA context on CPU).
 # Measured = rank 0's peak resident bytes during training (metrics.jsonl memory.peak_resident_bytes:
-# VmHWM, reset when set-up ends, since set-up still builds the whole model before the engine
-# shards it) minus the same for configs/tiny.yaml at the same N (the process itself: LibTorch,
-# MPI, loader threads; its plan is ~2 MiB). Printed per N: plan MiB, measured MiB, measured/plan.
-# Goal: every ratio within 0.9-1.1, and both columns falling with N. Last line: what a streamed
-# `flam export` of the big model allocates beyond the tiny one's (below).
+# VmHWM, reset when set-up ends; set-up is measured on its own at the end) minus the same for
+# configs/tiny.yaml at the same N (the process itself: LibTorch, MPI, loader threads; its plan is
+# ~2 MiB). Printed per N: plan MiB, measured MiB, measured/plan.
+# Goal: every ratio within 0.9-1.1, and both columns falling with N. Then: what a streamed
+# `flam export` of the big model allocates beyond the tiny one's, and set-up's peak with and
+# without train.shard_frozen on 2 and 4 ranks (below).
 # glibc's dynamic mmap threshold would keep the freed full-model tensors in the heap (they are
 # freed once the engine holds its slices); a fixed threshold returns them, on both runs alike.
 #   bash bench/train/memory.sh BUILD_DIR [STEPS]
@@ -129,3 +130,42 @@ print("export --format hf-flamingo: %.1f MiB more model; peak anonymous memory %
       "it; a whole-model export: >= 1), mapped weight-file pages %+.1f MiB" %
       (model, anon, anon / model, mapped))
 PY
+
+# Set-up streams too with train.shard_frozen (train/model/options.h, FrozenStorage): each rank
+# builds the frozen modules shape-only and reads from the weight files only the tensors its
+# slices overlap, where a replicated run builds the whole model and loads every tensor. Rank 0's
+# set-up peak (the trainer's "set-up peak resident" line: VmHWM before the engine holds its
+# slices; it counts the weight files' mapped pages too) on 2 and 4 ranks, weights from the HF
+# folder written above, the big model minus the tiny one, against the big model's extra bytes.
+setup_mib() {  # NAME RANKS SHARD_FROZEN ARGS...: rank 0's set-up peak of a 1-step run, MiB
+  local name=$1 ranks=$2 shard=$3; shift 3
+  "$MPIEXEC" -np "$ranks" --oversubscribe --bind-to none "$BUILD/flam" train \
+    --config "$SRC/configs/tiny.yaml" "${common[@]}" "$@" --set train.steps=1 \
+    --set "train.shard_frozen=$shard" --set "run.dir=$TMP/$name" > "$TMP/$name.log" 2>&1 ||
+    { tail -n 40 "$TMP/$name.log"; exit 1; }
+  sed -n 's/.*set-up peak resident \([0-9]*\) MiB.*/\1/p' "$TMP/$name.log" | head -n 1
+}
+model_mib=$("$PY" -c "
+import glob, os, sys
+def size(m): return sum(os.path.getsize(f) for f in glob.glob(os.path.join(
+    sys.argv[1], 'weights-%s' % m, '*.safetensors'))) / 2**20
+print('%.1f' % (size('big') - size('tiny')))" "$TMP")
+printf 'set-up peak of rank 0 beyond the tiny model'"'"'s, MiB (/ %s MiB more model):\n' "$model_mib"
+printf '%-6s %16s %16s %8s\n' ranks replicated shard_frozen ratio
+for n in 2 4; do
+  declare -A setup=()
+  for model in tiny big; do
+    extra=(--set "model.weights.hf_flamingo=$TMP/weights-$model")
+    [ "$model" = big ] && extra+=("${big[@]}")
+    for shard in false true; do
+      setup[$model-$shard]=$(setup_mib "setup-$model-$shard-$n" "$n" "$shard" "${extra[@]}")
+    done
+  done
+  rep=$((setup[big-false] - setup[tiny-false]))
+  shard=$((setup[big-true] - setup[tiny-true]))
+  "$PY" -c "
+import sys
+rep, shard, model = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+print('%-6s %8d (%.2f) %8d (%.2f) %8.2f' % (sys.argv[1], rep, rep / model, shard, shard / model,
+                                          shard / rep))" "$n" "$rep" "$shard" "$model_mib"
+done

@@ -4,7 +4,8 @@
 // OpenFlamingo-9B case: those rows come from the replayed init), for full-vocabulary files and for
 // an OpenFlamingo-HF folder (safetensors; a .bin folder builds the model instead); a multi-shard
 // OpenFlamingo-HF export streamed from them writes the same bytes as the export of the built
-// model, and loads back into the same parameters.
+// model, and loads back into the same parameters. The shape-only build of train.shard_frozen keeps
+// the trained parameters of the full build.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -13,6 +14,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <vector>
 
 #include "tests/model/tiny_model.h"
 #include "train/model/flamingo.h"
@@ -102,6 +104,40 @@ TEST_F(ExportStreamTest, HfFlamingoFolders) {
   expect_same(o, true);
   o.weights.hf_flamingo = path("hf_bin");  // pickled shards: the model is built
   expect_same(o, false);
+}
+
+// train.shard_frozen's set-up: build_pretrained(kShapesOnly) gives the trained parameters of
+// build_pretrained (loaded or drawn) and a shape-only placeholder of every frozen one but the
+// special token rows, for every kind of weight file.
+TEST_F(ExportStreamTest, ShapesOnlyBuildKeepsTheTrainedValues) {
+  model::ModelOptions o = tiny_options();
+  std::vector<model::WeightsOptions> cases(5);
+  cases[1].vision = path("of/clip.safetensors");
+  cases[1].lang = path("llama_base.safetensors");
+  cases[2].lang = path("of/llama.safetensors");
+  cases[2].openflamingo_checkpoint = path("of/checkpoint.pt");
+  cases[3].hf_flamingo = path("hf_st");
+  cases[4].hf_flamingo = path("hf_bin");
+  for (size_t c = 0; c < cases.size(); ++c) {
+    SCOPED_TRACE("case " + std::to_string(c));
+    o.weights = cases[c];
+    Flamingo built = build_pretrained(o, kSeed);
+    Flamingo shapes = build_pretrained(o, kSeed, model::FrozenStorage::kShapesOnly);
+    auto want = built->named_parameters();
+    int64_t shape_only = 0;
+    for (const auto& item : shapes->named_parameters()) {
+      SCOPED_TRACE(item.key());
+      const at::Tensor& ref = want[item.key()];
+      EXPECT_EQ(item.value().sizes(), ref.sizes());
+      if (!ref.requires_grad() && item.key() != model::kSpecialTokenEmbeddings) {
+        EXPECT_TRUE(model::is_shape_only(item.value()) || ref.numel() == 1);
+        shape_only += model::is_shape_only(item.value());
+      } else {
+        EXPECT_TRUE(torch::equal(item.value(), ref));
+      }
+    }
+    EXPECT_GT(shape_only, 10);
+  }
 }
 
 TEST_F(ExportStreamTest, StreamedHfExportEqualsTheBuiltModelsAndLoadsBack) {

@@ -1,7 +1,8 @@
 // Frozen parameters sharded by Zero3Engine (train.shard_frozen) on 1..4 real MPI ranks: each rank
 // keeps exactly one compute-dtype slice per frozen unit, the parameters hold no storage between
 // calls, backward re-gathers, and training gives the losses and parameters of the same run with
-// replicated frozen weights (same seed).
+// replicated frozen weights (same seed), also when the frozen parameters are shape-only and their
+// values come from the engine's frozen_values.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -116,15 +117,30 @@ struct TrainingRun {
   bool frozen_storage_freed = true;
 };
 
-TrainingRun train(Comm& comm, bool shard_frozen) {
+// `shapes_only` (with shard_frozen): the frozen parameters are made shape-only
+// (model::drop_values) and the engine reads their values through frozen_values, whose calls
+// are recorded in `fetched`.
+TrainingRun train(Comm& comm, bool shard_frozen, bool shapes_only = false,
+                  std::vector<std::string>* fetched = nullptr) {
   torch::manual_seed(7);
   const torch::Tensor inputs = torch::randn({kSteps, kGlobalBatch, FrozenToy::kDim});
   const torch::Tensor labels = torch::randint(0, FrozenToy::kClasses, {kSteps, kGlobalBatch});
   torch::manual_seed(1);
   auto model = std::make_shared<FrozenToy>();
+  std::map<std::string, torch::Tensor> values;  // the frozen parameters' values
+  if (shapes_only) {
+    for (const auto& unit : model->frozen_units())
+      for (const auto& [name, param] : unit.params) values[name] = param.detach().clone();
+    model::drop_values(*model->encoder);
+    for (auto& f : model->frozen) model::drop_values(*f);
+  }
   Zero3Engine engine(model->trained_units(), FrozenToy::weight_decay, comm, optimizer_options(),
                      at::kFloat,
-                     shard_frozen ? model->frozen_units() : std::vector<model::ParamUnit>{});
+                     shard_frozen ? model->frozen_units() : std::vector<model::ParamUnit>{},
+                     Checkpointing::kCrossAttention, {}, [&](const std::string& name) {
+                       if (fetched) fetched->push_back(name);
+                       return values.at(name);
+                     });
   model->engine = &engine;
   model->shard_frozen = shard_frozen;
   TrainingRun run;
@@ -183,6 +199,35 @@ TEST_F(FrozenShards, TrainsAsTheReplicatedRun) {
   for (const auto& [name, want] : replicated.trained) {
     EXPECT_LE((sharded.trained.at(name) - want).abs().max().item<double>(), 1e-6) << name;
   }
+}
+
+TEST_F(FrozenShards, ShapeOnlyParametersGetTheirSlicesFromFrozenValues) {
+  std::vector<std::string> fetched;
+  const TrainingRun from_values = train(comm, true, /*shapes_only=*/true, &fetched);
+  const TrainingRun sharded = train(comm, true);
+  ASSERT_EQ(from_values.losses.size(), sharded.losses.size());
+  for (size_t i = 0; i < sharded.losses.size(); ++i)
+    EXPECT_EQ(from_values.losses[i], sharded.losses[i]) << "micro-step " << i;
+  for (const auto& [name, want] : sharded.trained)
+    EXPECT_TRUE(torch::equal(from_values.trained.at(name), want)) << name;
+  // Fetched: exactly the parameters that overlap this rank's slice of their unit, once each.
+  torch::manual_seed(1);
+  FrozenToy fresh;
+  std::vector<model::ParamUnit> units = fresh.frozen_units();
+  std::vector<std::string> overlapping;
+  const int64_t n = comm.size();
+  for (const model::ParamUnit& unit : units) {
+    int64_t numel = 0;
+    for (const auto& [name, param] : unit.params) numel += param.numel();
+    const int64_t slice = (numel + n - 1) / n, begin = comm.rank() * slice;
+    int64_t offset = 0;
+    for (const auto& [name, param] : unit.params) {
+      if (offset < begin + slice && begin < offset + param.numel()) overlapping.push_back(name);
+      offset += param.numel();
+    }
+  }
+  EXPECT_EQ(fetched, overlapping);
+  EXPECT_TRUE(from_values.frozen_storage_freed);
 }
 
 TEST_F(FrozenShards, EachRankKeepsOneSlicePerUnit) {

@@ -16,13 +16,25 @@ SpecialTokens special_tokens(const ModelOptions& options) {
 
 int64_t full_vocab_size(const ModelOptions& options) { return options.lang.vocab_size + 3; }
 
-FlamingoImpl::FlamingoImpl(const ModelOptions& options)
+bool is_shape_only(const torch::Tensor& param) {
+  return param.numel() > 1 && param.storage().nbytes() < param.nbytes();
+}
+
+void drop_values(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& param : module.parameters()) {
+    if (param.numel() > 1) param.set_data(torch::empty({1}, param.options()).expand(param.sizes()));
+  }
+}
+
+FlamingoImpl::FlamingoImpl(const ModelOptions& options, FrozenStorage frozen)
     : options_(options), special_(special_tokens(options)) {
   vision_ = register_module("vision_encoder", std::make_shared<VisionEncoderImpl>(options.vision));
+  if (frozen == FrozenStorage::kShapesOnly) drop_values(*vision_);
   perceiver_ = register_module("perceiver", std::make_shared<PerceiverResamplerImpl>(
                                                 options.vision.width, options.perceiver));
-  lang_ = register_module("lang_encoder",
-                          std::make_shared<LanguageModelImpl>(options, options.vision.width));
+  lang_ = register_module(
+      "lang_encoder", std::make_shared<LanguageModelImpl>(options, options.vision.width, frozen));
   for (auto& p : vision_->parameters()) p.set_requires_grad(false);
   for (auto& item : lang_->named_parameters()) {
     const bool trained =

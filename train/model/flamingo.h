@@ -105,6 +105,20 @@ struct ParamUnit {
   std::vector<std::pair<std::string, torch::Tensor>> params;  // full OpenFlamingo names
 };
 
+// FrozenStorage::kShapesOnly (train/model/options.h) builds each frozen module as kValues does
+// (the same random draws, so every trained parameter built after it gets the same values), then
+// replaces its parameters' data by a shape-only placeholder right away, so that the whole model
+// never exists in memory at once: for train.shard_frozen, whose engine fills each rank's slices
+// from the weight files (train/zero3/zero3_engine.h). A placeholder is a tensor of the
+// parameter's shape expanded from one element (stride 0): writing into one fails, loaders skip
+// them (train/weights/model_weights.h), and place_model keeps them (train/precision.h).
+//
+// Whether `param` is such a placeholder: built shape-only, not yet given values.
+bool is_shape_only(const torch::Tensor& param);
+// Replaces the data of each parameter of `module` by its shape-only placeholder (parameters of
+// one element keep their value: a placeholder of one element would look like a value).
+void drop_values(torch::nn::Module& module);
+
 class VisionEncoderImpl;
 class PerceiverResamplerImpl;
 class LanguageModelImpl;
@@ -126,7 +140,8 @@ class FlamingoImpl : public torch::nn::Module {
  public:
   // Builds the network with OpenFlamingo's initialisation (random frozen weights until
   // train/weights loads pretrained ones); frozen parameters have requires_grad(false).
-  explicit FlamingoImpl(const ModelOptions& options);
+  // kShapesOnly: frozen parameters are placeholders (see FrozenStorage).
+  explicit FlamingoImpl(const ModelOptions& options, FrozenStorage frozen = FrozenStorage::kValues);
 
   // images: [B, T_img, F, 3, H, W] float, CLIP-normalised (T_img may be 0 or images undefined:
   //   then the Perceiver still runs, on zero vision tokens, and every text token attends to

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/check.h"
+#include "train/model/flamingo.h"
 
 namespace flam::model {
 namespace {
@@ -432,19 +433,23 @@ torch::Tensor LlamaDecoderLayerImpl::forward_cached(
   return r + down_proj_(torch::silu(gate_proj_(g)) * up_proj_(g));
 }
 
-LanguageModelImpl::LanguageModelImpl(const ModelOptions& options, int64_t dim_visual)
+LanguageModelImpl::LanguageModelImpl(const ModelOptions& options, int64_t dim_visual,
+                                     FrozenStorage frozen)
     : options_(options.lang), endofchunk_(options.lang.vocab_size) {
+  const bool shapes_only = frozen == FrozenStorage::kShapesOnly;
   const auto& o = options.lang;
   const int64_t full_vocab = o.vocab_size + 3;
   auto model = child(*this, "model");
-  embed_tokens_ = child(*model, "embed_tokens")
-                      ->register_parameter("weight", torch::randn({full_vocab, o.dim}) * 0.02);
+  auto embed = child(*model, "embed_tokens");
+  embed_tokens_ = embed->register_parameter("weight", torch::randn({full_vocab, o.dim}) * 0.02);
   auto layers = child(*model, "layers");
   for (int i = 0; i < o.layers; ++i) {
     layers_.push_back(
         child(*layers, std::to_string(i))->register_module("decoder_layer", LlamaDecoderLayer(o)));
+    if (shapes_only) drop_values(*layers_.back());
   }
-  norm_ = child(*model, "norm")->register_parameter("weight", torch::ones({o.dim}));
+  auto norm = child(*model, "norm");
+  norm_ = norm->register_parameter("weight", torch::ones({o.dim}));
   auto xattn = child(*this, "gated_cross_attn_layers");
   for (int i = 0; i < o.layers; ++i) {
     if ((i + 1) % options.xattn.every_n_layers == 0) {
@@ -457,6 +462,11 @@ LanguageModelImpl::LanguageModelImpl(const ModelOptions& options, int64_t dim_vi
   lm_head_ = register_module("lm_head", linear(o.dim, full_vocab, false));
   special_ = register_parameter("special_token_embeddings",
                                 embed_tokens_.narrow(0, endofchunk_, 2).detach().clone());
+  if (shapes_only) {
+    drop_values(*embed);
+    drop_values(*norm);
+    drop_values(*lm_head_);
+  }
 }
 
 torch::Tensor LanguageModelImpl::embed(const torch::Tensor& input_ids) {

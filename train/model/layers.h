@@ -215,7 +215,10 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
 // the gated cross-attention blocks, final norm and LM head. Flamingo drives the layer loop.
 class LanguageModelImpl : public torch::nn::Module {
  public:
-  LanguageModelImpl(const ModelOptions& options, int64_t dim_visual);
+  // kShapesOnly: each decoder layer is made shape-only once built, the embedding table, final
+  // norm and lm_head at the end (FrozenStorage, train/model/flamingo.h).
+  LanguageModelImpl(const ModelOptions& options, int64_t dim_visual,
+                    FrozenStorage frozen = FrozenStorage::kValues);
   // input_ids [B, T] -> [B, T, D]; <|endofchunk|> and <image> read special_token_embeddings.
   torch::Tensor embed(const torch::Tensor& input_ids);
   LlamaDecoderLayerImpl& decoder_layer(size_t i) { return *layers_.at(i); }

@@ -58,6 +58,11 @@ struct WeightsOptions {
   std::string hf_flamingo;
 };
 
+// Whether a model's frozen parameters (the vision encoder; of the LLaMA every parameter but the
+// trained special token rows) hold values: kShapesOnly for train.shard_frozen, whose engine
+// fills them (train/model/flamingo.h).
+enum class FrozenStorage { kValues, kShapesOnly };
+
 struct ModelOptions {
   VisionOptions vision;
   LanguageOptions lang;

@@ -309,7 +309,7 @@ void load_hf_flamingo(model::FlamingoImpl& model, const std::string& dir,
       if (t.dim() != 2 || t.size(1) != table.size(1) || t.size(0) < v + 2)
         fail(file, hf, "embedding table must be [V + 2 or more, D]");
       const int64_t rows = std::min(t.size(0), table.size(0));
-      table.narrow(0, 0, rows).copy_(t.narrow(0, 0, rows));
+      if (!model::is_shape_only(table)) table.narrow(0, 0, rows).copy_(t.narrow(0, 0, rows));
       lang.special_token_embeddings().copy_(t.narrow(0, v, 2));
       filled[target.name] = table.numel();
       filled[model::kSpecialTokenEmbeddings] = lang.special_token_embeddings().numel();

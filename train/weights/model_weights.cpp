@@ -91,10 +91,14 @@ void load_into(torch::nn::Module& module, const std::map<std::string, at::Tensor
   if (!unexpected.empty()) msg += "unexpected tensors: " + list(unexpected) + ". ";
   if (!mismatched.empty()) msg += "mis-shaped tensors: " + list(mismatched) + ". ";
   if (!msg.empty()) fail(source, "", msg);
-  for (const auto& [name, t] : tensors) params[name].copy_(t);
+  for (const auto& [name, t] : tensors) {
+    if (!model::is_shape_only(params[name])) params[name].copy_(t);
+  }
 }
 
 void load_clip_vision(model::FlamingoImpl& model, const TensorSource& source) {
+  const auto conv1 = model.vision_encoder().named_parameters()["conv1.weight"];
+  if (model::is_shape_only(conv1)) return;  // the whole encoder is (FrozenStorage)
   const std::string p = "vision_model.";
   auto get = [&](const std::string& name) {
     if (!source.contains(p + name)) fail(source.path(), p + name, "missing tensor");
@@ -135,15 +139,30 @@ void load_clip_vision(model::FlamingoImpl& model, const TensorSource& source) {
 void load_llama(model::FlamingoImpl& model, const TensorSource& source) {
   torch::NoGradGuard no_grad;
   auto& lang = model.lang_encoder();
+  auto params = lang.named_parameters();
+  const int64_t v = model.options().lang.vocab_size;
   std::map<std::string, at::Tensor> t;
   std::vector<std::string> unexpected;
   for (const auto& name : source.names()) {
     if (ends_with(name, "rotary_emb.inv_freq")) continue;
     if (name == "model.embed_tokens.weight") {
-      copy_rows(lang.embed_tokens(), source.load(name, torch::kFloat32), source.path(), name);
+      const bool table = !model::is_shape_only(lang.embed_tokens());
+      const bool rows = source.info(name).shape.size() == 2 && source.info(name).shape[0] >= v + 2;
+      if (!table && !rows) continue;
+      const at::Tensor loaded = source.load(name, torch::kFloat32);
+      if (table) copy_rows(lang.embed_tokens(), loaded, source.path(), name);
+      if (rows) {  // the file's <|endofchunk|> and <image> rows start the trained ones
+        if (loaded.size(1) != lang.special_token_embeddings().size(1)) {
+          fail(source.path(), name,
+               "shape " + shape_str(loaded.sizes()) + " does not fit " +
+                   shape_str(lang.embed_tokens().sizes()));
+        }
+        lang.special_token_embeddings().copy_(loaded.narrow(0, v, 2));
+      }
     } else if (name == "lm_head.weight") {
-      auto head = lang.named_parameters()["lm_head.weight"];
-      copy_rows(head, source.load(name, torch::kFloat32), source.path(), name);
+      auto head = params["lm_head.weight"];
+      if (!model::is_shape_only(head))
+        copy_rows(head, source.load(name, torch::kFloat32), source.path(), name);
     } else if (name == "model.norm.weight") {
       t[name] = source.load(name, torch::kFloat32);
     } else if (starts_with(name, "model.layers.")) {
@@ -152,8 +171,12 @@ void load_llama(model::FlamingoImpl& model, const TensorSource& source) {
         unexpected.push_back(name);
         continue;
       }
-      t[name.substr(0, dot) + ".decoder_layer" + name.substr(dot)] =
-          source.load(name, torch::kFloat32);
+      const std::string ours = name.substr(0, dot) + ".decoder_layer" + name.substr(dot);
+      const at::Tensor* target = params.find(ours);
+      // A shape-only target gets a placeholder of the file's shape: checked, never read.
+      t[ours] = target && model::is_shape_only(*target)
+                    ? at::empty({1}, at::kFloat).expand(source.info(name).shape)
+                    : source.load(name, torch::kFloat32);
     } else {
       unexpected.push_back(name);
     }
@@ -161,10 +184,6 @@ void load_llama(model::FlamingoImpl& model, const TensorSource& source) {
   if (!unexpected.empty()) fail(source.path(), "", "unexpected tensors: " + list(unexpected));
   for (const char* required : {"model.embed_tokens.weight", "lm_head.weight"}) {
     if (!source.contains(required)) fail(source.path(), required, "missing tensor");
-  }
-  const int64_t v = model.options().lang.vocab_size;
-  if (source.info("model.embed_tokens.weight").shape[0] >= v + 2) {
-    lang.special_token_embeddings().copy_(lang.embed_tokens().narrow(0, v, 2));
   }
   // Every decoder parameter must come from the file; the Flamingo blocks are not in it.
   std::vector<std::string> missing;
@@ -212,7 +231,8 @@ void load_openflamingo_checkpoint(model::FlamingoImpl& model, const std::string&
     }
     auto tensor = item.value().toTensor().to(torch::kFloat32);
     if (name == "lang_encoder.model.embed_tokens.weight") {
-      copy_rows(lang.embed_tokens(), tensor, path, name);
+      if (!model::is_shape_only(lang.embed_tokens()))
+        copy_rows(lang.embed_tokens(), tensor, path, name);
       if (tensor.size(0) >= v + 2) {
         lang.special_token_embeddings().copy_(tensor.narrow(0, v, 2));
       }
@@ -233,7 +253,11 @@ void load_openflamingo_checkpoint(model::FlamingoImpl& model, const std::string&
 
 void load_pretrained(model::FlamingoImpl& model, const model::WeightsOptions& weights) {
   if (!weights.hf_flamingo.empty()) {
-    load_hf_flamingo(model, pipeline::local_path_for(weights.hf_flamingo));
+    load_hf_flamingo(model, pipeline::local_path_for(weights.hf_flamingo),
+                     [params = model.named_parameters()](const std::string& name) {
+                       const at::Tensor* p = params.find(name);
+                       return !p || !model::is_shape_only(*p);
+                     });
   }
   if (!weights.vision.empty()) load_clip_vision(model, TensorSource(weights.vision));
   if (!weights.lang.empty()) load_llama(model, TensorSource(weights.lang));
@@ -242,9 +266,10 @@ void load_pretrained(model::FlamingoImpl& model, const model::WeightsOptions& we
   }
 }
 
-model::Flamingo build_pretrained(const model::ModelOptions& options, int64_t seed) {
+model::Flamingo build_pretrained(const model::ModelOptions& options, int64_t seed,
+                                 model::FrozenStorage frozen) {
   torch::manual_seed(static_cast<uint64_t>(seed));
-  model::Flamingo model(options);
+  model::Flamingo model(options, frozen);
   load_pretrained(*model, options.weights);
   return model;
 }

@@ -17,6 +17,8 @@
 //     that `torch.load` + `Flamingo.load_state_dict(strict=False)` accept.
 // Every loader copies into the existing parameters (keeping their dtype and device) under
 // NoGradGuard, and throws flam::Error(kData) naming missing, unexpected and mis-shaped tensors.
+// Shape-only parameters (model::is_shape_only, a model built FrozenStorage::kShapesOnly) are
+// left as they are, and their tensors are not read from the files.
 //
 // Thread safety: call from the thread that owns the model, outside forward/backward.
 #pragma once
@@ -56,7 +58,10 @@ void load_pretrained(model::FlamingoImpl& model, const model::WeightsOptions& we
 // The model as every training rank builds it: torch::manual_seed(seed), the random init of
 // `options` (fp32, CPU), then load_pretrained(options.weights). Frozen weights a run does not
 // load from files are therefore the same for every rank, every restart and `flam export`.
-model::Flamingo build_pretrained(const model::ModelOptions& options, int64_t seed);
+// kShapesOnly: frozen parameters are placeholders; PretrainedTensors (pretrained_tensors.h)
+// gives their values one tensor at a time.
+model::Flamingo build_pretrained(const model::ModelOptions& options, int64_t seed,
+                                 model::FrozenStorage frozen = model::FrozenStorage::kValues);
 
 // The trained parameters under OpenFlamingo names, fp32 CPU copies.
 NamedTensors export_trainable(model::FlamingoImpl& model);

@@ -1,6 +1,7 @@
 // PretrainedTensors: the parameters of weights::build_pretrained(options, seed)
 // (model_weights.h), one tensor at a time, without building the model. For export, whose host
-// memory must stay near one tensor, not the whole model (about 33 GB fp32 for OpenFlamingo-9B).
+// memory must stay near one tensor, not the whole model (about 33 GB fp32 for OpenFlamingo-9B),
+// and for train.shard_frozen's set-up, which fills each rank's frozen slices from it.
 //
 // A parameter's value is its random initialisation, overwritten by the run's weight files in
 // load_pretrained's order (weights.hf_flamingo, then vision, then lang). The initialisation is

@@ -86,7 +86,8 @@ Zero3Engine::Zero3Engine(std::vector<model::ParamUnit> units,
                          const std::function<bool(const std::string&)>& weight_decay, Comm& comm,
                          const OptimizerOptions& optimizer, at::ScalarType compute_dtype,
                          std::vector<model::ParamUnit> frozen, Checkpointing checkpointing,
-                         std::vector<size_t> recomputed_frozen)
+                         std::vector<size_t> recomputed_frozen,
+                         const std::function<at::Tensor(const std::string&)>& frozen_values)
     : comm_(comm),
       optimizer_(optimizer),
       compute_dtype_(compute_dtype),
@@ -164,25 +165,30 @@ Zero3Engine::Zero3Engine(std::vector<model::ParamUnit> units,
     const int64_t slice = frozen_layout_.slice_numel(f);
     const int64_t begin = comm.rank() * slice;
     Unit state;
+    state.master = torch::zeros({slice}, fp32.dtype(compute_dtype_));
     for (size_t p = 0; p < layout.params.size(); ++p) {
       const ParamSlot& slot = layout.params[p];
       const at::Tensor& param = frozen[f].params[p].second;
       FLAM_CHECK(!param.requires_grad()) << slot.name << " is frozen but requires grad";
-      if (!state.master.defined()) {
-        state.master = torch::zeros({slice}, param.options().dtype(compute_dtype_));
-      }
       // This rank's part of the slot: [start, end) of the unit's flat buffer.
       const int64_t start = std::max(slot.offset, begin);
       const int64_t end = std::min(slot.offset + slot.numel, begin + slice);
       if (start < end) {
+        at::Tensor values = param;
+        if (model::is_shape_only(param)) {
+          FLAM_CHECK(frozen_values) << slot.name << " is shape-only and no frozen_values is given";
+          values = frozen_values(slot.name);
+          FLAM_CHECK(values.sizes().equals(param.sizes()))
+              << slot.name << ": frozen_values gave " << values.sizes() << ", not "
+              << param.sizes();
+        }
         state.master.narrow(0, start - begin, end - start)
-            .copy_(param.reshape(-1).narrow(0, start - slot.offset, end - start));
+            .copy_(values.reshape(-1).narrow(0, start - slot.offset, end - start));
       }
       state.params.push_back(param);
     }
-    if (!state.master.defined()) state.master = torch::zeros({slice}, fp32.dtype(compute_dtype_));
     for (at::Tensor& param : state.params) {
-      param.set_data(torch::empty({0}, param.options().dtype(compute_dtype_)));
+      param.set_data(torch::empty({0}, fp32.dtype(compute_dtype_)));
     }
     units_.push_back(std::move(state));
   }

@@ -107,7 +107,10 @@ class Zero3Engine : public model::UnitRunner {
   //
   // `frozen` (may be empty): frozen units in call order, parameters not requiring grad, holding
   // the same values on every rank (loaded weights); each rank keeps its slice of each in the
-  // compute dtype and frees the parameters' storage. Nothing is broadcast for them.
+  // compute dtype and frees the parameters' storage. Nothing is broadcast for them. A shape-only
+  // parameter (model::is_shape_only) gets its values from `frozen_values(name)` (a tensor of its
+  // shape, any device and float dtype), called only for those whose elements overlap this
+  // rank's slice, one at a time, so that a rank never holds more than one such tensor.
   //
   // `checkpointing`: see the class comment. `recomputed_frozen`: indices of run_frozen() units
   // recomputed in backward under kEveryLayer when `frozen` is empty (weights replicated).
@@ -116,7 +119,8 @@ class Zero3Engine : public model::UnitRunner {
               const OptimizerOptions& optimizer, at::ScalarType compute_dtype = at::kFloat,
               std::vector<model::ParamUnit> frozen = {},
               Checkpointing checkpointing = Checkpointing::kCrossAttention,
-              std::vector<size_t> recomputed_frozen = {});
+              std::vector<size_t> recomputed_frozen = {},
+              const std::function<at::Tensor(const std::string&)>& frozen_values = {});
   ~Zero3Engine() override;
   Zero3Engine(const Zero3Engine&) = delete;
   Zero3Engine& operator=(const Zero3Engine&) = delete;
