@@ -55,7 +55,7 @@ inline void place_model(model::FlamingoImpl& model, torch::Device device,
   }
   model.to(device, precision.compute);
   for (auto& [param, sizes] : shape_only) {
-    param.set_data(torch::empty({1}, param.options()).expand(sizes));
+    param.set_data(model::shape_only_placeholder(sizes, param.options()));
   }
   for (auto& [param, value] : trained) param.set_data(value);
 }

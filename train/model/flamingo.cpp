@@ -16,6 +16,10 @@ SpecialTokens special_tokens(const ModelOptions& options) {
 
 int64_t full_vocab_size(const ModelOptions& options) { return options.lang.vocab_size + 3; }
 
+torch::Tensor shape_only_placeholder(at::IntArrayRef sizes, const torch::TensorOptions& options) {
+  return torch::empty({1}, options).expand(sizes);
+}
+
 bool is_shape_only(const torch::Tensor& param) {
   return param.numel() > 1 && param.storage().nbytes() < param.nbytes();
 }
@@ -23,7 +27,7 @@ bool is_shape_only(const torch::Tensor& param) {
 void drop_values(torch::nn::Module& module) {
   torch::NoGradGuard no_grad;
   for (auto& param : module.parameters()) {
-    if (param.numel() > 1) param.set_data(torch::empty({1}, param.options()).expand(param.sizes()));
+    if (param.numel() > 1) param.set_data(shape_only_placeholder(param.sizes(), param.options()));
   }
 }
 

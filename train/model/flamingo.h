@@ -113,6 +113,8 @@ struct ParamUnit {
 // parameter's shape expanded from one element (stride 0): writing into one fails, loaders skip
 // them (train/weights/model_weights.h), and place_model keeps them (train/precision.h).
 //
+// A placeholder of shape `sizes`: one element of `options` expanded (stride 0).
+torch::Tensor shape_only_placeholder(at::IntArrayRef sizes, const torch::TensorOptions& options);
 // Whether `param` is such a placeholder: built shape-only, not yet given values.
 bool is_shape_only(const torch::Tensor& param);
 // Replaces the data of each parameter of `module` by its shape-only placeholder (parameters of

@@ -175,7 +175,7 @@ void load_llama(model::FlamingoImpl& model, const TensorSource& source) {
       const at::Tensor* target = params.find(ours);
       // A shape-only target gets a placeholder of the file's shape: checked, never read.
       t[ours] = target && model::is_shape_only(*target)
-                    ? at::empty({1}, at::kFloat).expand(source.info(name).shape)
+                    ? model::shape_only_placeholder(source.info(name).shape, at::kFloat)
                     : source.load(name, torch::kFloat32);
     } else {
       unexpected.push_back(name);
